@@ -1,0 +1,246 @@
+// Package agent is the host agent: it registers a host's capacity with the
+// control plane, learns the tasks placed on it through a long poll, runs each
+// task with one goroutine that alone owns that task's statuses (see task.go),
+// and reports every transition back. Containers live in containerd, which
+// outlives the agent: on start the agent adopts what is already running.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/runtime"
+)
+
+// Runtime is what the agent needs of the container runtime (runtime.Runtime).
+type Runtime interface {
+	Pull(ctx context.Context, ref string) (runtime.Image, error)
+	Run(ctx context.Context, spec runtime.ContainerSpec) (uint32, error)
+	Wait(ctx context.Context, id string) (runtime.ExitStatus, error)
+	Stop(ctx context.Context, id string, sig syscall.Signal, timeout time.Duration) (runtime.ExitStatus, error)
+	Exec(ctx context.Context, id string, args []string, timeout time.Duration) (int, error)
+	Delete(ctx context.Context, id string) error
+	List(ctx context.Context) ([]runtime.ContainerInfo, error)
+}
+
+// Sandboxes creates and removes the per-task isolation shared by a task's
+// containers: a network namespace and a cgroup with the task's limits.
+type Sandboxes interface {
+	Create(taskID string, cpuUnits, memoryMiB int) (netnsPath, cgroupPath string, err error)
+	Delete(taskID string) error
+}
+
+// ControlPlane is the agent's side of the agent protocol (agentapi.Client).
+type ControlPlane interface {
+	Register(ctx context.Context, r agentapi.RegisterRequest) (agentapi.RegisterResponse, error)
+	Heartbeat(ctx context.Context, r agentapi.RegisterRequest) error
+	Tasks(ctx context.Context, node string, since int64, wait time.Duration) (agentapi.TasksResponse, error)
+	Report(ctx context.Context, r agentapi.StateReport) error
+}
+
+// Config configures an agent.
+type Config struct {
+	Node      agentapi.RegisterRequest
+	DataDir   string // logs live under DataDir/logs
+	Server    ControlPlane
+	Runtime   Runtime
+	Sandboxes Sandboxes
+	Logger    *slog.Logger
+	// PollWait is how long one long poll may wait (default 30s).
+	PollWait time.Duration
+}
+
+// Agent runs the tasks placed on one host.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	tasks map[string]*managedTask // by task ARN
+	done  map[string]bool         // tasks that reached STOPPED here
+	wg    sync.WaitGroup
+}
+
+// New creates an agent.
+func New(cfg Config) *Agent {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PollWait == 0 {
+		cfg.PollWait = 30 * time.Second
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
+}
+
+// LogPath is where a container's stdout and stderr go.
+func LogPath(dataDir, taskID, container string) string {
+	return filepath.Join(dataDir, "logs", taskID, container+".log")
+}
+
+// Run registers the host and runs its tasks until ctx ends. Tasks keep running
+// in containerd after Run returns; the next agent adopts them.
+func (a *Agent) Run(ctx context.Context) error {
+	hb, err := a.register(ctx)
+	if err != nil {
+		return err
+	}
+	existing, err := a.cfg.Runtime.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers to adopt: %w", err)
+	}
+	byTask := map[string][]runtime.ContainerInfo{}
+	for _, c := range existing {
+		if arn := c.Labels[labelTaskArn]; arn != "" {
+			byTask[arn] = append(byTask[arn], c)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.heartbeat(ctx, hb) }()
+	defer wg.Wait()
+	defer a.wg.Wait()
+
+	var since int64
+	first := true
+	for ctx.Err() == nil {
+		resp, err := a.cfg.Server.Tasks(ctx, a.cfg.Node.NodeID, since, a.cfg.PollWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			a.log.Warn("poll tasks", "err", err)
+			sleep(ctx, time.Second)
+			since = 0
+			continue
+		}
+		since = resp.Revision
+		a.reconcile(ctx, resp, byTask)
+		if first {
+			a.collectOrphans(ctx, resp, byTask)
+			byTask = nil
+			first = false
+		}
+	}
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context) (time.Duration, error) {
+	for {
+		resp, err := a.cfg.Server.Register(ctx, a.cfg.Node)
+		if err == nil {
+			a.log.Info("registered with control plane", "azs", a.cfg.Node.AvailabilityZones)
+			hb := time.Duration(resp.HeartbeatSeconds) * time.Second
+			if hb <= 0 {
+				hb = 5 * time.Second
+			}
+			return hb, nil
+		}
+		a.log.Warn("register", "err", err)
+		if !sleep(ctx, time.Second) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.cfg.Server.Heartbeat(ctx, a.cfg.Node); err != nil && ctx.Err() == nil {
+				a.log.Warn("heartbeat", "err", err)
+			}
+		}
+	}
+}
+
+// reconcile starts a goroutine for each new task and passes desired-state
+// changes to the ones already running.
+func (a *Agent) reconcile(ctx context.Context, resp agentapi.TasksResponse, adopt map[string][]runtime.ContainerInfo) {
+	known := map[string]string{}
+	for _, k := range resp.Known {
+		known[k.TaskArn] = k.LastStatus
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, spec := range resp.Tasks {
+		if a.done[spec.TaskArn] {
+			continue
+		}
+		if mt, ok := a.tasks[spec.TaskArn]; ok {
+			mt.setDesired(spec)
+			continue
+		}
+		mt := newManagedTask(a, spec, known[spec.TaskArn], adopt[spec.TaskArn])
+		a.tasks[spec.TaskArn] = mt
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			stopped := mt.run(ctx)
+			a.mu.Lock()
+			delete(a.tasks, spec.TaskArn)
+			if stopped {
+				a.done[spec.TaskArn] = true
+			}
+			a.mu.Unlock()
+		}()
+	}
+	// Forget finished tasks the control plane no longer lists.
+	listed := map[string]bool{}
+	for _, spec := range resp.Tasks {
+		listed[spec.TaskArn] = true
+	}
+	for arn := range a.done {
+		if !listed[arn] {
+			delete(a.done, arn)
+		}
+	}
+}
+
+// collectOrphans removes containers of tasks the control plane no longer
+// places here (for example, tasks that stopped while the agent was down and
+// were purged since).
+func (a *Agent) collectOrphans(ctx context.Context, resp agentapi.TasksResponse, byTask map[string][]runtime.ContainerInfo) {
+	listed := map[string]bool{}
+	for _, spec := range resp.Tasks {
+		listed[spec.TaskArn] = true
+	}
+	for arn, cs := range byTask {
+		if listed[arn] {
+			continue
+		}
+		for _, c := range cs {
+			a.log.Info("removing orphaned container", "task", arn, "container", c.ID)
+			if _, err := a.cfg.Runtime.Stop(ctx, c.ID, syscall.SIGKILL, time.Second); err != nil && !runtime.IsNotFound(err) {
+				a.log.Warn("stop orphan", "container", c.ID, "err", err)
+			}
+			if err := a.cfg.Runtime.Delete(ctx, c.ID); err != nil {
+				a.log.Warn("delete orphan", "container", c.ID, "err", err)
+			}
+		}
+		if id := cs[0].Labels[labelTaskID]; id != "" {
+			_ = a.cfg.Sandboxes.Delete(id)
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether the full wait passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

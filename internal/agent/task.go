@@ -1,0 +1,289 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/runtime"
+)
+
+// Labels the agent puts on every container; the com.amazonaws.ecs ones are
+// the labels the ECS agent uses.
+const (
+	labelTaskArn       = "com.amazonaws.ecs.task-arn"
+	labelContainerName = "com.amazonaws.ecs.container-name"
+	labelCluster       = "com.amazonaws.ecs.cluster"
+	labelFamily        = "com.amazonaws.ecs.task-definition-family"
+	labelRevision      = "com.amazonaws.ecs.task-definition-version"
+	labelTaskID        = "berth.task-id"
+)
+
+// A managed task is driven through ECS's lifecycle by a table: each known
+// status maps to the step that does the work of leaving it and returns the
+// status reached (or "" when the agent is shutting down):
+//
+//	PROVISIONING ─provision─► PENDING ─startContainers─► ACTIVATING ─activate─► RUNNING
+//	                             │  (failed to start,          │                    │
+//	                             │   or told to stop)          ▼                    ▼ supervise
+//	                             └─────────────────────► DEACTIVATING ◄──────────────┘ (essential exit / StopTask)
+//	                                                          │ deactivate
+//	                                                          ▼
+//	                   STOPPED ◄─deprovision─ DEPROVISIONING ◄─stopContainers─ STOPPING
+//
+// Only the task's own goroutine (run) changes its statuses.
+var transitions = map[string]func(*managedTask, context.Context) string{
+	agentapi.StatusProvisioning:   (*managedTask).provision,
+	agentapi.StatusPending:        (*managedTask).startContainers,
+	agentapi.StatusActivating:     (*managedTask).activate,
+	agentapi.StatusRunning:        (*managedTask).supervise,
+	agentapi.StatusDeactivating:   (*managedTask).deactivate,
+	agentapi.StatusStopping:       (*managedTask).stopContainers,
+	agentapi.StatusDeprovisioning: (*managedTask).deprovision,
+}
+
+type eventKind int
+
+const (
+	evExited eventKind = iota
+	evHealth
+)
+
+type event struct {
+	kind   eventKind
+	name   string
+	exit   runtime.ExitStatus
+	health string
+}
+
+type managedTask struct {
+	a     *Agent
+	known string
+
+	mu      sync.Mutex
+	desired agentapi.TaskSpec // latest spec from the control plane
+	wake    chan struct{}     // a new desired spec arrived
+
+	spec       agentapi.TaskSpec // the spec the task was started with
+	containers []*container
+	adopt      []runtime.ContainerInfo
+	events     chan event
+	helpers    sync.WaitGroup // waiters and health checkers of this task
+	netns      string
+	cgroup     string
+	stopCode   string
+	stopReason string
+	health     string
+	lastSeq    int64
+
+	pullStarted, pullStopped, started, stopping, execStopped *time.Time
+}
+
+func newManagedTask(a *Agent, spec agentapi.TaskSpec, known string, adopt []runtime.ContainerInfo) *managedTask {
+	t := &managedTask{a: a, known: known, desired: spec, spec: spec, adopt: adopt,
+		wake: make(chan struct{}, 1), events: make(chan event, 4*len(spec.Containers)+4)}
+	for _, cs := range spec.Containers {
+		t.containers = append(t.containers, &container{spec: cs, id: containerID(spec.TaskID, cs.Name), status: agentapi.ContainerPending})
+	}
+	return t
+}
+
+// setDesired hands the task a newer spec (e.g. desired status STOPPED).
+func (t *managedTask) setDesired(spec agentapi.TaskSpec) {
+	t.mu.Lock()
+	t.desired = spec
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stopWanted reports whether the control plane wants the task stopped, and
+// takes its stop code and reason if no other reason came first.
+func (t *managedTask) stopWanted() bool {
+	t.mu.Lock()
+	d := t.desired
+	t.mu.Unlock()
+	if d.DesiredStatus != agentapi.StatusStopped {
+		return false
+	}
+	if t.stopCode == "" {
+		t.stopCode, t.stopReason = d.StopCode, d.StoppedReason
+		if t.stopCode == "" {
+			t.stopCode, t.stopReason = agentapi.StopUserInitiated, "Task stopped by user"
+		}
+	}
+	return true
+}
+
+// fail records why the task is stopping, unless a reason was recorded first.
+func (t *managedTask) fail(code, reason string) string {
+	if t.stopCode == "" {
+		t.stopCode, t.stopReason = code, reason
+	}
+	return agentapi.StatusDeactivating
+}
+
+// run drives the task until it is STOPPED (true) or the agent shuts down (false).
+func (t *managedTask) run(ctx context.Context) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		t.helpers.Wait()
+	}()
+	log := t.a.log.With("task", t.spec.TaskID)
+	t.recover(ctx)
+	for t.known != agentapi.StatusStopped {
+		step, ok := transitions[t.known]
+		if !ok {
+			log.Error("no transition from status", "status", t.known)
+			return false
+		}
+		next := step(t, ctx)
+		if next == "" || ctx.Err() != nil {
+			return false
+		}
+		if agentapi.TaskStatusRank(next) <= agentapi.TaskStatusRank(t.known) {
+			log.Error("transition does not move forward", "from", t.known, "to", next)
+			return false
+		}
+		log.Debug("task transition", "from", t.known, "to", next)
+		t.known = next
+		if !t.report(ctx) {
+			return false
+		}
+	}
+	return true
+}
+
+// recover decides where a task resumes: a new task starts at PROVISIONING; a
+// task this host ran before the agent restarted resumes at the status the
+// control plane last accepted, with its containers reattached.
+func (t *managedTask) recover(ctx context.Context) {
+	rank := agentapi.TaskStatusRank(t.known)
+	if rank < agentapi.TaskStatusRank(agentapi.StatusPending) {
+		t.known = agentapi.StatusProvisioning
+		for _, c := range t.adopt { // half-made containers of an interrupted start
+			_ = t.a.cfg.Runtime.Delete(ctx, c.ID)
+		}
+		return
+	}
+	if rank < agentapi.TaskStatusRank(agentapi.StatusDeprovisioning) {
+		if netns, cg, err := t.a.cfg.Sandboxes.Create(t.spec.TaskID, t.spec.CPU, t.spec.MemoryMiB); err == nil {
+			t.netns, t.cgroup = netns, cg
+		} else {
+			t.a.log.Warn("reopen sandbox", "task", t.spec.TaskID, "err", err)
+		}
+	}
+	found := map[string]runtime.ContainerInfo{}
+	for _, c := range t.adopt {
+		found[c.Labels[labelContainerName]] = c
+	}
+	for _, c := range t.containers {
+		info, ok := found[c.spec.Name]
+		switch {
+		case ok && info.Status == "running":
+			c.started, c.status, c.pid = true, agentapi.ContainerRunning, info.Pid
+			t.watch(ctx, c)
+		case ok && info.Status == "stopped" && info.Exit != nil:
+			c.started, c.status = true, agentapi.ContainerRunning
+			t.events <- event{kind: evExited, name: c.spec.Name, exit: *info.Exit}
+		case ok:
+			_ = t.a.cfg.Runtime.Delete(ctx, info.ID) // created but never started
+		case rank >= agentapi.TaskStatusRank(agentapi.StatusRunning) && rank < agentapi.TaskStatusRank(agentapi.StatusDeactivating):
+			// It ran, and its container is gone: the host lost it.
+			c.started, c.status = true, agentapi.ContainerStopped
+			c.reason = "container was lost while the agent was down"
+			if c.spec.Essential {
+				t.fail(agentapi.StopEssentialContainerExited, "Essential container in task exited")
+			}
+		}
+	}
+}
+
+// activate would register the task with load balancers; there are none yet.
+func (t *managedTask) activate(ctx context.Context) string {
+	now := time.Now()
+	t.started = &now
+	return agentapi.StatusRunning
+}
+
+// supervise watches a running task until it must stop.
+func (t *managedTask) supervise(ctx context.Context) string {
+	for {
+		if t.stopCode != "" || t.stopWanted() {
+			return agentapi.StatusDeactivating
+		}
+		if next := t.startReady(ctx); next != "" {
+			return next
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-t.wake:
+		case ev := <-t.events:
+			t.apply(ev)
+			if !t.report(ctx) {
+				return ""
+			}
+		}
+	}
+}
+
+func (t *managedTask) deactivate(ctx context.Context) string {
+	now := time.Now()
+	t.stopping = &now
+	return agentapi.StatusStopping
+}
+
+// deprovision removes the containers and the sandbox; logs stay.
+func (t *managedTask) deprovision(ctx context.Context) string {
+	for _, c := range t.containers {
+		if err := t.a.cfg.Runtime.Delete(ctx, c.id); err != nil {
+			t.a.log.Warn("delete container", "container", c.id, "err", err)
+		}
+	}
+	if err := t.a.cfg.Sandboxes.Delete(t.spec.TaskID); err != nil {
+		t.a.log.Warn("delete sandbox", "task", t.spec.TaskID, "err", err)
+	}
+	return agentapi.StatusStopped
+}
+
+// report sends the task's current state, retrying until the control plane
+// takes it; false if the agent shuts down first.
+func (t *managedTask) report(ctx context.Context) bool {
+	seq := time.Now().UnixNano()
+	if seq <= t.lastSeq {
+		seq = t.lastSeq + 1
+	}
+	t.lastSeq = seq
+	rep := agentapi.StateReport{
+		NodeID: t.a.cfg.Node.NodeID, TaskArn: t.spec.TaskArn, Seq: seq, Status: t.known, HealthStatus: t.health,
+		PullStartedAt: t.pullStarted, PullStoppedAt: t.pullStopped, StartedAt: t.started, StoppingAt: t.stopping,
+		ExecutionStoppedAt: t.execStopped,
+	}
+	if agentapi.TaskStatusRank(t.known) >= agentapi.TaskStatusRank(agentapi.StatusDeactivating) {
+		rep.StopCode, rep.StoppedReason = t.stopCode, t.stopReason
+	}
+	for _, c := range t.containers {
+		rep.Containers = append(rep.Containers, c.state())
+	}
+	for attempt := 0; ; attempt++ {
+		err := t.a.cfg.Server.Report(ctx, rep)
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+			return false
+		}
+		if attempt%10 == 0 {
+			t.a.log.Warn("report task state", "task", t.spec.TaskID, "status", t.known, "err", err)
+		}
+		if !sleep(ctx, 500*time.Millisecond) {
+			return false
+		}
+	}
+}

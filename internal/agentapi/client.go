@@ -1,0 +1,101 @@
+package agentapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Paths of the agent protocol on the control plane's endpoint.
+const (
+	PathPrefix    = "/_berth/agent/v1/"
+	PathRegister  = PathPrefix + "register"
+	PathHeartbeat = PathPrefix + "heartbeat"
+	PathTasks     = PathPrefix + "tasks"
+	PathReport    = PathPrefix + "report"
+)
+
+// ErrorBody is the reply of a failed agent call.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// Client is an agent's connection to the control plane.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:4566
+	Token   string // join token, sent as a bearer token
+	HTTP    *http.Client
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: read reply: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorBody
+		_ = json.Unmarshal(b, &e)
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decode reply: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// Register announces the node.
+func (c *Client) Register(ctx context.Context, r RegisterRequest) (RegisterResponse, error) {
+	var out RegisterResponse
+	err := c.do(ctx, http.MethodPost, PathRegister, r, &out)
+	return out, err
+}
+
+// Heartbeat keeps the node's registration alive.
+func (c *Client) Heartbeat(ctx context.Context, r RegisterRequest) error {
+	return c.do(ctx, http.MethodPost, PathHeartbeat, r, nil)
+}
+
+// Tasks returns the tasks placed on node. With since > 0 it waits up to wait
+// for a change after that revision before answering.
+func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.Duration) (TasksResponse, error) {
+	q := url.Values{"node": {node}, "since": {strconv.FormatInt(since, 10)}, "wait": {wait.String()}}
+	var out TasksResponse
+	err := c.do(ctx, http.MethodGet, PathTasks+"?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// Report sends one state transition of a task.
+func (c *Client) Report(ctx context.Context, r StateReport) error {
+	return c.do(ctx, http.MethodPost, PathReport, r, nil)
+}

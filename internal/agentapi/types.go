@@ -1,0 +1,144 @@
+package agentapi
+
+import "time"
+
+// RegisterRequest announces a capacity host to the control plane.
+type RegisterRequest struct {
+	NodeID string `json:"nodeId"`
+	// AvailabilityZones the host serves (berth dev's one host serves all).
+	AvailabilityZones []string `json:"availabilityZones"`
+	CPU               int      `json:"cpu"`       // CPU units (1024 per core)
+	MemoryMiB         int      `json:"memoryMiB"` // memory offered to tasks
+	// Pool is "fargate" for platform capacity.
+	Pool string `json:"pool"`
+	// Address is the agent's own HTTP endpoint (container logs).
+	Address string `json:"address"`
+}
+
+// RegisterResponse tells the agent how often to heartbeat.
+type RegisterResponse struct {
+	HeartbeatSeconds int `json:"heartbeatSeconds"`
+}
+
+// Node is a registered host as the control plane stores it.
+type Node struct {
+	RegisterRequest
+	RegisteredAt time.Time `json:"registeredAt"`
+}
+
+// TaskSpec is everything an agent needs to run a task: the control plane's
+// desired state for it.
+type TaskSpec struct {
+	TaskArn    string `json:"taskArn"`
+	TaskID     string `json:"taskId"`
+	ClusterArn string `json:"clusterArn"`
+	Account    string `json:"account"`
+	Region     string `json:"region"`
+	Family     string `json:"family"`
+	Revision   int    `json:"revision"`
+	// CPU in units (1024 = 1 vCPU) and memory in MiB: the task's hard limits.
+	CPU       int `json:"cpu"`
+	MemoryMiB int `json:"memoryMiB"`
+	// DesiredStatus is RUNNING or STOPPED.
+	DesiredStatus string `json:"desiredStatus"`
+	// StopCode and StoppedReason explain a desired STOPPED (e.g. UserInitiated).
+	StopCode      string          `json:"stopCode,omitempty"`
+	StoppedReason string          `json:"stoppedReason,omitempty"`
+	Containers    []ContainerSpec `json:"containers"`
+}
+
+// ContainerSpec is one container of a task, with overrides already applied.
+type ContainerSpec struct {
+	Name                 string            `json:"name"`
+	Image                string            `json:"image"`
+	Essential            bool              `json:"essential"`
+	EntryPoint           []string          `json:"entryPoint,omitempty"`
+	Command              []string          `json:"command,omitempty"`
+	Environment          []KeyValue        `json:"environment,omitempty"`
+	CPU                  int               `json:"cpu,omitempty"`
+	MemoryMiB            int               `json:"memoryMiB,omitempty"`
+	MemoryReservationMiB int               `json:"memoryReservationMiB,omitempty"`
+	DependsOn            []Dependency      `json:"dependsOn,omitempty"`
+	HealthCheck          *HealthCheck      `json:"healthCheck,omitempty"`
+	WorkingDirectory     string            `json:"workingDirectory,omitempty"`
+	User                 string            `json:"user,omitempty"`
+	Hostname             string            `json:"hostname,omitempty"`
+	ReadonlyRootfs       bool              `json:"readonlyRootFilesystem,omitempty"`
+	StopTimeoutSeconds   int               `json:"stopTimeout,omitempty"`
+	AddCapabilities      []string          `json:"addCapabilities,omitempty"`
+	Labels               map[string]string `json:"labels,omitempty"`
+}
+
+// KeyValue is an environment variable.
+type KeyValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Dependency conditions of dependsOn.
+const (
+	ConditionStart    = "START"
+	ConditionComplete = "COMPLETE"
+	ConditionSuccess  = "SUCCESS"
+	ConditionHealthy  = "HEALTHY"
+)
+
+// Dependency makes a container wait for another one.
+type Dependency struct {
+	ContainerName string `json:"containerName"`
+	Condition     string `json:"condition"`
+}
+
+// HealthCheck is a container health check; durations in seconds.
+type HealthCheck struct {
+	Command     []string `json:"command"`
+	Interval    int      `json:"interval"`
+	Timeout     int      `json:"timeout"`
+	Retries     int      `json:"retries"`
+	StartPeriod int      `json:"startPeriod"`
+}
+
+// TasksResponse lists every task placed on a node, at an etcd revision.
+type TasksResponse struct {
+	Revision int64        `json:"revision"`
+	Tasks    []TaskSpec   `json:"tasks"`
+	Known    []KnownState `json:"known"`
+}
+
+// KnownState is what the control plane last accepted from the agent for a task,
+// so that a restarted agent can resume where it was.
+type KnownState struct {
+	TaskArn    string `json:"taskArn"`
+	LastStatus string `json:"lastStatus"`
+}
+
+// StateReport is one transition of a task, sent by the agent that runs it.
+// Seq grows with every report of a task (nanoseconds since the epoch), so a
+// repeated or late report never moves a task backwards.
+type StateReport struct {
+	NodeID             string           `json:"nodeId"`
+	TaskArn            string           `json:"taskArn"`
+	Seq                int64            `json:"seq"`
+	Status             string           `json:"status"`
+	HealthStatus       string           `json:"healthStatus,omitempty"`
+	StopCode           string           `json:"stopCode,omitempty"`
+	StoppedReason      string           `json:"stoppedReason,omitempty"`
+	PullStartedAt      *time.Time       `json:"pullStartedAt,omitempty"`
+	PullStoppedAt      *time.Time       `json:"pullStoppedAt,omitempty"`
+	StartedAt          *time.Time       `json:"startedAt,omitempty"`
+	StoppingAt         *time.Time       `json:"stoppingAt,omitempty"`
+	ExecutionStoppedAt *time.Time       `json:"executionStoppedAt,omitempty"`
+	Containers         []ContainerState `json:"containers"`
+}
+
+// ContainerState is the actual state of one container.
+type ContainerState struct {
+	Name         string `json:"name"`
+	RuntimeID    string `json:"runtimeId,omitempty"`
+	ImageDigest  string `json:"imageDigest,omitempty"`
+	Status       string `json:"status"`
+	ExitCode     *int   `json:"exitCode,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	HealthStatus string `json:"healthStatus,omitempty"`
+	Pid          uint32 `json:"pid,omitempty"`
+}

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthdev/berth/internal/daemon"
+)
+
+func newDevCmd(g *globalFlags) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything on this host: control plane, one Fargate capacity agent, embedded etcd and registry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			region := g.regionOr()
+			return daemon.RunDev(cmd.Context(), daemon.DevConfig{
+				DataDir: g.dataDir, Listen: listen, Region: region, Logger: g.logger(),
+				Started: func(s *daemon.Server) {
+					fmt.Fprintf(os.Stdout, "berth dev is ready\n\n  endpoint  %s\n  region    %s\n  account   000000000000\n"+
+						"  access key id      %s\n  secret access key  %s\n  (the pair test/test works too, on this loopback endpoint)\n\n"+
+						"  eval \"$(cat %s/env)\"   # sets AWS_ENDPOINT_URL and the keys for the aws CLI\n\n",
+						s.URL, region, s.DevKey.AccessKeyID, s.DevKey.SecretAccessKey, strings.TrimRight(g.dataDir, "/"))
+				},
+			})
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
+	return cmd
+}
+
+func newServerCmd(g *globalFlags) *cobra.Command {
+	var listen string
+	var etcd []string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (APIs, scheduler, controllers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd, Logger: g.logger()})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			fmt.Printf("berth server listening on %s\nagent join token: %s\n", srv.URL, srv.AgentToken)
+			select {
+			case <-cmd.Context().Done():
+				return nil
+			case err := <-srv.Err():
+				return err
+			}
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
+	cmd.Flags().StringSliceVar(&etcd, "etcd-endpoints", nil, "external etcd cluster (default: embedded in the data dir)")
+	return cmd
+}
+
+func newAgentCmd(g *globalFlags) *cobra.Command {
+	var server, token, containerd string
+	var azs []string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a host agent that offers this host's capacity to a berth server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if token == "" {
+				token = os.Getenv("BERTH_AGENT_TOKEN")
+			}
+			if token == "" {
+				return fmt.Errorf("an agent needs the server's join token: --token or $BERTH_AGENT_TOKEN")
+			}
+			if len(azs) == 0 {
+				azs = []string{g.regionOr() + "a"}
+			}
+			return daemon.RunAgent(cmd.Context(), daemon.AgentConfig{
+				ServerURL: server, Token: token, DataDir: g.dataDir, AvailabilityZones: azs,
+				ContainerdAddress: containerd, Logger: g.logger(),
+			})
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:4566", "berth server URL")
+	cmd.Flags().StringVar(&token, "token", "", "join token printed by berth server")
+	cmd.Flags().StringSliceVar(&azs, "availability-zone", nil, "availability zone(s) of this host")
+	cmd.Flags().StringVar(&containerd, "containerd", "", "use this containerd socket instead of a private one")
+	return cmd
+}
+
+func (g *globalFlags) regionOr() string {
+	if g.region != "" {
+		return g.region
+	}
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		return r
+	}
+	if r := os.Getenv("AWS_DEFAULT_REGION"); r != "" {
+		return r
+	}
+	return "us-east-1"
+}

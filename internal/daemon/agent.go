@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+
+	"github.com/berthdev/berth/internal/agent"
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/runtime"
+)
+
+// AgentConfig configures a host agent.
+type AgentConfig struct {
+	ServerURL string
+	Token     string
+	DataDir   string
+	// AvailabilityZones this host serves.
+	AvailabilityZones []string
+	// ContainerdAddress of an existing containerd; empty starts a private one.
+	ContainerdAddress string
+	// StopContainerdOnExit stops the private containerd when the agent exits
+	// (containers keep running in their shims and are adopted next time).
+	StopContainerdOnExit bool
+	Logger               *slog.Logger
+	// Ready, if set, is called once the runtime is up.
+	Ready func()
+}
+
+// RunAgent runs a host agent until ctx ends.
+func RunAgent(ctx context.Context, cfg AgentConfig) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("agent data dir: %w", err)
+	}
+	nodeID, err := loadOrCreate(filepath.Join(cfg.DataDir, "node-id"), func() string { return "host-" + randomHex(8) })
+	if err != nil {
+		return err
+	}
+	rt, err := runtime.Start(ctx, runtime.Config{
+		DataDir: filepath.Join(cfg.DataDir, "containerd"), Address: cfg.ContainerdAddress,
+		Logger: cfg.Logger.With("component", "runtime"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cfg.StopContainerdOnExit && cfg.ContainerdAddress == "" {
+			_ = rt.Shutdown(context.Background())
+		}
+		_ = rt.Close()
+	}()
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
+	a := agent.New(agent.Config{
+		Node: agentapi.RegisterRequest{
+			NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: "fargate",
+			CPU: goruntime.NumCPU() * 1024, MemoryMiB: hostMemoryMiB() * 9 / 10,
+		},
+		DataDir:   cfg.DataDir,
+		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},
+		Runtime:   rt,
+		Sandboxes: agent.HostSandboxes{},
+		Logger:    cfg.Logger.With("component", "agent"),
+	})
+	return a.Run(ctx)
+}
+
+// hostMemoryMiB reads MemTotal from /proc/meminfo.
+func hostMemoryMiB() int {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 2048
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, _ := strconv.Atoi(fields[1])
+			return kb / 1024
+		}
+	}
+	return 2048
+}

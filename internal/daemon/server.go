@@ -1,0 +1,181 @@
+// Package daemon wires berth's roles into running processes: the control
+// plane (`berth server`), the host agent (`berth agent`), and both joined over
+// loopback (`berth dev`), exactly as the binary and the tests start them.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/accounts"
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/ecr"
+	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/protocol"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// ServerConfig configures the control plane.
+type ServerConfig struct {
+	DataDir string
+	Listen  string // host:port; default 127.0.0.1:4566
+	// EtcdEndpoints of an external cluster; empty embeds one in DataDir/etcd.
+	EtcdEndpoints []string
+	// Dev accepts the test/test key pair (only on a loopback listener) and
+	// anonymous registry access.
+	Dev    bool
+	Logger *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	// URL is the endpoint clients use, e.g. http://127.0.0.1:4566.
+	URL        string
+	Addr       string
+	DevKey     accounts.Key
+	AgentToken string
+	Store      *store.Store
+
+	log      *slog.Logger
+	http     *http.Server
+	etcd     *store.Embedded
+	client   *clientv3.Client
+	registry *ecr.Registry
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errc     chan error
+}
+
+// StartServer starts the control plane and returns once it serves.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4566"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s := &Server{log: cfg.Logger, errc: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if len(cfg.EtcdEndpoints) == 0 {
+		e, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.etcd, s.client = e, e.Client
+	} else {
+		c, err := store.Connect(ctx, cfg.EtcdEndpoints)
+		if err != nil {
+			return nil, err
+		}
+		s.client = c
+	}
+	s.Store = store.New(s.client)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.Addr = ln.Addr().String()
+	s.URL = "http://" + s.Addr
+	loopback := false
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		loopback = tcp.IP.IsLoopback()
+	}
+
+	accts := accounts.New(s.Store)
+	accts.AllowTestKey = cfg.Dev && loopback
+	if cfg.Dev {
+		if s.DevKey, err = accts.EnsureDevKey(ctx); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("dev account: %w", err)
+		}
+	}
+	if s.AgentToken, err = accts.EnsureAgentToken(ctx); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent token: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	router := protocol.NewRouter(accts, cfg.Logger, protocol.WithRegisterer(reg))
+	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid})
+	router.AddJSONService(ecsSvc.JSONService())
+	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
+	rcfg := ecr.RegistryConfig{RootDir: filepath.Join(cfg.DataDir, "registry"), Logger: cfg.Logger.With("service", "registry")}
+	if !cfg.Dev {
+		rcfg.Authorize = func(*http.Request, string, string) error {
+			return errors.New("the registry needs ECR credentials (not yet available outside berth dev)")
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if s.registry, err = ecr.NewRegistry(runCtx, rcfg); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	router.Handle("/v2/", s.registry)
+	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	router.Handle("/_berth/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	}))
+
+	s.http = &http.Server{Handler: router, ReadHeaderTimeout: 30 * time.Second}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		_ = ecsSvc.Run(runCtx)
+	}()
+	ok = true
+	return s, nil
+}
+
+// Err reports a fatal serving error.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Close stops serving and closes the store.
+func (s *Server) Close() {
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.registry != nil {
+		_ = s.registry.Close()
+	}
+	if s.etcd != nil {
+		s.etcd.Close()
+	} else if s.client != nil {
+		s.client.Close()
+	}
+}

@@ -1,0 +1,272 @@
+// Package ecr is berth's Elastic Container Registry. It owns the registry
+// data plane: an OCI Distribution v2 registry served under /v2/ on berth's
+// one endpoint, built by embedding CNCF Distribution
+// (github.com/distribution/distribution/v3) with its filesystem storage
+// driver rooted in berth's data dir. Repositories, auth tokens and lifecycle
+// policies (the ECR API) build on top of it; the seam for them is
+// RegistryConfig.Authorize.
+//
+// Embedding notes (what Distribution is told, and why):
+//
+//   - No HTTP server of its own: Registry is an http.Handler mounted by the
+//     caller at "/v2/" (without stripping the prefix).
+//   - Relative URLs in Location headers, so an upload started at
+//     127.0.0.1:4566 continues at 127.0.0.1:4566 whatever Host or
+//     X-Forwarded-* headers say, and containerd never drops credentials
+//     because an upload "moved" to another host.
+//   - No redirects to storage, delete enabled (BatchDeleteImage), an
+//     in-memory blob descriptor cache, a random http.secret per process
+//     (upload state tokens do not survive a restart, which clients handle by
+//     restarting the upload).
+//   - No health checks, no notifications endpoints. Distribution's own
+//     upload purger is disabled; Registry runs its own, stopped by Close.
+//   - Distribution logs through logrus's process-wide standard logger; it is
+//     bridged to each Registry's slog.Logger at low levels (see logbridge.go).
+package ecr
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/reference"
+	// The filesystem driver also registers its factory in init, which is how
+	// handlers.NewApp finds it by name.
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+)
+
+// Actions passed to RegistryConfig.Authorize.
+const (
+	ActionPull = "pull" // GET, HEAD
+	ActionPush = "push" // POST, PUT, PATCH, DELETE
+)
+
+// Upload purging: incomplete uploads older than purgeAge are removed, first
+// after purgeFirstDelay and then every purgeInterval (Distribution's
+// defaults, without its random jitter of up to an hour).
+const (
+	purgeAge        = 7 * 24 * time.Hour
+	purgeInterval   = 24 * time.Hour
+	purgeFirstDelay = 10 * time.Minute
+)
+
+// catalogMaxEntries caps one page of /v2/_catalog (Distribution's default;
+// a zero value would make every catalog empty).
+const catalogMaxEntries = 1000
+
+// RegistryConfig configures an embedded registry.
+type RegistryConfig struct {
+	// RootDir is the filesystem storage root (e.g. <data-dir>/registry).
+	// It is created if missing.
+	RootDir string
+	// Logger receives Distribution's logs at low levels; nil discards them.
+	Logger *slog.Logger
+	// Authorize is the seam for ECR auth. It is called for every /v2/
+	// request with the repository name ("" for /v2/ and /v2/_catalog) and
+	// the action (ActionPull or ActionPush, by HTTP method). A cross-repository
+	// blob mount also asks for ActionPull on the source repository; if that is
+	// refused the mount is dropped and the client gets a plain upload.
+	//
+	// A non-nil error refuses the request in the registry's error shape:
+	// ErrDenied gives 403 DENIED, ErrNameUnknown 404 NAME_UNKNOWN, an
+	// errcode.Error is served as is, anything else (ErrUnauthorized included)
+	// 401 UNAUTHORIZED with a Basic challenge. The error's text is sent to
+	// the client as the message.
+	//
+	// nil allows everything (berth dev's explicit anonymous opt-in).
+	Authorize func(r *http.Request, repo string, action string) error
+}
+
+// Registry is an embedded OCI Distribution v2 registry. It is an
+// http.Handler for /v2/...; Close stops its background work.
+type Registry struct {
+	app       *handlers.App
+	log       *slog.Logger
+	authorize func(r *http.Request, repo, action string) error
+	// instanceID tags Distribution's log entries so the logrus bridge can
+	// route them to this Registry's logger.
+	instanceID string
+	unregister func()
+
+	stop      context.CancelFunc
+	purgeDone chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// NewRegistry builds the registry over cfg.RootDir. ctx bounds construction
+// and supplies values; the registry lives until Close.
+func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
+	if cfg.RootDir == "" {
+		return nil, fmt.Errorf("new registry: RootDir is required")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("new registry: %w", err)
+	}
+	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new registry: create root %s: %w", cfg.RootDir, err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "registry")
+
+	id, err := randomHex(8)
+	if err != nil {
+		return nil, fmt.Errorf("new registry: instance id: %w", err)
+	}
+	secret, err := randomHex(32)
+	if err != nil {
+		return nil, fmt.Errorf("new registry: http secret: %w", err)
+	}
+
+	r := &Registry{
+		log:        logger,
+		authorize:  cfg.Authorize,
+		instanceID: id,
+		purgeDone:  make(chan struct{}),
+		closed:     make(chan struct{}),
+	}
+	r.unregister = bridge.register(id, logger)
+
+	// The app's context outlives ctx (construction only) and is canceled by
+	// Close through app.Shutdown.
+	appCtx := withInstanceID(context.WithoutCancel(ctx), id)
+	app, err := newApp(appCtx, distributionConfig(cfg.RootDir, secret))
+	if err != nil {
+		r.unregister()
+		return nil, fmt.Errorf("new registry at %s: %w", cfg.RootDir, err)
+	}
+	r.app = app
+
+	driver, err := filesystem.FromParameters(map[string]any{"rootdirectory": cfg.RootDir})
+	if err != nil {
+		_ = app.Shutdown()
+		r.unregister()
+		return nil, fmt.Errorf("new registry at %s: purge driver: %w", cfg.RootDir, err)
+	}
+	purgeCtx, stop := context.WithCancel(appCtx)
+	r.stop = stop
+	go r.purgeLoop(purgeCtx, driver)
+
+	logger.Debug("registry ready", "root", cfg.RootDir)
+	return r, nil
+}
+
+// distributionConfig is the Distribution configuration for embedding (see
+// the package doc).
+func distributionConfig(root, secret string) *configuration.Configuration {
+	cfg := &configuration.Configuration{
+		Version: "0.1",
+		Storage: configuration.Storage{
+			"filesystem": configuration.Parameters{"rootdirectory": root},
+			"delete":     configuration.Parameters{"enabled": true},
+			"redirect":   configuration.Parameters{"disable": true},
+			"cache":      configuration.Parameters{"blobdescriptor": "inmemory"},
+			"maintenance": configuration.Parameters{
+				"uploadpurging": map[any]any{"enabled": false},
+			},
+		},
+	}
+	cfg.HTTP.Secret = secret
+	cfg.HTTP.RelativeURLs = true
+	cfg.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
+	cfg.Catalog.MaxEntries = catalogMaxEntries
+	return cfg
+}
+
+// newApp calls handlers.NewApp, which reports configuration errors by
+// panicking, and turns such a panic into an error.
+func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("configure distribution: %v", p)
+		}
+	}()
+	return handlers.NewApp(ctx, cfg), nil
+}
+
+// ServeHTTP serves /v2/... . Every request is first put to Authorize.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	select {
+	case <-r.closed:
+		writeRegistryError(w, req, errClosed)
+		return
+	default:
+	}
+	req = req.WithContext(withInstanceID(req.Context(), r.instanceID))
+	repo, route := routeOf(req)
+	if repo != "" {
+		// Distribution answers an invalid name with a 500 and a doubled
+		// WriteHeader; answer it here, before Authorize sees the name.
+		if _, err := reference.WithName(repo); err != nil {
+			writeRegistryError(w, req, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
+			return
+		}
+	}
+	if r.authorize != nil {
+		var ok bool
+		if req, ok = r.authorized(w, req, repo, route); !ok {
+			return
+		}
+	}
+	r.app.ServeHTTP(w, req)
+}
+
+// Close stops the upload purger and shuts the Distribution app down. It is
+// safe to call more than once. Requests still in flight finish; later ones
+// get 503 UNAVAILABLE.
+func (r *Registry) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		close(r.closed)
+		r.stop()
+		<-r.purgeDone
+		if e := r.app.Shutdown(); e != nil {
+			err = fmt.Errorf("close registry: %w", e)
+		}
+		r.unregister()
+	})
+	return err
+}
+
+// purgeLoop removes abandoned uploads until ctx is canceled.
+func (r *Registry) purgeLoop(ctx context.Context, driver *filesystem.Driver) {
+	defer close(r.purgeDone)
+	timer := time.NewTimer(purgeFirstDelay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		deleted, errs := storage.PurgeUploads(ctx, driver, time.Now().Add(-purgeAge), true)
+		if len(deleted) > 0 || len(errs) > 0 {
+			r.log.Info("purged abandoned uploads", "deleted", len(deleted), "errors", len(errs))
+		}
+		for _, e := range errs {
+			r.log.Debug("purge uploads", "err", e)
+		}
+		timer.Reset(purgeInterval)
+	}
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,278 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// nodeRecord is a registered host with the lease that keeps it alive.
+type nodeRecord struct {
+	agentapi.Node
+	LeaseID int64 `json:"leaseId"`
+}
+
+func agentError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(agentapi.ErrorBody{Error: msg})
+}
+
+func agentReply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || s.cfg.AgentTokenValid == nil || !s.cfg.AgentTokenValid(r.Context(), token) {
+		agentError(w, http.StatusUnauthorized, "invalid agent token")
+		return
+	}
+	switch {
+	case r.URL.Path == agentapi.PathRegister && r.Method == http.MethodPost,
+		r.URL.Path == agentapi.PathHeartbeat && r.Method == http.MethodPost:
+		s.agentRegister(w, r, r.URL.Path == agentapi.PathHeartbeat)
+	case r.URL.Path == agentapi.PathTasks && r.Method == http.MethodGet:
+		s.agentTasks(w, r)
+	case r.URL.Path == agentapi.PathReport && r.Method == http.MethodPost:
+		s.agentReport(w, r)
+	default:
+		agentError(w, http.StatusNotFound, "no such agent call: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func decodeAgent(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// agentRegister records a host under a lease; a heartbeat renews the lease,
+// registering again if the lease has already run out.
+func (s *Service) agentRegister(w http.ResponseWriter, r *http.Request, heartbeat bool) {
+	var req agentapi.RegisterRequest
+	if err := decodeAgent(r, &req); err != nil || req.NodeID == "" {
+		agentError(w, http.StatusBadRequest, "a register request needs a nodeId")
+		return
+	}
+	ctx := r.Context()
+	key := store.Key("nodes", req.NodeID)
+	if heartbeat {
+		var n nodeRecord
+		if _, err := s.st.Get(ctx, key, &n); err == nil {
+			if _, err := s.st.C.KeepAliveOnce(ctx, clientv3.LeaseID(n.LeaseID)); err == nil {
+				agentReply(w, struct{}{})
+				return
+			}
+		}
+	}
+	ttl := int64(s.cfg.NodeTTL / time.Second)
+	lease, err := s.st.C.Grant(ctx, ttl)
+	if err != nil {
+		agentError(w, http.StatusServiceUnavailable, "grant lease: "+err.Error())
+		return
+	}
+	n := nodeRecord{Node: agentapi.Node{RegisterRequest: req, RegisteredAt: s.cfg.Now().UTC()}, LeaseID: int64(lease.ID)}
+	if err := s.st.Put(ctx, key, n, clientv3.WithLease(lease.ID)); err != nil {
+		agentError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	s.log.Info("host registered", "node", req.NodeID, "azs", req.AvailabilityZones, "cpu", req.CPU, "memoryMiB", req.MemoryMiB)
+	s.wakePlacement()
+	agentReply(w, agentapi.RegisterResponse{HeartbeatSeconds: int(ttl / 4)})
+}
+
+// agentTasks answers with every task placed on a node; given a revision it
+// first waits (up to wait) for a change after it: a long poll on the node's
+// assign prefix.
+func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	node := q.Get("node")
+	if node == "" {
+		agentError(w, http.StatusBadRequest, "node is required")
+		return
+	}
+	since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
+	wait, err := time.ParseDuration(q.Get("wait"))
+	if err != nil || wait <= 0 || wait > time.Minute {
+		wait = 30 * time.Second
+	}
+	prefix := store.Prefix("assign", node)
+	if since > 0 {
+		wctx, cancel := context.WithTimeout(r.Context(), wait)
+		wch := s.st.C.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(since+1))
+		select {
+		case <-wch:
+		case <-wctx.Done():
+		}
+		cancel()
+		if r.Context().Err() != nil {
+			return
+		}
+	}
+	resp, err := s.st.C.Get(r.Context(), prefix, clientv3.WithPrefix())
+	if err != nil {
+		agentError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	out := agentapi.TasksResponse{Revision: resp.Header.Revision, Tasks: []agentapi.TaskSpec{}, Known: []agentapi.KnownState{}}
+	var gets []clientv3.Op
+	for _, kv := range resp.Kvs {
+		var spec agentapi.TaskSpec
+		if err := json.Unmarshal(kv.Value, &spec); err != nil {
+			continue
+		}
+		out.Tasks = append(out.Tasks, spec)
+		if key, ok := taskKeyFromArn(spec.TaskArn); ok {
+			gets = append(gets, clientv3.OpGet(key))
+		}
+	}
+	if len(gets) > 0 {
+		tr, err := s.st.C.Txn(r.Context()).Then(gets...).Commit()
+		if err != nil {
+			agentError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		for _, rr := range tr.Responses {
+			for _, kv := range rr.GetResponseRange().Kvs {
+				var rec taskRecord
+				if unmarshalTask(kv.Value, &rec) == nil {
+					out.Known = append(out.Known, agentapi.KnownState{TaskArn: rec.Task.TaskArn, LastStatus: rec.Task.LastStatus})
+				}
+			}
+		}
+	}
+	agentReply(w, out)
+}
+
+var errStaleReport = errors.New("stale report")
+
+// agentReport applies one state report of a task.
+func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
+	var rep agentapi.StateReport
+	if err := decodeAgent(r, &rep); err != nil || !agentapi.ValidTaskStatus(rep.Status) {
+		agentError(w, http.StatusBadRequest, "a report needs a taskArn and a task status")
+		return
+	}
+	key, ok := taskKeyFromArn(rep.TaskArn)
+	if !ok {
+		agentError(w, http.StatusBadRequest, "bad task ARN "+rep.TaskArn)
+		return
+	}
+	now := s.cfg.Now()
+	_, err := store.Mutate(r.Context(), s.st, key, func(rec *taskRecord) ([]clientv3.Op, error) {
+		if rec.Node != rep.NodeID {
+			return nil, errors.New("task is not placed on node " + rep.NodeID)
+		}
+		if !applyReport(rec, &rep, now) {
+			return nil, errStaleReport
+		}
+		if rec.Task.LastStatus == agentapi.StatusStopped {
+			return []clientv3.Op{clientv3.OpDelete(store.Key("assign", rec.Node, rec.Spec.TaskID))}, nil
+		}
+		return nil, nil
+	})
+	switch {
+	case err == nil, errors.Is(err, errStaleReport):
+		agentReply(w, struct{}{})
+	case errors.Is(err, store.ErrNotFound):
+		agentError(w, http.StatusNotFound, "no such task "+rep.TaskArn)
+	default:
+		agentError(w, http.StatusConflict, err.Error())
+	}
+}
+
+// applyReport moves a task forward by one agent report. It returns false,
+// changing nothing, for a report older than the last one applied or one that
+// would move the task backwards.
+func applyReport(rec *taskRecord, rep *agentapi.StateReport, now time.Time) bool {
+	t := &rec.Task
+	if rep.Seq <= rec.ReportSeq || agentapi.TaskStatusRank(rep.Status) < agentapi.TaskStatusRank(t.LastStatus) {
+		return false
+	}
+	rec.ReportSeq = rep.Seq
+	t.LastStatus = rep.Status
+	t.Version++
+	setOnce := func(dst **Time, src *time.Time) {
+		if *dst == nil && src != nil {
+			*dst = NewTime(*src)
+		}
+	}
+	setOnce(&t.PullStartedAt, rep.PullStartedAt)
+	setOnce(&t.PullStoppedAt, rep.PullStoppedAt)
+	setOnce(&t.StartedAt, rep.StartedAt)
+	setOnce(&t.StoppingAt, rep.StoppingAt)
+	setOnce(&t.ExecutionStoppedAt, rep.ExecutionStoppedAt)
+	if rep.HealthStatus != "" {
+		t.HealthStatus = rep.HealthStatus
+	}
+	if t.StopCode == "" && rep.StopCode != "" {
+		t.StopCode, t.StoppedReason = rep.StopCode, rep.StoppedReason
+	}
+	rank := agentapi.TaskStatusRank(rep.Status)
+	if rank >= agentapi.TaskStatusRank(agentapi.StatusRunning) && t.Connectivity == "" {
+		t.Connectivity, t.ConnectivityAt = "CONNECTED", NewTime(now)
+	}
+	if rank >= agentapi.TaskStatusRank(agentapi.StatusDeactivating) {
+		t.DesiredStatus = agentapi.StatusStopped
+		if t.StoppingAt == nil {
+			t.StoppingAt = NewTime(now)
+		}
+	}
+	for i := range t.Attachments {
+		switch {
+		case rep.Status == agentapi.StatusStopped:
+			t.Attachments[i].Status = "DELETED"
+		case rank >= agentapi.TaskStatusRank(agentapi.StatusDeprovisioning):
+			t.Attachments[i].Status = "DELETING"
+		case rank >= agentapi.TaskStatusRank(agentapi.StatusPending):
+			t.Attachments[i].Status = "ATTACHED"
+		}
+	}
+	if rep.Status == agentapi.StatusStopped {
+		t.StoppedAt = NewTime(now)
+		if t.ExecutionStoppedAt == nil {
+			t.ExecutionStoppedAt = NewTime(now)
+		}
+	}
+	for _, cs := range rep.Containers {
+		for i := range t.Containers {
+			c := &t.Containers[i]
+			if c.Name != cs.Name {
+				continue
+			}
+			if cs.Status != "" {
+				c.LastStatus = cs.Status
+			}
+			if cs.RuntimeID != "" {
+				c.RuntimeID = cs.RuntimeID
+			}
+			if cs.ImageDigest != "" {
+				c.ImageDigest = cs.ImageDigest
+			}
+			if cs.ExitCode != nil {
+				c.ExitCode = cs.ExitCode
+			}
+			if cs.Reason != "" {
+				c.Reason = cs.Reason
+			}
+			if cs.HealthStatus != "" {
+				c.HealthStatus = cs.HealthStatus
+			}
+		}
+	}
+	return true
+}

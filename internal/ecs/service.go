@@ -1,0 +1,147 @@
+// Package ecs owns the ECS API: clusters, task definitions and tasks, their
+// ARNs and errors, the placement controller that hands tasks to hosts, and the
+// server side of the agent protocol through which hosts learn their tasks and
+// report what became of them. The API writes only desired state; agents report
+// actual state; controllers reconcile the two and are safe to run twice.
+package ecs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/internal/protocol"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// TargetPrefix is ECS's X-Amz-Target prefix.
+const TargetPrefix = "AmazonEC2ContainerServiceV20141113"
+
+// Config configures the ECS service.
+type Config struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	// AgentTokenValid authenticates agents' bearer tokens.
+	AgentTokenValid func(ctx context.Context, token string) bool
+	// StoppedRetention is how long stopped tasks stay describable (ECS: about an hour).
+	StoppedRetention time.Duration
+	// NodeTTL is how long a host may miss heartbeats before it is lost.
+	NodeTTL time.Duration
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+}
+
+// Service implements the ECS API.
+type Service struct {
+	cfg   Config
+	st    *store.Store
+	log   *slog.Logger
+	place chan struct{} // wakes the placement controller
+	mu    sync.Mutex
+}
+
+// New creates the ECS service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StoppedRetention == 0 {
+		cfg.StoppedRetention = time.Hour
+	}
+	if cfg.NodeTTL == 0 {
+		cfg.NodeTTL = 20 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1)}
+}
+
+// JSONService returns the ECS operations for the protocol router.
+func (s *Service) JSONService() protocol.JSONService {
+	return protocol.JSONService{
+		TargetPrefix:      TargetPrefix,
+		SigningName:       "ecs",
+		InternalErrorCode: codeServer,
+		Ops: map[string]protocol.JSONHandler{
+			"CreateCluster":              s.createCluster,
+			"DescribeClusters":           s.describeClusters,
+			"ListClusters":               s.listClusters,
+			"DeleteCluster":              s.deleteCluster,
+			"RegisterTaskDefinition":     s.registerTaskDefinition,
+			"DescribeTaskDefinition":     s.describeTaskDefinition,
+			"ListTaskDefinitions":        s.listTaskDefinitions,
+			"ListTaskDefinitionFamilies": s.listTaskDefinitionFamilies,
+			"DeregisterTaskDefinition":   s.deregisterTaskDefinition,
+			"RunTask":                    s.runTask,
+			"StopTask":                   s.stopTask,
+			"DescribeTasks":              s.describeTasks,
+			"ListTasks":                  s.listTasks,
+			"TagResource":                s.tagResource,
+			"UntagResource":              s.untagResource,
+			"ListTagsForResource":        s.listTagsForResource,
+		},
+	}
+}
+
+// AgentHandler serves the agent protocol under agentapi.PathPrefix.
+func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveAgent) }
+
+// Run runs the controllers (placement, stopped-task purge) until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.runPlacement(ctx) }()
+	go func() { defer wg.Done(); s.runPurge(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+// scope is the caller's account and region.
+type scope struct{ account, region string }
+
+func scopeOf(ctx context.Context) (scope, error) {
+	id, ok := protocol.IdentityFrom(ctx)
+	if !ok || id.AccountID == "" {
+		return scope{}, protocol.NewError(codeAccessDenied, 400, "The request is not authenticated.")
+	}
+	region := id.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	return scope{account: id.AccountID, region: region}, nil
+}
+
+func (sc scope) arn(resource string) string {
+	return "arn:aws:ecs:" + sc.region + ":" + sc.account + ":" + resource
+}
+
+// newID returns 32 hex characters, the shape of ECS task ids.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// newUUID returns a random RFC 4122 version 4 UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// lastSegment returns what follows the last "/" of an ARN or the input itself.
+func lastSegment(s string) string {
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

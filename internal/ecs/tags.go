@@ -1,0 +1,187 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/protocol"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// validateTags applies ECS's tag rules.
+func validateTags(tags []Tag) error {
+	if len(tags) > 50 {
+		return invalidParam("A resource can have at most 50 tags.")
+	}
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if t.Key == "" || len(t.Key) > 128 {
+			return invalidParam("Tag keys must be between 1 and 128 characters.")
+		}
+		if len(t.Value) > 256 {
+			return invalidParam("Tag values can have up to 256 characters.")
+		}
+		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
+			return invalidParam("Tag keys with the prefix 'aws:' are reserved for AWS use.")
+		}
+		if seen[t.Key] {
+			return invalidParam("Duplicate tag key: %s.", t.Key)
+		}
+		seen[t.Key] = true
+	}
+	return nil
+}
+
+// mergeTags adds or replaces tags by key.
+func mergeTags(have, add []Tag) []Tag {
+	out := append([]Tag{}, have...)
+	for _, t := range add {
+		replaced := false
+		for i := range out {
+			if out[i].Key == t.Key {
+				out[i].Value, replaced = t.Value, true
+			}
+		}
+		if !replaced {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func removeTags(have []Tag, keys []string) []Tag {
+	out := []Tag{}
+	for _, t := range have {
+		if !contains(keys, t.Key) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// editTags applies fn to the tags of the resource an ARN names.
+func (s *Service) editTags(ctx context.Context, sc scope, arn string, fn func([]Tag) []Tag) ([]Tag, error) {
+	notFound := protocol.NewError(codeInvalidParameter, 400, "The specified resource could not be found: %s", arn)
+	prefix := "arn:aws:ecs:" + sc.region + ":" + sc.account + ":"
+	res, ok := strings.CutPrefix(arn, prefix)
+	if !ok {
+		return nil, invalidParam("Invalid resource ARN: %s", arn)
+	}
+	var tags []Tag
+	var err error
+	switch {
+	case strings.HasPrefix(res, "cluster/"):
+		var c *Cluster
+		c, err = store.Mutate(ctx, s.st, store.Scoped(sc.account, sc.region, "clusters", lastSegment(res)), func(c *Cluster) ([]clientv3.Op, error) {
+			c.Tags = fn(c.Tags)
+			return nil, nil
+		})
+		if err == nil {
+			tags = c.Tags
+		}
+	case strings.HasPrefix(res, "task-definition/"):
+		family, rev, perr := parseTaskDefRef(arn)
+		if perr != nil || rev == 0 {
+			return nil, invalidParam("Invalid resource ARN: %s", arn)
+		}
+		var td *storedTaskDef
+		td, err = store.Mutate(ctx, s.st, taskDefKey(sc, family, rev), func(td *storedTaskDef) ([]clientv3.Op, error) {
+			td.StoredTags = fn(td.StoredTags)
+			return nil, nil
+		})
+		if err == nil {
+			tags = td.StoredTags
+		}
+	case strings.HasPrefix(res, "task/"):
+		key, ok := taskKeyFromArn(arn)
+		if !ok {
+			return nil, invalidParam("Invalid resource ARN: %s", arn)
+		}
+		var r *taskRecord
+		r, err = store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
+			r.Task.Tags = fn(r.Task.Tags)
+			return nil, nil
+		})
+		if err == nil {
+			tags = r.Task.Tags
+		}
+	default:
+		return nil, invalidParam("Invalid resource ARN: %s", arn)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound
+	}
+	return nonNilTags(tags), err
+}
+
+func (s *Service) tagResource(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		ResourceArn string `json:"resourceArn"`
+		Tags        []Tag  `json:"tags"`
+	}
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	var tooMany bool
+	_, err = s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) []Tag {
+		out := mergeTags(have, in.Tags)
+		if len(out) > 50 {
+			tooMany = true
+			return have
+		}
+		return out
+	})
+	if err != nil {
+		return nil, err
+	}
+	if tooMany {
+		return nil, invalidParam("A resource can have at most 50 tags.")
+	}
+	return struct{}{}, nil
+}
+
+func (s *Service) untagResource(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		ResourceArn string   `json:"resourceArn"`
+		TagKeys     []string `json:"tagKeys"`
+	}
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if _, err := s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) []Tag { return removeTags(have, in.TagKeys) }); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (s *Service) listTagsForResource(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		ResourceArn string `json:"resourceArn"`
+	}
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	tags, err := s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) []Tag { return have })
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"tags": tags}, nil
+}

@@ -1,0 +1,208 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/protocol"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// taskID accepts a task id or ARN and returns the id.
+func taskID(p string) string { return lastSegment(p) }
+
+func (s *Service) stopTask(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		Cluster string `json:"cluster"`
+		Task    string `json:"task"`
+		Reason  string `json:"reason"`
+	}
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Task == "" {
+		return nil, invalidParam("task is required.")
+	}
+	if len(in.Reason) > 255 {
+		return nil, invalidParam("reason can have up to 255 characters.")
+	}
+	cluster, err := s.getCluster(ctx, sc, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	reason := in.Reason
+	if reason == "" {
+		reason = "Task stopped by user"
+	}
+	key := taskKey(sc, cluster.ClusterName, taskID(in.Task))
+	now := s.cfg.Now()
+	rec, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
+		if r.Task.DesiredStatus == agentapi.StatusStopped {
+			return nil, nil
+		}
+		r.Task.DesiredStatus = agentapi.StatusStopped
+		r.Spec.DesiredStatus = agentapi.StatusStopped
+		if r.Task.StopCode == "" {
+			r.Task.StopCode = agentapi.StopUserInitiated
+			r.Task.StoppedReason = reason
+			r.Spec.StopCode, r.Spec.StoppedReason = r.Task.StopCode, reason
+		}
+		r.Task.Version++
+		if r.Node == "" {
+			// Never placed: nothing runs anywhere, so it is stopped now.
+			r.Task.LastStatus = agentapi.StatusStopped
+			r.Task.StoppingAt, r.Task.StoppedAt, r.Task.ExecutionStoppedAt = NewTime(now), NewTime(now), NewTime(now)
+			for i := range r.Task.Containers {
+				r.Task.Containers[i].LastStatus = agentapi.ContainerStopped
+			}
+			return []clientv3.Op{clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))}, nil
+		}
+		b, err := json.Marshal(r.Spec)
+		if err != nil {
+			return nil, err
+		}
+		return []clientv3.Op{clientv3.OpPut(store.Key("assign", r.Node, r.Spec.TaskID), string(b))}, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalidParam("The referenced task was not found.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"task": &rec.Task}, nil
+}
+
+func (s *Service) describeTasks(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		Cluster string   `json:"cluster"`
+		Tasks   []string `json:"tasks"`
+		Include []string `json:"include"`
+	}
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if len(in.Tasks) == 0 {
+		return nil, invalidParam("Tasks cannot be empty.")
+	}
+	if len(in.Tasks) > 100 {
+		return nil, invalidParam("tasks can have at most 100 items.")
+	}
+	cluster, err := s.getCluster(ctx, sc, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	withTags := contains(in.Include, "TAGS")
+	ops := make([]clientv3.Op, 0, len(in.Tasks))
+	for _, t := range in.Tasks {
+		ops = append(ops, clientv3.OpGet(taskKey(sc, cluster.ClusterName, taskID(t))))
+	}
+	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, err
+	}
+	tasks := []*Task{}
+	failures := []Failure{}
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			arn := in.Tasks[i]
+			if !strings.HasPrefix(arn, "arn:") {
+				arn = sc.arn("task/" + cluster.ClusterName + "/" + arn)
+			}
+			failures = append(failures, Failure{Arn: arn, Reason: "MISSING"})
+			continue
+		}
+		var rec taskRecord
+		if err := unmarshalTask(kvs[0].Value, &rec); err != nil {
+			return nil, err
+		}
+		if !withTags {
+			rec.Task.Tags = nil
+		}
+		tasks = append(tasks, &rec.Task)
+	}
+	return map[string]any{"tasks": tasks, "failures": failures}, nil
+}
+
+type listTasksInput struct {
+	listInput
+	Cluster           string `json:"cluster"`
+	Family            string `json:"family"`
+	DesiredStatus     string `json:"desiredStatus"`
+	StartedBy         string `json:"startedBy"`
+	LaunchType        string `json:"launchType"`
+	ServiceName       string `json:"serviceName"`
+	ContainerInstance string `json:"containerInstance"`
+}
+
+func (s *Service) listTasks(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in listTasksInput
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	desired := in.DesiredStatus
+	if desired == "" {
+		desired = agentapi.StatusRunning
+	}
+	if desired != agentapi.StatusRunning && desired != agentapi.StatusPending && desired != agentapi.StatusStopped {
+		return nil, invalidParam("desiredStatus must be one of RUNNING, PENDING, STOPPED.")
+	}
+	if in.LaunchType != "" && in.LaunchType != "FARGATE" && in.LaunchType != "EC2" && in.LaunchType != "EXTERNAL" {
+		return nil, invalidParam("launchType must be one of EC2, FARGATE, EXTERNAL.")
+	}
+	if in.ServiceName != "" && in.StartedBy != "" {
+		return nil, invalidParam("startedBy and serviceName cannot both be specified.")
+	}
+	cluster, err := s.getCluster(ctx, sc, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var arns []string
+	err = s.st.List(ctx, store.ScopedPrefix(sc.account, sc.region, "tasks", cluster.ClusterName), func(_ string, val []byte) error {
+		var r taskRecord
+		if err := unmarshalTask(val, &r); err != nil {
+			return err
+		}
+		t := &r.Task
+		switch {
+		case t.DesiredStatus != desired:
+		case in.Family != "" && r.Spec.Family != in.Family:
+		case in.StartedBy != "" && t.StartedBy != in.StartedBy:
+		case in.LaunchType != "" && t.LaunchType != in.LaunchType:
+		case in.ServiceName != "" && t.Group != "service:"+in.ServiceName:
+		default:
+			arns = append(arns, t.TaskArn)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(arns)
+	pg, next, err := page(arns, func(a string) string { return a }, in.NextToken, in.MaxResults, 100)
+	if err != nil {
+		return nil, err
+	}
+	if pg == nil {
+		pg = []string{}
+	}
+	return map[string]any{"taskArns": pg, "nextToken": omitEmpty(next)}, nil
+}

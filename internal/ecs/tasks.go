@@ -1,0 +1,312 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/protocol"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// taskRecord is a task as stored: what DescribeTasks shows, the spec the
+// agent runs, and where it was placed.
+type taskRecord struct {
+	Task Task              `json:"task"`
+	Spec agentapi.TaskSpec `json:"spec"`
+	// Node is the host the task was placed on ("" while waiting for placement).
+	Node string `json:"node,omitempty"`
+	// ReportSeq is the sequence number of the last agent report applied.
+	ReportSeq int64 `json:"reportSeq,omitempty"`
+}
+
+func unmarshalTask(b []byte, r *taskRecord) error { return json.Unmarshal(b, r) }
+
+func taskKey(sc scope, cluster, id string) string {
+	return store.Scoped(sc.account, sc.region, "tasks", cluster, id)
+}
+
+// taskKeyFromArn finds the stored key of arn:aws:ecs:REGION:ACCT:task/CLUSTER/ID.
+func taskKeyFromArn(arn string) (string, bool) {
+	sc, cluster, id, ok := parseTaskArn(arn)
+	if !ok {
+		return "", false
+	}
+	return taskKey(sc, cluster, id), true
+}
+
+func parseTaskArn(arn string) (sc scope, cluster, id string, ok bool) {
+	rest, found := strings.CutPrefix(arn, "arn:aws:ecs:")
+	if !found {
+		return scope{}, "", "", false
+	}
+	parts := strings.SplitN(rest, ":", 3)
+	if len(parts) != 3 {
+		return scope{}, "", "", false
+	}
+	res := strings.SplitN(parts[2], "/", 3)
+	if len(res) != 3 || res[0] != "task" || res[1] == "" || res[2] == "" {
+		return scope{}, "", "", false
+	}
+	return scope{account: parts[1], region: parts[0]}, res[1], res[2], true
+}
+
+type runTaskInput struct {
+	Cluster              string                `json:"cluster"`
+	TaskDefinition       string                `json:"taskDefinition"`
+	Count                *int                  `json:"count"`
+	LaunchType           string                `json:"launchType"`
+	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration"`
+	Overrides            *TaskOverride         `json:"overrides"`
+	StartedBy            string                `json:"startedBy"`
+	Group                string                `json:"group"`
+	Tags                 []Tag                 `json:"tags"`
+	PlatformVersion      string                `json:"platformVersion"`
+	PropagateTags        string                `json:"propagateTags"`
+	EnableECSManagedTags bool                  `json:"enableECSManagedTags"`
+	ClientToken          string                `json:"clientToken"`
+}
+
+func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in runTaskInput
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	count := 1
+	if in.Count != nil {
+		count = *in.Count
+	}
+	if count < 1 || count > 10 {
+		return nil, invalidParam("count must be between 1 and 10.")
+	}
+	if len(in.StartedBy) > 128 {
+		return nil, invalidParam("startedBy can have up to 128 characters.")
+	}
+	if err := validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	cluster, err := s.getCluster(ctx, sc, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	td, _, err := s.getTaskDef(ctx, sc, in.TaskDefinition)
+	if err != nil {
+		return nil, err
+	}
+	if td.Status != "ACTIVE" {
+		return nil, clientErr("TaskDefinition is inactive")
+	}
+	launchType := in.LaunchType
+	if launchType == "" {
+		launchType = "FARGATE"
+	}
+	switch launchType {
+	case "FARGATE":
+		if !contains(td.Compatibilities, "FARGATE") {
+			return nil, clientErr("Task definition does not support launch_type FARGATE.")
+		}
+	case "EC2", "EXTERNAL":
+		return nil, invalidParam("No Container Instances were found in your cluster.")
+	default:
+		return nil, invalidParam("launchType must be one of EC2, FARGATE, EXTERNAL.")
+	}
+	if in.PlatformVersion != "" && in.PlatformVersion != "LATEST" && in.PlatformVersion != "1.4.0" {
+		return nil, invalidParam("The specified platform version does not exist. Use LATEST or 1.4.0.")
+	}
+	var vpc *AwsVpcConfiguration
+	if td.NetworkMode == "awsvpc" {
+		if in.NetworkConfiguration == nil || in.NetworkConfiguration.AwsvpcConfiguration == nil {
+			return nil, invalidParam("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+		}
+		vpc = in.NetworkConfiguration.AwsvpcConfiguration
+		if len(vpc.Subnets) == 0 {
+			return nil, invalidParam("subnets can not be empty.")
+		}
+		if len(vpc.Subnets) > 16 || len(vpc.SecurityGroups) > 5 {
+			return nil, invalidParam("awsvpcConfiguration allows at most 16 subnets and 5 security groups.")
+		}
+		if p := vpc.AssignPublicIp; p != "" && p != "ENABLED" && p != "DISABLED" {
+			return nil, invalidParam("assignPublicIp must be ENABLED or DISABLED.")
+		}
+	}
+	overrides := TaskOverride{ContainerOverrides: []ContainerOverride{}}
+	if in.Overrides != nil {
+		if err := validateOverrides(td, in.Overrides, launchType); err != nil {
+			return nil, err
+		}
+		overrides = *in.Overrides
+		if overrides.ContainerOverrides == nil {
+			overrides.ContainerOverrides = []ContainerOverride{}
+		}
+	}
+	cpu, mem, err := taskSize(td, &overrides)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	tasks := make([]*Task, 0, count)
+	var ops []clientv3.Op
+	for i := 0; i < count; i++ {
+		rec := s.newTaskRecord(sc, cluster, td, &in, overrides, launchType, vpc, cpu, mem, now)
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops,
+			clientv3.OpPut(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), string(b)),
+			clientv3.OpPut(store.Key("pending", rec.Spec.TaskID), rec.Task.TaskArn))
+		tasks = append(tasks, &rec.Task)
+	}
+	if _, err := s.st.C.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return nil, fmt.Errorf("store tasks: %w", err)
+	}
+	s.wakePlacement()
+	return map[string]any{"tasks": tasks, "failures": []Failure{}}, nil
+}
+
+// taskSize is the task's cpu units and memory MiB after overrides.
+func taskSize(td *TaskDefinition, o *TaskOverride) (int, int, error) {
+	cpu, mem := td.Cpu, td.Memory
+	if o.Cpu != "" {
+		cpu = o.Cpu
+	}
+	if o.Memory != "" {
+		mem = o.Memory
+	}
+	return parseTaskSize(cpu, mem)
+}
+
+func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, in *runTaskInput, o TaskOverride,
+	launchType string, vpc *AwsVpcConfiguration, cpu, mem int, now time.Time) *taskRecord {
+	id := newID()
+	arn := sc.arn("task/" + cluster.ClusterName + "/" + id)
+	t := Task{
+		TaskArn: arn, ClusterArn: cluster.ClusterArn, TaskDefinitionArn: td.TaskDefinitionArn,
+		Overrides: o, LastStatus: agentapi.StatusProvisioning, DesiredStatus: agentapi.StatusRunning,
+		Cpu: strconv.Itoa(cpu), Memory: strconv.Itoa(mem), StartedBy: in.StartedBy, Version: 1,
+		CreatedAt: NewTime(now), Group: in.Group, LaunchType: launchType,
+		Tags: in.Tags, Attachments: []Attachment{}, EnableExecuteCommand: false,
+		EphemeralStorage: &EphemeralStg{SizeInGiB: 20},
+	}
+	if t.Group == "" {
+		t.Group = "family:" + td.Family
+	}
+	if launchType == "FARGATE" {
+		t.PlatformVersion, t.PlatformFamily = "1.4.0", "Linux"
+	}
+	if vpc != nil {
+		details := []KeyValuePair{{Name: "subnetId", Value: vpc.Subnets[0]}}
+		t.Attachments = append(t.Attachments, Attachment{ID: newUUID(), Type: "ElasticNetworkInterface", Status: "PRECREATED", Details: details})
+	}
+	spec := agentapi.TaskSpec{
+		TaskArn: arn, TaskID: id, ClusterArn: cluster.ClusterArn, Account: sc.account, Region: sc.region,
+		Family: td.Family, Revision: td.Revision, CPU: cpu, MemoryMiB: mem, DesiredStatus: agentapi.StatusRunning,
+	}
+	for i := range td.ContainerDefinitions {
+		cd := &td.ContainerDefinitions[i]
+		cs := containerSpec(cd, findOverride(o.ContainerOverrides, cd.Name))
+		spec.Containers = append(spec.Containers, cs)
+		c := Container{
+			ContainerArn: sc.arn("container/" + cluster.ClusterName + "/" + id + "/" + newUUID()),
+			TaskArn:      arn, Name: cd.Name, Image: cd.Image, LastStatus: agentapi.ContainerPending,
+			NetworkBindings: []NetworkBinding{}, NetworkInterfaces: []NetworkInterface{},
+			Cpu: strconv.Itoa(cs.CPU),
+		}
+		if cs.MemoryMiB > 0 {
+			c.Memory = strconv.Itoa(cs.MemoryMiB)
+		}
+		if cs.MemoryReservationMiB > 0 {
+			c.MemoryReservation = strconv.Itoa(cs.MemoryReservationMiB)
+		}
+		if cd.HealthCheck != nil {
+			c.HealthStatus = agentapi.HealthUnknown
+			t.HealthStatus = agentapi.HealthUnknown
+		}
+		t.Containers = append(t.Containers, c)
+	}
+	return &taskRecord{Task: t, Spec: spec}
+}
+
+func findOverride(list []ContainerOverride, name string) *ContainerOverride {
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// containerSpec resolves a container definition and its override into what the agent runs.
+func containerSpec(cd *ContainerDefinition, o *ContainerOverride) agentapi.ContainerSpec {
+	cs := agentapi.ContainerSpec{
+		Name: cd.Name, Image: cd.Image, Essential: cd.IsEssential(), EntryPoint: cd.EntryPoint, Command: cd.Command,
+		CPU: cd.Cpu, WorkingDirectory: cd.WorkingDirectory, User: cd.User, Hostname: cd.Hostname,
+		Labels: cd.DockerLabels,
+	}
+	if cd.Memory != nil {
+		cs.MemoryMiB = *cd.Memory
+	}
+	if cd.MemoryReservation != nil {
+		cs.MemoryReservationMiB = *cd.MemoryReservation
+	}
+	if cd.ReadonlyRootFilesystem != nil {
+		cs.ReadonlyRootfs = *cd.ReadonlyRootFilesystem
+	}
+	if cd.StopTimeout != nil {
+		cs.StopTimeoutSeconds = *cd.StopTimeout
+	}
+	if cd.LinuxParameters != nil && cd.LinuxParameters.Capabilities != nil {
+		cs.AddCapabilities = cd.LinuxParameters.Capabilities.Add
+	}
+	env := map[string]int{}
+	for _, kv := range cd.Environment {
+		env[kv.Name] = len(cs.Environment)
+		cs.Environment = append(cs.Environment, agentapi.KeyValue{Name: kv.Name, Value: kv.Value})
+	}
+	for _, d := range cd.DependsOn {
+		cs.DependsOn = append(cs.DependsOn, agentapi.Dependency{ContainerName: d.ContainerName, Condition: d.Condition})
+	}
+	if hc := cd.HealthCheck; hc != nil {
+		cs.HealthCheck = &agentapi.HealthCheck{Command: hc.Command, Interval: deref(hc.Interval, 30),
+			Timeout: deref(hc.Timeout, 5), Retries: deref(hc.Retries, 3), StartPeriod: deref(hc.StartPeriod, 0)}
+	}
+	if o != nil {
+		if o.Command != nil {
+			cs.Command = o.Command
+		}
+		for _, kv := range o.Environment {
+			if i, ok := env[kv.Name]; ok {
+				cs.Environment[i].Value = kv.Value
+				continue
+			}
+			cs.Environment = append(cs.Environment, agentapi.KeyValue{Name: kv.Name, Value: kv.Value})
+		}
+		if o.Cpu != nil {
+			cs.CPU = *o.Cpu
+		}
+		if o.Memory != nil {
+			cs.MemoryMiB = *o.Memory
+		}
+		if o.MemoryReservation != nil {
+			cs.MemoryReservationMiB = *o.MemoryReservation
+		}
+	}
+	return cs
+}
+
+func deref(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}

@@ -1,0 +1,144 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/remotes/docker"
+	"github.com/distribution/reference"
+)
+
+// ImageConfig is the part of an image's configuration that decides how its
+// containers run.
+type ImageConfig struct {
+	Entrypoint, Cmd, Env []string
+	WorkingDir, User     string
+	StopSignal           string
+}
+
+// Image is an image present and unpacked in containerd.
+type Image struct {
+	Ref    string // normalized, e.g. docker.io/library/busybox:latest
+	Digest string // digest of the image's manifest (or index)
+	Size   int64  // bytes of content (compressed layers, manifest, config)
+	Config ImageConfig
+	Cached bool // it was already present: nothing was fetched
+}
+
+// NormalizeRef turns a docker-style reference into a fully qualified one:
+// "busybox" -> "docker.io/library/busybox:latest".
+func NormalizeRef(ref string) (string, error) {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("parse image reference %q: %w", ref, err)
+	}
+	return named.String(), nil
+}
+
+// Pull fetches ref and unpacks it into the overlayfs snapshotter, unless it
+// is already present. Registries on loopback addresses (127.0.0.0/8,
+// localhost, [::1]) are spoken to over plain HTTP, all others over HTTPS.
+func (r *Runtime) Pull(ctx context.Context, ref string) (Image, error) {
+	name, err := NormalizeRef(ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("pull: %w", err)
+	}
+	img, err := r.client.GetImage(ctx, name)
+	cached := err == nil
+	switch {
+	case err == nil:
+		unpacked, err := img.IsUnpacked(ctx, snapshotter)
+		if err != nil {
+			return Image{}, fmt.Errorf("pull %s: check unpacked: %w", name, err)
+		}
+		if !unpacked {
+			if err := img.Unpack(ctx, snapshotter); err != nil {
+				return Image{}, fmt.Errorf("pull %s: unpack: %w", name, err)
+			}
+		}
+	case errdefs.IsNotFound(err):
+		r.log.InfoContext(ctx, "pulling image", "ref", name)
+		resolver := docker.NewResolver(docker.ResolverOptions{
+			Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(isLoopbackHost)),
+		})
+		img, err = r.client.Pull(ctx, name,
+			containerd.WithResolver(resolver),
+			containerd.WithPullUnpack,
+			containerd.WithPullSnapshotter(snapshotter),
+		)
+		if err != nil {
+			return Image{}, fmt.Errorf("pull %s: %w", name, err)
+		}
+	default:
+		return Image{}, fmt.Errorf("pull %s: look up image: %w", name, err)
+	}
+	out, err := describeImage(ctx, img)
+	if err != nil {
+		return Image{}, fmt.Errorf("pull %s: %w", name, err)
+	}
+	out.Cached = cached
+	return out, nil
+}
+
+// GetImage describes an image already present, by reference. The error
+// wraps errdefs.ErrNotFound if it is not.
+func (r *Runtime) GetImage(ctx context.Context, ref string) (Image, error) {
+	name, err := NormalizeRef(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	img, err := r.client.GetImage(ctx, name)
+	if err != nil {
+		return Image{}, fmt.Errorf("get image %s: %w", name, err)
+	}
+	out, err := describeImage(ctx, img)
+	if err != nil {
+		return Image{}, fmt.Errorf("get image %s: %w", name, err)
+	}
+	out.Cached = true
+	return out, nil
+}
+
+func describeImage(ctx context.Context, img containerd.Image) (Image, error) {
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return Image{}, err
+	}
+	size, err := img.Size(ctx)
+	if err != nil {
+		return Image{}, fmt.Errorf("image size: %w", err)
+	}
+	c := spec.Config
+	return Image{
+		Ref:    img.Name(),
+		Digest: img.Target().Digest.String(),
+		Size:   size,
+		Config: ImageConfig{
+			Entrypoint: c.Entrypoint,
+			Cmd:        c.Cmd,
+			Env:        c.Env,
+			WorkingDir: c.WorkingDir,
+			User:       c.User,
+			StopSignal: c.StopSignal,
+		},
+	}, nil
+}
+
+// isLoopbackHost reports whether a registry host[:port] is on this
+// machine, to be spoken to over plain HTTP.
+func isLoopbackHost(host string) (bool, error) {
+	h := host
+	if sh, _, err := net.SplitHostPort(host); err == nil {
+		h = sh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if h == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback(), nil
+}

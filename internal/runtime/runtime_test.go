@@ -1,0 +1,465 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestNormalizeRef(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"busybox", "docker.io/library/busybox:latest"},
+		{"library/busybox:1.36", "docker.io/library/busybox:1.36"},
+		{"nginx:1.25", "docker.io/library/nginx:1.25"},
+		{"user/app", "docker.io/user/app:latest"},
+		{"127.0.0.1:4566/busybox:latest", "127.0.0.1:4566/busybox:latest"},
+		{"localhost:5000/a/b", "localhost:5000/a/b:latest"},
+		{"public.ecr.aws/x/y:v1", "public.ecr.aws/x/y:v1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := NormalizeRef(tc.in)
+			if err != nil || got != tc.want {
+				t.Fatalf("NormalizeRef(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+	if _, err := NormalizeRef("UPPER/Case"); err == nil {
+		t.Error("NormalizeRef accepted an invalid reference")
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"127.0.0.1:4566", true},
+		{"127.1.2.3", true},
+		{"localhost:5000", true},
+		{"localhost", true},
+		{"[::1]:5000", true},
+		{"::1", true},
+		{"docker.io", false},
+		{"10.0.0.1:5000", false},
+		{"localhost.example.com", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			if got, _ := isLoopbackHost(tc.host); got != tc.want {
+				t.Fatalf("isLoopbackHost(%q) = %v, want %v", tc.host, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestProcessArgs(t *testing.T) {
+	imgEP, imgCmd := []string{"/entry"}, []string{"arg"}
+	tests := []struct {
+		name                   string
+		imgEP, imgCmd, ep, cmd []string
+		want                   []string
+		wantErr                bool
+	}{
+		{name: "image defaults", imgEP: imgEP, imgCmd: imgCmd, want: []string{"/entry", "arg"}},
+		{name: "command overrides CMD", imgEP: imgEP, imgCmd: imgCmd, cmd: []string{"x"}, want: []string{"/entry", "x"}},
+		{name: "entrypoint drops image CMD", imgEP: imgEP, imgCmd: imgCmd, ep: []string{"/bin/sh"}, want: []string{"/bin/sh"}},
+		{name: "entrypoint and command", imgEP: imgEP, imgCmd: imgCmd, ep: []string{"/bin/sh", "-c"}, cmd: []string{"echo"}, want: []string{"/bin/sh", "-c", "echo"}},
+		{name: "empty entrypoint clears it", imgEP: imgEP, imgCmd: imgCmd, ep: []string{}, want: []string{"arg"}},
+		{name: "cmd only image", imgCmd: []string{"sh"}, want: []string{"sh"}},
+		{name: "nothing to run", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := processArgs(tc.imgEP, tc.imgCmd, tc.ep, tc.cmd)
+			if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
+				t.Fatalf("processArgs = %q, %v; want %q (err %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+	if !slices.Equal(imgEP, []string{"/entry"}) {
+		t.Fatal("processArgs modified the image's entrypoint")
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	tests := []struct {
+		in      []string
+		want    []string
+		wantErr bool
+	}{
+		{in: []string{"SYS_PTRACE", "cap_net_admin"}, want: []string{"CAP_SYS_PTRACE", "CAP_NET_ADMIN"}},
+		{in: []string{"NOT_A_CAP"}, wantErr: true},
+		{in: nil, want: nil},
+	}
+	for _, tc := range tests {
+		got, err := capabilities(tc.in)
+		if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
+			t.Errorf("capabilities(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if all, err := capabilities([]string{"ALL"}); err != nil || len(all) < 38 {
+		t.Errorf("capabilities(ALL) = %d caps, %v", len(all), err)
+	}
+}
+
+func TestPull(t *testing.T) {
+	e := newTestEnv(t) // pulls once
+	ctx := testContext(t)
+	img, err := e.rt.Pull(ctx, e.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !img.Cached {
+		t.Error("second pull was not Cached")
+	}
+	if !strings.HasPrefix(img.Digest, "sha256:") || img.Size <= 0 {
+		t.Errorf("digest %q size %d", img.Digest, img.Size)
+	}
+	if !slices.Equal(img.Config.Cmd, []string{"sh"}) || !slices.Contains(img.Config.Env, "FROM_IMAGE=1") {
+		t.Errorf("config = %+v", img.Config)
+	}
+	if _, err := e.rt.Pull(ctx, "127.0.0.1:1/nothing/here:latest"); err == nil {
+		t.Error("pull from a closed port succeeded")
+	}
+}
+
+func TestRunExitCodesAndLogs(t *testing.T) {
+	e := newTestEnv(t)
+	tests := []struct {
+		name     string
+		mod      func(*ContainerSpec)
+		wantCode int
+		wantLog  []string // substrings of the log
+	}{
+		{name: "echo", mod: func(s *ContainerSpec) { s.Command = []string{"echo", "hi"} }, wantLog: []string{"hi\n"}},
+		{name: "exit 3", mod: func(s *ContainerSpec) { s.Command = []string{"sh", "-c", "exit 3"} }, wantCode: 3},
+		{name: "stderr", mod: func(s *ContainerSpec) { s.Command = []string{"sh", "-c", "echo oops >&2; exit 1"} }, wantCode: 1, wantLog: []string{"oops"}},
+		{name: "env appended", mod: func(s *ContainerSpec) {
+			s.Command = []string{"sh", "-c", "echo $FOO $FROM_IMAGE"}
+			s.Env = []string{"FOO=bar", "FROM_IMAGE=2"}
+		}, wantLog: []string{"bar 2\n"}},
+		{name: "entrypoint", mod: func(s *ContainerSpec) {
+			s.Entrypoint = []string{"sh", "-c"}
+			s.Command = []string{"echo from-entrypoint"}
+		}, wantLog: []string{"from-entrypoint"}},
+		{name: "workdir user hostname", mod: func(s *ContainerSpec) {
+			s.Command = []string{"sh", "-c", "echo $(pwd) $(id -u):$(id -g) $(hostname)"}
+			s.WorkingDir = "/tmp"
+			s.User = "65534:65534"
+			s.Hostname = "web-1"
+		}, wantLog: []string{"/tmp 65534:65534 web-1"}},
+		{name: "readonly rootfs", mod: func(s *ContainerSpec) {
+			s.Command = []string{"touch", "/x"}
+			s.ReadonlyRootfs = true
+		}, wantCode: 1, wantLog: []string{"Read-only file system"}},
+		{name: "security defaults", mod: func(s *ContainerSpec) {
+			s.Command = []string{"grep", "-E", "^(NoNewPrivs|Seccomp):", "/proc/self/status"}
+		}, wantLog: []string{"NoNewPrivs:\t1", "Seccomp:\t2"}},
+		{name: "added capability", mod: func(s *ContainerSpec) {
+			s.Command = []string{"grep", "^CapEff:", "/proc/self/status"}
+			s.AddCapabilities = []string{"SYS_PTRACE"}
+		}, wantLog: []string{"CapEff:\t00000000a80c25fb"}}, // default set + bit 19
+		{name: "default capabilities", mod: func(s *ContainerSpec) {
+			s.Command = []string{"grep", "^CapEff:", "/proc/self/status"}
+		}, wantLog: []string{"CapEff:\t00000000a80425fb"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			spec := e.spec()
+			spec.Labels = map[string]string{"test": tc.name}
+			tc.mod(&spec)
+			if pid := e.run(t, ctx, spec); pid == 0 {
+				t.Error("pid 0")
+			}
+			st, err := e.rt.Wait(ctx, spec.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logText := readLog(t, spec.LogPath)
+			if st.Code != tc.wantCode || st.OOMKilled {
+				t.Errorf("exit %+v, want code %d; log %q", st, tc.wantCode, logText)
+			}
+			if st.ExitedAt.IsZero() || time.Since(st.ExitedAt) > time.Minute {
+				t.Errorf("ExitedAt = %v", st.ExitedAt)
+			}
+			for _, want := range tc.wantLog {
+				if !strings.Contains(logText, want) {
+					t.Errorf("log %q does not contain %q", logText, want)
+				}
+			}
+		})
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	tests := []struct {
+		name string
+		mod  func(*ContainerSpec)
+	}{
+		{"unknown image", func(s *ContainerSpec) { s.Image = "127.0.0.1:1/not/pulled:latest" }},
+		{"missing binary", func(s *ContainerSpec) { s.Command = []string{"/no/such/binary"} }},
+		{"relative log path", func(s *ContainerSpec) { s.LogPath = "relative.log" }},
+		{"bad capability", func(s *ContainerSpec) { s.AddCapabilities = []string{"FLY"} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := e.spec("true")
+			tc.mod(&spec)
+			if _, err := e.rt.Run(ctx, spec); err == nil {
+				t.Fatal("Run succeeded")
+			}
+			// A failed Run leaves nothing behind.
+			cs, err := e.rt.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				if c.ID == spec.ID {
+					t.Fatalf("failed container left behind: %+v", c)
+				}
+			}
+		})
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	e := newTestEnv(t)
+	hog := []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"}
+	tests := []struct {
+		name          string
+		taskMemoryMiB int   // limit on the task cgroup
+		containerMem  int64 // limit on the container's own cgroup
+		command       []string
+		wantCode      int
+		wantOOM       bool
+	}{
+		{name: "container limit", containerMem: 16 << 20, command: hog, wantCode: 137, wantOOM: true},
+		{name: "task limit", taskMemoryMiB: 16, command: hog, wantCode: 137, wantOOM: true},
+		{name: "under the limit", containerMem: 128 << 20, command: hog, wantCode: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			spec := e.spec(tc.command...)
+			spec.MemoryLimit = tc.containerMem
+			if tc.taskMemoryMiB > 0 {
+				spec.CgroupParent = "/" + uniqueID("berthtest")
+				if err := CreateTaskCgroup(spec.CgroupParent, 0, tc.taskMemoryMiB); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if err := DeleteTaskCgroup(spec.CgroupParent); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			e.run(t, ctx, spec)
+			st, err := e.rt.Wait(ctx, spec.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Code != tc.wantCode || st.OOMKilled != tc.wantOOM {
+				t.Fatalf("exit %+v, want code %d OOMKilled %v; log %q", st, tc.wantCode, tc.wantOOM, readLog(t, spec.LogPath))
+			}
+			// List reports the same.
+			cs, err := e.rt.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				if c.ID == spec.ID && (c.Status != "stopped" || c.Exit == nil || c.Exit.OOMKilled != tc.wantOOM) {
+					t.Fatalf("List: %+v exit %+v", c, c.Exit)
+				}
+			}
+		})
+	}
+}
+
+func TestCPUQuota(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	task := "/" + uniqueID("berthtest")
+	if err := CreateTaskCgroup(task, 256, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := DeleteTaskCgroup(task); err != nil {
+			t.Error(err)
+		}
+	})
+	spec := e.spec("sh", "-c", "while :; do :; done")
+	spec.CgroupParent = task
+	e.run(t, ctx, spec)
+	time.Sleep(300 * time.Millisecond) // let it reach its steady state
+	before, err := TaskCgroupCPUUsage(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	after, err := TaskCgroupCPUUsage(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cores := float64(after-before) / float64(time.Since(start))
+	t.Logf("busy loop in a 256-unit task used %.3f cores", cores)
+	if cores > 0.3 || cores < 0.1 {
+		t.Fatalf("used %.3f cores, want about 0.25", cores)
+	}
+	if _, err := e.rt.Stop(ctx, spec.ID, syscall.SIGKILL, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStop(t *testing.T) {
+	e := newTestEnv(t)
+	tests := []struct {
+		name     string
+		command  []string
+		timeout  time.Duration
+		wantCode int
+		minTime  time.Duration // escalation to SIGKILL takes the timeout
+		maxTime  time.Duration
+	}{
+		// sleep is PID 1 of its namespace: the kernel drops SIGTERM for
+		// it (no handler), so Stop escalates to SIGKILL.
+		{name: "sleep ignores SIGTERM", command: []string{"sleep", "100"}, timeout: time.Second, wantCode: 137, minTime: time.Second, maxTime: 10 * time.Second},
+		{name: "handler exits on SIGTERM", command: []string{"sh", "-c", "trap 'exit 0' TERM; sleep 100 & wait"}, timeout: 20 * time.Second, wantCode: 0, maxTime: 10 * time.Second},
+		{name: "trap in a sleep loop", command: []string{"sh", "-c", "trap 'exit 143' TERM; while :; do sleep 1; done"}, timeout: 20 * time.Second, wantCode: 143, maxTime: 10 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			spec := e.spec(tc.command...)
+			e.run(t, ctx, spec)
+			time.Sleep(200 * time.Millisecond) // let the shell install its trap
+			start := time.Now()
+			st, err := e.rt.Stop(ctx, spec.ID, syscall.SIGTERM, tc.timeout)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Code != tc.wantCode || st.OOMKilled {
+				t.Fatalf("exit %+v, want %d", st, tc.wantCode)
+			}
+			if took < tc.minTime || took > tc.maxTime {
+				t.Fatalf("Stop took %v, want %v..%v", took, tc.minTime, tc.maxTime)
+			}
+			// Idempotent: stopping again reports the same exit.
+			again, err := e.rt.Stop(ctx, spec.ID, syscall.SIGTERM, time.Second)
+			if err != nil || again.Code != st.Code {
+				t.Fatalf("second Stop = %+v, %v", again, err)
+			}
+			if err := e.rt.Signal(ctx, spec.ID, syscall.SIGTERM); err == nil {
+				t.Fatal("Signal to an exited container succeeded")
+			}
+		})
+	}
+}
+
+func TestSignal(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	spec := e.spec("sh", "-c", "trap 'echo got-usr1; exit 5' USR1; while :; do sleep 1; done")
+	e.run(t, ctx, spec)
+	time.Sleep(200 * time.Millisecond)
+	if err := e.rt.Signal(ctx, spec.ID, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.rt.Wait(ctx, spec.ID)
+	if err != nil || st.Code != 5 {
+		t.Fatalf("Wait = %+v, %v", st, err)
+	}
+	if !strings.Contains(readLog(t, spec.LogPath), "got-usr1") {
+		t.Fatal("trap did not run")
+	}
+}
+
+func TestExec(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	spec := e.spec("sleep", "100")
+	spec.Env = []string{"GREETING=hello"}
+	e.run(t, ctx, spec)
+	tests := []struct {
+		name     string
+		args     []string
+		timeout  time.Duration
+		wantCode int
+		wantErr  error // nil: no error; errAny: any error
+	}{
+		{name: "true", args: []string{"true"}, wantCode: 0},
+		{name: "CMD-SHELL exit 7", args: []string{"sh", "-c", "exit 7"}, wantCode: 7},
+		{name: "sees container env", args: []string{"sh", "-c", `test "$GREETING" = hello`}, wantCode: 0},
+		{name: "timeout", args: []string{"sleep", "10"}, timeout: 300 * time.Millisecond, wantErr: context.DeadlineExceeded},
+		{name: "missing binary", args: []string{"/no/such/binary"}, wantErr: errAny},
+		{name: "no args", args: nil, wantErr: errAny},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			code, err := e.rt.Exec(ctx, spec.ID, tc.args, tc.timeout)
+			switch {
+			case tc.wantErr == nil && (err != nil || code != tc.wantCode):
+				t.Fatalf("Exec = %d, %v; want %d", code, err, tc.wantCode)
+			case tc.wantErr == errAny && err == nil:
+				t.Fatalf("Exec = %d, want an error", code)
+			case tc.wantErr != nil && tc.wantErr != errAny && !errors.Is(err, tc.wantErr):
+				t.Fatalf("Exec error %v, want %v", err, tc.wantErr)
+			}
+			if tc.timeout > 0 && time.Since(start) > tc.timeout+5*time.Second {
+				t.Fatalf("Exec with timeout %v took %v", tc.timeout, time.Since(start))
+			}
+		})
+	}
+	if _, err := e.rt.Exec(ctx, "no-such-container", []string{"true"}, 0); !IsNotFound(err) {
+		t.Fatalf("Exec in a missing container: %v, want NotFound", err)
+	}
+}
+
+var errAny = errors.New("any error")
+
+func TestDelete(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	if err := e.rt.Delete(ctx, "never-existed"); err != nil {
+		t.Fatalf("Delete of a missing container: %v", err)
+	}
+	spec := e.spec("sleep", "100")
+	pid := e.run(t, ctx, spec)
+	for i := range 2 {
+		if err := e.rt.Delete(ctx, spec.ID); err != nil {
+			t.Fatalf("Delete #%d: %v", i+1, err)
+		}
+	}
+	if err := syscall.Kill(int(pid), 0); err == nil {
+		t.Fatal("container process still alive after Delete")
+	}
+	if _, err := e.rt.Wait(ctx, spec.ID); !IsNotFound(err) {
+		t.Fatalf("Wait after Delete: %v, want NotFound", err)
+	}
+	// Its cgroup went with it.
+	dir, err := memoryCgroupDir(e.cgroup + "/" + spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("container cgroup %s still there: %v", dir, err)
+	}
+	// The same id can be used again.
+	spec2 := spec
+	spec2.Command = []string{"true"}
+	e.run(t, ctx, spec2)
+	if st, err := e.rt.Wait(ctx, spec2.ID); err != nil || st.Code != 0 {
+		t.Fatalf("rerun: %+v, %v", st, err)
+	}
+}

@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+)
+
+// Embedded is a single-member etcd running inside the berth process, with its
+// data in a directory of berth's data dir. Its client talks to the server in
+// process, without a network round trip.
+type Embedded struct {
+	etcd   *embed.Etcd
+	Client *clientv3.Client
+	// ClientURL is where other processes can reach this etcd (loopback only).
+	ClientURL string
+}
+
+// ports remembers the loopback ports an embedded etcd listens on, so that a
+// restart on the same data dir advertises the same peer URL it stored.
+type ports struct {
+	Client int `json:"client"`
+	Peer   int `json:"peer"`
+}
+
+// StartEmbedded starts (or restarts, on an existing dir) a single-member etcd
+// in dir and waits until it serves.
+func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embedded, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("etcd dir: %w", err)
+	}
+	p, err := loadPorts(filepath.Join(dir, "ports.json"))
+	if err != nil {
+		return nil, err
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "berth"
+	cfg.Dir = filepath.Join(dir, "data")
+	cfg.LogLevel = "error"
+	cfg.Logger = "zap"
+	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	curl := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.Client)}
+	purl := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.Peer)}
+	cfg.ListenClientUrls = []url.URL{curl}
+	cfg.AdvertiseClientUrls = []url.URL{curl}
+	cfg.ListenPeerUrls = []url.URL{purl}
+	cfg.AdvertisePeerUrls = []url.URL{purl}
+	cfg.InitialCluster = "berth=" + purl.String()
+	cfg.InitialClusterToken = "berth"
+	// One member: elect itself at once instead of waiting out an election timeout.
+	cfg.TickMs = 50
+	cfg.ElectionMs = 500
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
+	cfg.QuotaBackendBytes = 8 << 30
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("embedded etcd did not become ready within 60s")
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	logger.Debug("embedded etcd ready", "dir", dir, "client", curl.String())
+	return &Embedded{etcd: e, Client: v3client.New(e.Server), ClientURL: curl.String()}, nil
+}
+
+// Close stops the embedded etcd.
+func (e *Embedded) Close() {
+	e.Client.Close()
+	e.etcd.Close()
+}
+
+func loadPorts(path string) (ports, error) {
+	var p ports
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &p); err == nil && p.Client > 0 && p.Peer > 0 {
+			return p, nil
+		}
+	}
+	var err error
+	if p.Client, err = freePort(); err != nil {
+		return p, err
+	}
+	if p.Peer, err = freePort(); err != nil {
+		return p, err
+	}
+	b, _ := json.Marshal(p)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return p, fmt.Errorf("save etcd ports: %w", err)
+	}
+	return p, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Connect dials an external etcd cluster.
+func Connect(ctx context.Context, endpoints []string) (*clientv3.Client, error) {
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx})
+	if err != nil {
+		return nil, fmt.Errorf("connect etcd %v: %w", endpoints, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.Status(cctx, endpoints[0]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("etcd %s: %w", endpoints[0], err)
+	}
+	return c, nil
+}

@@ -1,0 +1,166 @@
+// Package store owns berth's access to etcd: the embedded single-member etcd
+// of `berth dev`, connections to an external cluster, and typed JSON reads and
+// writes with optimistic concurrency. Every control-plane resource lives here;
+// the layout of keys is drawn in keys.go.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Errors returned by Store. Callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("concurrent modification")
+)
+
+// Store reads and writes JSON documents in etcd.
+type Store struct {
+	C *clientv3.Client
+}
+
+// New wraps an etcd client.
+func New(c *clientv3.Client) *Store { return &Store{C: c} }
+
+// Get decodes the value at key into v and returns its mod revision.
+func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
+	resp, err := s.C.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("get %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, fmt.Errorf("get %s: %w", key, ErrNotFound)
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
+		return 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return resp.Kvs[0].ModRevision, nil
+}
+
+// Create stores v at key only if key is absent.
+func (s *Store) Create(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	resp, err := s.C.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("create %s: %w", key, ErrExists)
+	}
+	return nil
+}
+
+// Put stores v at key unconditionally.
+func (s *Store) Put(ctx context.Context, key string, v any, opts ...clientv3.OpOption) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if _, err := s.C.Put(ctx, key, string(b), opts...); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// PutIfRevision stores v at key if the key's mod revision is still rev
+// (0: the key must be absent), along with extra ops in the same transaction.
+func (s *Store) PutIfRevision(ctx context.Context, key string, rev int64, v any, extra ...clientv3.Op) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	ops := append([]clientv3.Op{clientv3.OpPut(key, string(b))}, extra...)
+	resp, err := s.C.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("put %s: %w", key, ErrConflict)
+	}
+	return nil
+}
+
+// Mutate reads key into v, calls fn, and writes v back if nobody changed key
+// in between, retrying on conflict. fn returns the extra ops to commit in the
+// same transaction; it must be safe to call more than once. If key is absent
+// Mutate returns ErrNotFound without calling fn.
+func Mutate[T any](ctx context.Context, s *Store, key string, fn func(v *T) ([]clientv3.Op, error)) (*T, error) {
+	for attempt := 0; attempt < 50; attempt++ {
+		v := new(T)
+		rev, err := s.Get(ctx, key, v)
+		if err != nil {
+			return nil, err
+		}
+		extra, err := fn(v)
+		if err != nil {
+			return nil, err
+		}
+		err = s.PutIfRevision(ctx, key, rev, v, extra...)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("mutate %s: %w", key, ErrConflict)
+}
+
+// Delete removes key; an absent key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if _, err := s.C.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List calls each for every key under prefix in key order, reading in pages so
+// a large prefix never needs one huge response.
+func (s *Store) List(ctx context.Context, prefix string, each func(key string, val []byte) error) error {
+	const page = 1000
+	start := prefix
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	for {
+		resp, err := s.C.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(page))
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, kv := range resp.Kvs {
+			if err := each(string(kv.Key), kv.Value); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// ListJSON decodes every value under prefix as a T.
+func ListJSON[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
+	var out []T
+	err := s.List(ctx, prefix, func(key string, val []byte) error {
+		var v T
+		if err := json.Unmarshal(val, &v); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}

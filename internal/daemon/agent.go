@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
@@ -59,13 +61,20 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		}
 		_ = rt.Close()
 	}()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("agent listener: %w", err)
+	}
+	logSrv := &http.Server{Handler: agent.LogHandler(cfg.DataDir, agent.TokenMatcher(cfg.Token)), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = logSrv.Serve(ln) }()
+	defer logSrv.Close()
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
 	a := agent.New(agent.Config{
 		Node: agentapi.RegisterRequest{
 			NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: "fargate",
-			CPU: goruntime.NumCPU() * 1024, MemoryMiB: hostMemoryMiB() * 9 / 10,
+			CPU: goruntime.NumCPU() * 1024, MemoryMiB: hostMemoryMiB() * 9 / 10, Address: "http://" + ln.Addr().String(),
 		},
 		DataDir:   cfg.DataDir,
 		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},

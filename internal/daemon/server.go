@@ -119,8 +119,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	router := protocol.NewRouter(accts, cfg.Logger, protocol.WithRegisterer(reg))
-	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid})
+	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
+		AgentToken: accts.EnsureAgentToken})
 	router.AddJSONService(ecsSvc.JSONService())
+	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
 	rcfg := ecr.RegistryConfig{RootDir: filepath.Join(cfg.DataDir, "registry"), Logger: cfg.Logger.With("service", "registry")}
 	if !cfg.Dev {

@@ -28,6 +28,8 @@ type Config struct {
 	Logger *slog.Logger
 	// AgentTokenValid authenticates agents' bearer tokens.
 	AgentTokenValid func(ctx context.Context, token string) bool
+	// AgentToken is the token the control plane presents to agents.
+	AgentToken func(ctx context.Context) (string, error)
 	// StoppedRetention is how long stopped tasks stay describable (ECS: about an hour).
 	StoppedRetention time.Duration
 	// NodeTTL is how long a host may miss heartbeats before it is lost.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,9 +24,7 @@ func TestAWSCLI(t *testing.T) {
 	if _, err := os.Stat(awsCLI); err != nil {
 		t.Skipf("%s not installed", awsCLI)
 	}
-	r, _, _ := newTestRouter(t)
-	srv := httptest.NewServer(r)
-	defer srv.Close()
+	srv, _, _, _ := newTestServer(t) // closed by t.Cleanup, after the parallel subtests
 
 	tests := []struct {
 		name       string

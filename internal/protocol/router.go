@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -354,7 +355,7 @@ func writeJSON(w http.ResponseWriter, out any) error {
 	}
 	h := w.Header()
 	h.Set("Content-Type", jsonContentType)
-	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 	return nil

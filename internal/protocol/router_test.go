@@ -228,13 +228,13 @@ func TestRawRequests(t *testing.T) {
 			},
 			wantStatus: 400, wantCode: CodeInvalidSignature, wantMsg: msgSignatureMismatch},
 		{name: "signed header changed", target: list, body: `{}`,
-			mutate: func(r *http.Request) { r.Header.Set("X-Amz-Target", describe) },
+			mutate:     func(r *http.Request) { r.Header.Set("X-Amz-Target", describe) },
 			wantStatus: 400, wantCode: CodeInvalidSignature},
 		{name: "query added after signing", target: list, body: `{}`,
-			mutate: func(r *http.Request) { r.URL.RawQuery = "a=b" },
+			mutate:     func(r *http.Request) { r.URL.RawQuery = "a=b" },
 			wantStatus: 400, wantCode: CodeInvalidSignature},
 		{name: "content sha256 mismatch", target: list, body: `{}`,
-			mutate: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte("other"))) },
+			mutate:     func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte("other"))) },
 			wantStatus: 400, wantCode: CodeInvalidSignature, wantMsg: "x-amz-content-sha256"},
 		{name: "signed 20 minutes ago", target: list, body: `{}`, at: -20 * time.Minute,
 			wantStatus: 400, wantCode: CodeInvalidSignature, wantMsg: "Signature expired: "},
@@ -523,7 +523,9 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add(ecsPrefix+".ListClusters", []byte(`{}`), false,
 		"AWS4-HMAC-SHA256 Credential=AKIDTEST/20261125/us-east-1/ecs/aws4_request, SignedHeaders=host;x-amz-date, Signature=00")
 	f.Add(ecsPrefix+".ListClusters", []byte(`{}`), false, "AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=;;, Signature=")
-	r, _, _ := newTestRouter(f, WithMaxBodyBytes(4096))
+	// No log capture: a long fuzz run would pile it up in memory.
+	r := NewRouter(fakeAuth{}, nil, WithRegisterer(nil), WithMaxBodyBytes(4096))
+	r.AddJSONService(fakeECS())
 	f.Fuzz(func(t *testing.T, target string, body []byte, sign bool, authz string) {
 		req := httptest.NewRequest(http.MethodPost, "http://berth.test/", strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", jsonContentType)

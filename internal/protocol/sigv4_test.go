@@ -139,6 +139,49 @@ func TestVerifyAgainstSDKSigner(t *testing.T) {
 	}
 }
 
+// TestVerifyDateHeader: without X-Amz-Date the HTTP Date header dates the
+// signature (SigV4 allows either).
+func TestVerifyDateHeader(t *testing.T) {
+	at := time.Date(2026, 11, 25, 19, 25, 41, 0, time.UTC)
+	tests := []struct {
+		name     string
+		date     string
+		now      time.Time
+		wantCode string
+	}{
+		{name: "current", date: at.Format(http.TimeFormat), now: at},
+		{name: "stale", date: at.Format(http.TimeFormat), now: at.Add(time.Hour), wantCode: CodeInvalidSignature},
+		{name: "unparseable", date: "yesterday", now: at, wantCode: CodeIncompleteSignature},
+		{name: "absent", date: "", now: at, wantCode: CodeIncompleteSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "http://berth.test/", strings.NewReader("{}"))
+			if tt.date != "" {
+				req.Header.Set("Date", tt.date)
+			}
+			sig := sigV4{AccessKeyID: testKey, ScopeDate: "20261125", Region: "us-east-1", Service: "ecs",
+				SignedHeaders: []string{"date", "host"}}
+			canonical := canonicalRequest(req, sig.SignedHeaders, sha256Hex([]byte("{}")), false)
+			sig.Signature = signatureFor(testSecret, sig, at.Format(amzDateLayout), canonical)
+			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+testKey+"/"+sig.scope()+
+				", SignedHeaders=date;host, Signature="+sig.Signature)
+			v := verifier{auth: fakeAuth{}, now: func() time.Time { return tt.now }}
+			_, _, err := v.verify(context.Background(), req, []byte("{}"), "ecs")
+			if tt.wantCode == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != tt.wantCode {
+				t.Errorf("err = %v, want %s", err, tt.wantCode)
+			}
+		})
+	}
+}
+
 func TestParseAuthorization(t *testing.T) {
 	const good = "AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/ecs/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=abcd"
 	tests := []struct {

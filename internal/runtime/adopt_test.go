@@ -1,7 +1,11 @@
 package runtime
 
 import (
+	"bufio"
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +25,17 @@ func daemonPid(t *testing.T, dataDir string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// alive reports whether pid is running (exists and is not a zombie
+// waiting for an init that reaps slowly).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 // TestAdoption restarts the agent side (a new Runtime on the same data
@@ -70,7 +85,7 @@ func TestAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.rt = rt2
-	if pid := daemonPid(t, e.dataDir); pid != pid1 || syscall.Kill(pid1, 0) != nil {
+	if pid := daemonPid(t, e.dataDir); pid != pid1 || !alive(pid1) {
 		t.Fatalf("containerd was not reused: pid %d, was %d", pid, pid1)
 	}
 	checkList(t, rt2)
@@ -82,10 +97,10 @@ func TestAdoption(t *testing.T) {
 	if err := rt2.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if syscall.Kill(pid1, 0) == nil {
+	if alive(pid1) {
 		t.Fatal("containerd still running after Shutdown")
 	}
-	if syscall.Kill(int(runningPid), 0) != nil {
+	if !alive(int(runningPid)) {
 		t.Fatal("container died with containerd")
 	}
 	rt3, err := Start(ctx, e.cfg)
@@ -142,5 +157,92 @@ func TestStartWithAddress(t *testing.T) {
 	}
 	if _, err := Start(ctx, Config{Address: filepath.Join(t.TempDir(), "none.sock")}); err == nil {
 		t.Fatal("Start with a dead address succeeded")
+	}
+}
+
+// TestHelperAgent is the "berth process" of TestDaemonSurvivesAgentKill:
+// it starts a private containerd, says so, and waits to be killed.
+func TestHelperAgent(t *testing.T) {
+	dir := os.Getenv("BERTH_HELPER_DATADIR")
+	if dir == "" {
+		t.Skip("helper process of TestDaemonSurvivesAgentKill")
+	}
+	rt, err := Start(context.Background(), Config{DataDir: dir, Namespace: "berth-test"})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Minute) // killed before this ends
+	rt.Close()
+}
+
+// TestDaemonSurvivesAgentKill SIGKILLs the whole process group of a berth
+// process that started containerd; containerd keeps running and the next
+// Start reuses it.
+func TestDaemonSurvivesAgentKill(t *testing.T) {
+	requireRoot(t)
+	ctx := testContext(t)
+	e := &testEnv{t: t, dataDir: t.TempDir(), cgroup: "/" + uniqueID("berthtest")}
+	e.cfg = Config{DataDir: e.dataDir, Namespace: "berth-test", Logger: testLogger(t)}
+	if err := CreateTaskCgroup(e.cgroup, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cleanup)
+
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperAgent$", "-test.v")
+	cmd.Env = append(os.Environ(), "BERTH_HELPER_DATADIR="+e.dataDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	helper := cmd.Process.Pid
+	waited := false
+	t.Cleanup(func() {
+		if !waited { // its group still exists: the helper leads it
+			_ = syscall.Kill(-helper, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+	})
+	sc := bufio.NewScanner(out)
+	ready := false
+	for sc.Scan() {
+		t.Logf("helper: %s", sc.Text())
+		if sc.Text() == "ready" {
+			ready = true
+			break
+		}
+	}
+	if !ready {
+		t.Fatal("helper did not start containerd")
+	}
+	pid := daemonPid(t, e.dataDir)
+	if err := syscall.Kill(-helper, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waited = true
+	time.Sleep(100 * time.Millisecond)
+	if !alive(pid) {
+		t.Fatal("containerd died with the berth process group")
+	}
+
+	rt, err := Start(ctx, e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rt = rt
+	if got := daemonPid(t, e.dataDir); got != pid {
+		t.Fatalf("containerd pid %d, want the running %d reused", got, pid)
+	}
+	if err := rt.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alive(pid) {
+		t.Fatal("containerd still running after Shutdown by a process that did not start it")
 	}
 }

@@ -53,6 +53,9 @@ type ContainerSpec struct {
 	AddCapabilities   []string // e.g. "SYS_PTRACE" or "CAP_SYS_PTRACE"; "ALL" adds every one
 	// LogPath is an absolute file that stdout and stderr are appended to,
 	// by the shim, so logging goes on without the agent. Empty: discarded.
+	// The shim copies output asynchronously: when Wait returns the last
+	// lines may still be in flight; the file is complete once Delete has
+	// returned (the shim drains the pipes when the task is deleted).
 	LogPath string
 }
 
@@ -254,7 +257,7 @@ func withAdditionalGIDsOf(user string) oci.SpecOpts {
 // Wait blocks until the container's main process exits and returns how.
 // It works for containers started by an earlier agent process and for ones
 // that have already exited (until they are deleted). It waits through a
-// restart of containerd.
+// restart of containerd. The container's log is complete only after Delete.
 func (r *Runtime) Wait(ctx context.Context, id string) (ExitStatus, error) {
 	for {
 		c, task, err := r.loadTask(ctx, id)

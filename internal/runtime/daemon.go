@@ -34,10 +34,15 @@ type daemon struct {
 	lockPath string
 	runcRoot string
 	log      *slog.Logger
-
-	mu    sync.Mutex
-	child int // pid of the daemon if this process started it (and so must reap it)
 }
+
+// children are the daemons this process started and has not reaped yet.
+// It is process-wide because being a process's parent is: a later Runtime
+// in the same process must reap a daemon an earlier one started.
+var children = struct {
+	sync.Mutex
+	pids map[int]bool
+}{pids: map[int]bool{}}
 
 func newDaemon(dataDir, binary string, log *slog.Logger) *daemon {
 	if binary == "" {
@@ -159,9 +164,9 @@ func (d *daemon) ensure(ctx context.Context, namespace string) (*containerd.Clie
 	// The process is reaped by stop or by polling in waitReady, not by
 	// cmd.Wait: it must be able to outlive this Runtime.
 	cmd.Process.Release()
-	d.mu.Lock()
-	d.child = pid
-	d.mu.Unlock()
+	children.Lock()
+	children.pids[pid] = true
+	children.Unlock()
 	if err := os.WriteFile(d.pidPath, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		d.kill(pid)
 		return nil, fmt.Errorf("start containerd: write pid file: %w", err)
@@ -256,17 +261,17 @@ func (d *daemon) waitExit(ctx context.Context, pid int, timeout time.Duration) b
 
 // exited reports whether pid is gone, reaping it if this process is its parent.
 func (d *daemon) exited(pid int) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.child == pid {
+	children.Lock()
+	defer children.Unlock()
+	if children.pids[pid] {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		switch {
 		case got == pid:
-			d.child = 0
+			delete(children.pids, pid)
 			return true
 		case errors.Is(err, unix.ECHILD):
-			d.child = 0 // reaped elsewhere; fall through to the generic check
+			delete(children.pids, pid) // reaped elsewhere; use the generic check
 		default:
 			return false
 		}

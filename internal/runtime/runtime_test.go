@@ -182,6 +182,10 @@ func TestRunExitCodesAndLogs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The log is complete once the task is deleted.
+			if err := e.rt.Delete(ctx, spec.ID); err != nil {
+				t.Fatal(err)
+			}
 			logText := readLog(t, spec.LogPath)
 			if st.Code != tc.wantCode || st.OOMKilled {
 				t.Errorf("exit %+v, want code %d; log %q", st, tc.wantCode, logText)
@@ -379,6 +383,9 @@ func TestSignal(t *testing.T) {
 	if err != nil || st.Code != 5 {
 		t.Fatalf("Wait = %+v, %v", st, err)
 	}
+	if err := e.rt.Delete(ctx, spec.ID); err != nil { // completes the log
+		t.Fatal(err)
+	}
 	if !strings.Contains(readLog(t, spec.LogPath), "got-usr1") {
 		t.Fatal("trap did not run")
 	}
@@ -441,7 +448,7 @@ func TestDelete(t *testing.T) {
 			t.Fatalf("Delete #%d: %v", i+1, err)
 		}
 	}
-	if err := syscall.Kill(int(pid), 0); err == nil {
+	if alive(int(pid)) {
 		t.Fatal("container process still alive after Delete")
 	}
 	if _, err := e.rt.Wait(ctx, spec.ID); !IsNotFound(err) {

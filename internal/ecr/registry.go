@@ -20,6 +20,11 @@
 //     restarting the upload).
 //   - No health checks, no notifications endpoints. Distribution's own
 //     upload purger is disabled; Registry runs its own, stopped by Close.
+//     One goroutine cannot be stopped: handlers.NewApp starts an events
+//     broadcaster (docker/go-events) it keeps unexported and never closes.
+//     It idles in a select; one per Registry, so one per berth process.
+//   - Names Distribution's router accepts but reference rules reject (too
+//     long) are answered NAME_INVALID here; Distribution would send a 500.
 //   - Distribution logs through logrus's process-wide standard logger; it is
 //     bridged to each Registry's slog.Logger at low levels (see logbridge.go).
 package ecr

@@ -94,7 +94,47 @@ func DeleteTaskCgroup(path string) error {
 	if err := cg.Delete(); err != nil && !errors.Is(err, cgroup1.ErrCgroupDeleted) {
 		return fmt.Errorf("delete task cgroup %s: %w", path, err)
 	}
+	return deleteUnifiedCgroup(path)
+}
+
+// deleteUnifiedCgroup removes path from the cgroup2 hierarchy of a hybrid
+// host (/sys/fs/cgroup/unified), where runc also creates every container's
+// cgroup (and so the task's) although no controller is enabled there.
+func deleteUnifiedCgroup(path string) error {
+	if cgroups.Mode() != cgroups.Hybrid {
+		return nil
+	}
+	root, err := unifiedMountpoint()
+	if err != nil || root == "" {
+		return err
+	}
+	dir := filepath.Join(root, path)
+	if err := removeChildCgroups(dir); err != nil {
+		return fmt.Errorf("delete task cgroup %s: unified hierarchy: %w", path, err)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete task cgroup %s: unified hierarchy: %w", path, err)
+	}
 	return nil
+}
+
+// unifiedMountpoint returns where the cgroup2 hierarchy is mounted, or "".
+func unifiedMountpoint() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// ... mount-point ... - fstype source options
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok || !strings.HasPrefix(post, "cgroup2 ") {
+			continue
+		}
+		if f := strings.Fields(pre); len(f) > 4 {
+			return f[4], nil
+		}
+	}
+	return "", nil
 }
 
 // removeChildCgroups removes the cgroup directories below dir, deepest

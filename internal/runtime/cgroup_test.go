@@ -57,17 +57,25 @@ func TestTaskCgroup(t *testing.T) {
 			if u, err := TaskCgroupCPUUsage(path); err != nil || u != 0 {
 				t.Errorf("usage of an empty cgroup = %v, %v", u, err)
 			}
-			// Leftover (empty) container cgroups do not block deletion.
-			if err := os.Mkdir(filepath.Join("/sys/fs/cgroup/memory", path, "ctr"), 0o755); err != nil {
-				t.Fatal(err)
+			// Leftover (empty) container cgroups do not block deletion,
+			// nor do the ones runc makes in the unified hierarchy.
+			for _, dir := range []string{
+				filepath.Join("/sys/fs/cgroup/memory", path, "ctr"),
+				filepath.Join("/sys/fs/cgroup/unified", path, "ctr"),
+			} {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 			for i := range 2 {
 				if err := DeleteTaskCgroup(path); err != nil {
 					t.Fatalf("DeleteTaskCgroup #%d: %v", i+1, err)
 				}
 			}
-			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/cpu", path)); !os.IsNotExist(err) {
-				t.Fatalf("cgroup still there: %v", err)
+			for _, h := range []string{"cpu", "memory", "unified"} {
+				if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, path)); !os.IsNotExist(err) {
+					t.Fatalf("cgroup still there in %s: %v", h, err)
+				}
 			}
 		})
 	}

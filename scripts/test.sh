@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The README's test command: set up this Debian host and run the whole test
+# suite — unit tests, fuzz seed corpora, and the end-to-end tests that run
+# berth dev for real with containerd, runc and the AWS CLI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+bash scripts/setup.sh
+
+echo "test: gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+
+echo "test: go test ./..."
+go test -count=1 -timeout 20m ./...

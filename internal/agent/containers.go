@@ -248,9 +248,13 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 	labels[labelCluster] = t.spec.ClusterArn
 	labels[labelFamily] = t.spec.Family
 	labels[labelRevision] = strconv.Itoa(t.spec.Revision)
+	hostname := cs.Hostname
+	if hostname == "" {
+		hostname = "task-" + t.spec.TaskID[:min(12, len(t.spec.TaskID))]
+	}
 	spec := runtime.ContainerSpec{
 		ID: c.id, Image: cs.Image, Labels: labels, Entrypoint: cs.EntryPoint, Command: cs.Command, Env: env,
-		WorkingDir: cs.WorkingDirectory, User: cs.User, Hostname: cs.Hostname, NetNSPath: t.netns,
+		WorkingDir: cs.WorkingDirectory, User: cs.User, Hostname: hostname, NetNSPath: t.netns,
 		CgroupParent: t.cgroup, CPUShares: uint64(cs.CPU), MemoryLimit: int64(cs.MemoryMiB) << 20,
 		MemoryReservation: int64(cs.MemoryReservationMiB) << 20, ReadonlyRootfs: cs.ReadonlyRootfs,
 		AddCapabilities: cs.AddCapabilities, LogPath: logPath,

@@ -132,6 +132,18 @@ func parseTaskSize(cpu, memory string) (cpuUnits, memoryMiB int, err error) {
 	return cpuUnits, memoryMiB, nil
 }
 
+// sizeSuffix is a unit a task size may carry, lower-cased, and its factor to
+// CPU units or MiB; the first suffix that matches wins.
+type sizeSuffix struct {
+	suffix string
+	scale  float64
+}
+
+var (
+	cpuSuffixes    = []sizeSuffix{{"vcpus", 1024}, {"vcpu", 1024}}
+	memorySuffixes = []sizeSuffix{{"gib", 1024}, {"gb", 1024}, {"mib", 1}, {"mb", 1}}
+)
+
 // parseSizeValue parses one task size. kind is "cpu" (units, or vCPU with a
 // "vcpu" suffix) or "memory" (MiB, or GB with a "GB" suffix).
 func parseSizeValue(s, kind string) (int, error) {
@@ -151,15 +163,9 @@ func parseSizeValue(s, kind string) (int, error) {
 	num := strings.TrimSpace(s)
 	lower := strings.ToLower(num) // ASCII only, so byte offsets match num's
 	scale, unit := 1.0, ""
-	suffixes := []struct {
-		suffix string
-		scale  float64
-	}{{"vcpus", 1024}, {"vcpu", 1024}}
+	suffixes := cpuSuffixes
 	if kind == "memory" {
-		suffixes = []struct {
-			suffix string
-			scale  float64
-		}{{"gib", 1024}, {"gb", 1024}, {"mib", 1}, {"mb", 1}}
+		suffixes = memorySuffixes
 	}
 	for _, sf := range suffixes {
 		if strings.HasSuffix(lower, sf.suffix) {

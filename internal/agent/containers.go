@@ -153,30 +153,44 @@ func (t *managedTask) allStarted() bool {
 // startReady starts every container whose dependencies are met. It returns
 // DEACTIVATING when a container cannot start or never will.
 func (t *managedTask) startReady(ctx context.Context) string {
-	for _, c := range t.containers {
-		if c.started {
-			continue
-		}
-		ready, never := t.dependenciesMet(c)
-		if never != "" {
-			c.reason = never
-			return t.fail(agentapi.StopTaskFailedToStart, never)
-		}
-		if !ready {
-			continue
-		}
-		if err := t.startOne(ctx, c); err != nil {
-			if ctx.Err() != nil {
-				return ""
+	for progress := true; progress; {
+		progress = false
+		for _, c := range t.containers {
+			if c.started {
+				continue
 			}
-			c.reason = "CannotStartContainerError: " + err.Error()
-			return t.fail(agentapi.StopTaskFailedToStart, c.reason)
-		}
-		if !t.report(ctx) {
-			return ""
+			next, started := t.startIfReady(ctx, c)
+			if next != "" {
+				return next
+			}
+			progress = progress || started
 		}
 	}
 	return ""
+}
+
+// startIfReady starts c if its dependencies are met; it returns the status to
+// move to when c cannot start or never will, and whether it started c.
+func (t *managedTask) startIfReady(ctx context.Context, c *container) (string, bool) {
+	ready, never := t.dependenciesMet(c)
+	if never != "" {
+		c.reason = never
+		return t.fail(agentapi.StopTaskFailedToStart, never), false
+	}
+	if !ready {
+		return "", false
+	}
+	if err := t.startOne(ctx, c); err != nil {
+		if ctx.Err() != nil {
+			return "", false
+		}
+		c.reason = "CannotStartContainerError: " + err.Error()
+		return t.fail(agentapi.StopTaskFailedToStart, c.reason), false
+	}
+	if !t.report(ctx) {
+		return "", false
+	}
+	return "", true
 }
 
 // dependenciesMet evaluates a container's dependsOn: whether it may start

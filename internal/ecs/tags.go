@@ -63,7 +63,10 @@ func removeTags(have []Tag, keys []string) []Tag {
 }
 
 // editTags applies fn to the tags of the resource an ARN names.
-func (s *Service) editTags(ctx context.Context, sc scope, arn string, fn func([]Tag) []Tag) ([]Tag, error) {
+// errNoWrite ends an editTags that only reads.
+var errNoWrite = errors.New("read only")
+
+func (s *Service) editTags(ctx context.Context, sc scope, arn string, fn func([]Tag) ([]Tag, error)) ([]Tag, error) {
 	notFound := protocol.NewError(codeInvalidParameter, 400, "The specified resource could not be found: %s", arn)
 	prefix := "arn:aws:ecs:" + sc.region + ":" + sc.account + ":"
 	res, ok := strings.CutPrefix(arn, prefix)
@@ -76,8 +79,9 @@ func (s *Service) editTags(ctx context.Context, sc scope, arn string, fn func([]
 	case strings.HasPrefix(res, "cluster/"):
 		var c *Cluster
 		c, err = store.Mutate(ctx, s.st, store.Scoped(sc.account, sc.region, "clusters", lastSegment(res)), func(c *Cluster) ([]clientv3.Op, error) {
-			c.Tags = fn(c.Tags)
-			return nil, nil
+			tags, err := fn(c.Tags)
+			c.Tags = tags
+			return nil, err
 		})
 		if err == nil {
 			tags = c.Tags
@@ -89,8 +93,9 @@ func (s *Service) editTags(ctx context.Context, sc scope, arn string, fn func([]
 		}
 		var td *storedTaskDef
 		td, err = store.Mutate(ctx, s.st, taskDefKey(sc, family, rev), func(td *storedTaskDef) ([]clientv3.Op, error) {
-			td.StoredTags = fn(td.StoredTags)
-			return nil, nil
+			tags, err := fn(td.StoredTags)
+			td.StoredTags = tags
+			return nil, err
 		})
 		if err == nil {
 			tags = td.StoredTags
@@ -102,8 +107,9 @@ func (s *Service) editTags(ctx context.Context, sc scope, arn string, fn func([]
 		}
 		var r *taskRecord
 		r, err = store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
-			r.Task.Tags = fn(r.Task.Tags)
-			return nil, nil
+			tags, err := fn(r.Task.Tags)
+			r.Task.Tags = tags
+			return nil, err
 		})
 		if err == nil {
 			tags = r.Task.Tags
@@ -132,20 +138,15 @@ func (s *Service) tagResource(ctx context.Context, body []byte) (any, error) {
 	if err := validateTags(in.Tags); err != nil {
 		return nil, err
 	}
-	var tooMany bool
-	_, err = s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) []Tag {
+	_, err = s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) ([]Tag, error) {
 		out := mergeTags(have, in.Tags)
 		if len(out) > 50 {
-			tooMany = true
-			return have
+			return nil, invalidParam("A resource can have at most 50 tags.")
 		}
-		return out
+		return out, nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if tooMany {
-		return nil, invalidParam("A resource can have at most 50 tags.")
 	}
 	return struct{}{}, nil
 }
@@ -162,7 +163,7 @@ func (s *Service) untagResource(ctx context.Context, body []byte) (any, error) {
 	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	if _, err := s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) []Tag { return removeTags(have, in.TagKeys) }); err != nil {
+	if _, err := s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) ([]Tag, error) { return removeTags(have, in.TagKeys), nil }); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -179,9 +180,15 @@ func (s *Service) listTagsForResource(ctx context.Context, body []byte) (any, er
 	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	tags, err := s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) []Tag { return have })
-	if err != nil {
+	var tags []Tag
+	// Reading goes through the same resolution as editing; errNoWrite stops
+	// it before anything is written back.
+	_, err = s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) ([]Tag, error) {
+		tags = have
+		return nil, errNoWrite
+	})
+	if err != nil && !errors.Is(err, errNoWrite) {
 		return nil, err
 	}
-	return map[string]any{"tags": tags}, nil
+	return map[string]any{"tags": nonNilTags(tags)}, nil
 }

@@ -6,6 +6,11 @@ import (
 	"os"
 
 	"github.com/berthdev/berth/internal/cli"
+	"github.com/berthdev/berth/internal/runtime/logdriver"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:])) }
+func main() {
+	// containerd's shims start this binary as each container's log driver.
+	logdriver.MaybeRun()
+	os.Exit(cli.Main(os.Args[1:]))
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/berthdev/berth/internal/store"
 )
 
-// DevAccountID is the account `berth dev` creates.
+// DevAccountID is the account every berth server starts with.
 const DevAccountID = "000000000000"
 
 // Key is an access key as stored.
@@ -51,8 +51,9 @@ func (a *Accounts) Lookup(ctx context.Context, accessKeyID string) (string, stri
 	return k.SecretAccessKey, k.AccountID, nil
 }
 
-// EnsureDevKey returns the dev account's access key, creating it the first time.
-func (a *Accounts) EnsureDevKey(ctx context.Context) (Key, error) {
+// EnsureRootKey returns the first access key of account 000000000000,
+// creating it the first time.
+func (a *Accounts) EnsureRootKey(ctx context.Context) (Key, error) {
 	pointer := store.Key("accounts", "dev-key")
 	var k Key
 	if _, err := a.st.Get(ctx, pointer, &k); err == nil {

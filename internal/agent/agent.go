@@ -54,6 +54,8 @@ type Config struct {
 	Logger    *slog.Logger
 	// PollWait is how long one long poll may wait (default 30s).
 	PollWait time.Duration
+	// Metrics, if set, times the agent's steps (see Metrics).
+	Metrics *Metrics
 }
 
 // Agent runs the tasks placed on one host.
@@ -75,6 +77,7 @@ func New(cfg Config) *Agent {
 	if cfg.PollWait == 0 {
 		cfg.PollWait = 30 * time.Second
 	}
+	cfg = cfg.Metrics.instrument(cfg)
 	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
 }
 

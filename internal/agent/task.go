@@ -79,11 +79,14 @@ type managedTask struct {
 	lastSeq    int64
 
 	pullStarted, pullStopped, started, stopping, execStopped *time.Time
+
+	received time.Time // when this agent took the task on
 }
 
 func newManagedTask(a *Agent, spec agentapi.TaskSpec, known string, adopt []runtime.ContainerInfo) *managedTask {
-	t := &managedTask{a: a, known: known, desired: spec, spec: spec, adopt: adopt,
+	t := &managedTask{a: a, known: known, desired: spec, spec: spec, adopt: adopt, received: time.Now(),
 		wake: make(chan struct{}, 1), events: make(chan event, 4*len(spec.Containers)+4)}
+	a.cfg.Metrics.taskReceived(t.received)
 	for _, cs := range spec.Containers {
 		t.containers = append(t.containers, &container{spec: cs, id: containerID(spec.TaskID, cs.Name), status: agentapi.ContainerPending})
 	}
@@ -136,6 +139,7 @@ func (t *managedTask) run(ctx context.Context) bool {
 	}()
 	log := t.a.log.With("task", t.spec.TaskID)
 	t.recover(ctx)
+	launching := t.known == agentapi.StatusProvisioning
 	for t.known != agentapi.StatusStopped {
 		step, ok := transitions[t.known]
 		if !ok {
@@ -154,6 +158,9 @@ func (t *managedTask) run(ctx context.Context) bool {
 		t.known = next
 		if !t.report(ctx) {
 			return false
+		}
+		if launching && t.known == agentapi.StatusRunning {
+			t.a.cfg.Metrics.taskLaunched(t.received)
 		}
 	}
 	return true

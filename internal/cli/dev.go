@@ -24,7 +24,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(os.Stdout, "berth dev is ready\n\n  endpoint  %s\n  region    %s\n  account   000000000000\n"+
 						"  access key id      %s\n  secret access key  %s\n  (the pair test/test works too, on this loopback endpoint)\n\n"+
 						"  eval \"$(cat %s/env)\"   # sets AWS_ENDPOINT_URL and the keys for the aws CLI\n\n",
-						s.URL, region, s.DevKey.AccessKeyID, s.DevKey.SecretAccessKey, strings.TrimRight(g.dataDir, "/"))
+						s.URL, region, s.RootKey.AccessKeyID, s.RootKey.SecretAccessKey, strings.TrimRight(g.dataDir, "/"))
 				},
 			})
 		},
@@ -36,17 +36,20 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 func newServerCmd(g *globalFlags) *cobra.Command {
 	var listen string
 	var etcd []string
+	var anonRegistry bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane (APIs, scheduler, controllers)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd, Logger: g.logger()})
+			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd,
+				AnonymousRegistry: anonRegistry, Logger: g.logger()})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			fmt.Printf("berth server listening on %s\nagent join token: %s\n", srv.URL, srv.AgentToken)
+			fmt.Printf("berth server listening on %s\n  account 000000000000 access key id %s secret access key %s\n  agent join token %s\n",
+				srv.URL, srv.RootKey.AccessKeyID, srv.RootKey.SecretAccessKey, srv.AgentToken)
 			select {
 			case <-cmd.Context().Done():
 				return nil
@@ -57,6 +60,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
 	cmd.Flags().StringSliceVar(&etcd, "etcd-endpoints", nil, "external etcd cluster (default: embedded in the data dir)")
+	cmd.Flags().BoolVar(&anonRegistry, "allow-anonymous-registry", false, "let anyone push and pull images (until ECR credentials exist)")
 	return cmd
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/runtime"
@@ -32,6 +34,8 @@ type AgentConfig struct {
 	// (containers keep running in their shims and are adopted next time).
 	StopContainerdOnExit bool
 	Logger               *slog.Logger
+	// Registerer, if set, receives the agent's metrics (agent.Metrics).
+	Registerer prometheus.Registerer
 	// Ready, if set, is called once the runtime is up.
 	Ready func()
 }
@@ -48,8 +52,13 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err != nil {
 		return err
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the berth binary (the containers' log driver): %w", err)
+	}
 	rt, err := runtime.Start(ctx, runtime.Config{
-		DataDir: filepath.Join(cfg.DataDir, "containerd"), Address: cfg.ContainerdAddress,
+		LogDriver: self,
+		DataDir:   filepath.Join(cfg.DataDir, "containerd"), Address: cfg.ContainerdAddress,
 		Logger: cfg.Logger.With("component", "runtime"),
 	})
 	if err != nil {
@@ -71,6 +80,10 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
+	var metrics *agent.Metrics
+	if cfg.Registerer != nil {
+		metrics = agent.NewMetrics(cfg.Registerer)
+	}
 	a := agent.New(agent.Config{
 		Node: agentapi.RegisterRequest{
 			NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: "fargate",
@@ -81,6 +94,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		Runtime:   rt,
 		Sandboxes: agent.HostSandboxes{},
 		Logger:    cfg.Logger.With("component", "agent"),
+		Metrics:   metrics,
 	})
 	return a.Run(ctx)
 }

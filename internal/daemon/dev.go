@@ -31,7 +31,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, Logger: cfg.Logger})
+	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, AnonymousRegistry: true, Logger: cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		errc <- RunAgent(agentCtx, AgentConfig{
 			ServerURL: srv.URL, Token: srv.AgentToken, DataDir: filepath.Join(cfg.DataDir, "agent"),
 			AvailabilityZones:    []string{cfg.Region + "a", cfg.Region + "b", cfg.Region + "c"},
-			StopContainerdOnExit: true, Logger: cfg.Logger,
+			StopContainerdOnExit: true, Logger: cfg.Logger, Registerer: srv.Metrics,
 		})
 	}()
 	select {
@@ -72,8 +72,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 func writeEnvFile(path string, srv *Server, region string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "export AWS_ENDPOINT_URL=%s\n", srv.URL)
-	fmt.Fprintf(&b, "export AWS_ACCESS_KEY_ID=%s\n", srv.DevKey.AccessKeyID)
-	fmt.Fprintf(&b, "export AWS_SECRET_ACCESS_KEY=%s\n", srv.DevKey.SecretAccessKey)
+	fmt.Fprintf(&b, "export AWS_ACCESS_KEY_ID=%s\n", srv.RootKey.AccessKeyID)
+	fmt.Fprintf(&b, "export AWS_SECRET_ACCESS_KEY=%s\n", srv.RootKey.SecretAccessKey)
 	fmt.Fprintf(&b, "export AWS_DEFAULT_REGION=%s\n", region)
 	fmt.Fprintf(&b, "export AWS_REGION=%s\n", region)
 	return os.WriteFile(path, []byte(b.String()), 0o600)

@@ -34,9 +34,11 @@ type ServerConfig struct {
 	Listen  string // host:port; default 127.0.0.1:4566
 	// EtcdEndpoints of an external cluster; empty embeds one in DataDir/etcd.
 	EtcdEndpoints []string
-	// Dev accepts the test/test key pair (only on a loopback listener) and
-	// anonymous registry access.
-	Dev    bool
+	// Dev accepts the test/test key pair (only on a loopback listener).
+	Dev bool
+	// AnonymousRegistry lets anyone push and pull images (berth dev's
+	// explicit opt-in; ECR credentials come with the ECR issue).
+	AnonymousRegistry bool
 	Logger *slog.Logger
 }
 
@@ -45,9 +47,14 @@ type Server struct {
 	// URL is the endpoint clients use, e.g. http://127.0.0.1:4566.
 	URL        string
 	Addr       string
-	DevKey     accounts.Key
+	// RootKey is the first access key of account 000000000000, made on the
+	// first start and kept in etcd.
+	RootKey    accounts.Key
 	AgentToken string
 	Store      *store.Store
+	// Metrics is the registry served at /metrics; in dev the agent's
+	// metrics join it.
+	Metrics *prometheus.Registry
 
 	log      *slog.Logger
 	http     *http.Server
@@ -105,11 +112,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 
 	accts := accounts.New(s.Store)
 	accts.AllowTestKey = cfg.Dev && loopback
-	if cfg.Dev {
-		if s.DevKey, err = accts.EnsureDevKey(ctx); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("dev account: %w", err)
-		}
+	if s.RootKey, err = accts.EnsureRootKey(ctx); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("root account: %w", err)
 	}
 	if s.AgentToken, err = accts.EnsureAgentToken(ctx); err != nil {
 		ln.Close()
@@ -118,6 +123,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.Metrics = reg
 	router := protocol.NewRouter(accts, cfg.Logger, protocol.WithRegisterer(reg))
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
 		AgentToken: accts.EnsureAgentToken})
@@ -125,7 +131,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
 	rcfg := ecr.RegistryConfig{RootDir: filepath.Join(cfg.DataDir, "registry"), Logger: cfg.Logger.With("service", "registry")}
-	if !cfg.Dev {
+	if !cfg.AnonymousRegistry {
 		rcfg.Authorize = func(*http.Request, string, string) error {
 			return errors.New("the registry needs ECR credentials (not yet available outside berth dev)")
 		}

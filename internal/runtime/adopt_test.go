@@ -47,7 +47,7 @@ func TestAdoption(t *testing.T) {
 	ctx := testContext(t)
 	pid1 := daemonPid(t, e.dataDir)
 
-	running := e.spec("sleep", "100")
+	running := e.spec("sh", "-c", "echo before; while [ ! -e /tmp/go ]; do sleep 0.2; done; echo after; sleep 100")
 	running.Labels = map[string]string{"berth.task": "t1", "berth.container": "web"}
 	runningPid := e.run(t, ctx, running)
 	exited := e.spec("sh", "-c", "exit 4")
@@ -112,6 +112,18 @@ func TestAdoption(t *testing.T) {
 		t.Fatal("no new containerd started")
 	}
 	checkList(t, rt3)
+
+	// The adopted container still runs processes and still logs.
+	if code, err := rt3.Exec(ctx, running.ID, []string{"touch", "/tmp/go"}, 10*time.Second); err != nil || code != 0 {
+		t.Fatalf("Exec after restarts = %d, %v", code, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readLog(t, running.LogPath), "after\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("log after restarts: %q", readLog(t, running.LogPath))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Wait started before the container exits gets its status.
 	type result struct {

@@ -21,6 +21,8 @@ import (
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/pkg/cap"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berthdev/berth/internal/runtime/logdriver"
 )
 
 // ContainerSpec describes one container of a task.
@@ -52,10 +54,11 @@ type ContainerSpec struct {
 	ReadonlyRootfs    bool
 	AddCapabilities   []string // e.g. "SYS_PTRACE" or "CAP_SYS_PTRACE"; "ALL" adds every one
 	// LogPath is an absolute file that stdout and stderr are appended to,
-	// by the shim, so logging goes on without the agent. Empty: discarded.
-	// The shim copies output asynchronously: when Wait returns the last
-	// lines may still be in flight; the file is complete once Delete has
-	// returned (the shim drains the pipes when the task is deleted).
+	// line by line, by the log driver the shim starts (Config.LogDriver),
+	// so logging goes on without the agent. Empty: output is discarded.
+	// Output is copied asynchronously: when Wait returns the last lines
+	// may still be in flight; the file is complete once Delete returns
+	// (deleting the task drains the pipes).
 	LogPath string
 }
 
@@ -176,7 +179,10 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 		}
 	}
 	ioCreator := cio.NullIO
-	if spec.LogPath != "" {
+	switch {
+	case spec.LogPath != "" && r.logDriver != "":
+		ioCreator = cio.BinaryIO(r.logDriver, map[string]string{logdriver.Arg: spec.LogPath})
+	case spec.LogPath != "":
 		ioCreator = cio.LogFile(spec.LogPath)
 	}
 	task, err := c.NewTask(ctx, ioCreator)

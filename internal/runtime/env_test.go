@@ -26,7 +26,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthdev/berth/internal/runtime/logdriver"
 )
+
+// TestMain lets the test binary serve as the containers' log driver.
+func TestMain(m *testing.M) {
+	logdriver.MaybeRun()
+	os.Exit(m.Run())
+}
 
 // requireRoot skips tests that need root, containerd and cgroups.
 func requireRoot(t *testing.T) {
@@ -181,7 +189,11 @@ func newTestEnv(t *testing.T) *testEnv {
 	ctx := testContext(t)
 	ref := startRegistry(t)
 	e := &testEnv{t: t, dataDir: t.TempDir()}
-	e.cfg = Config{DataDir: e.dataDir, Namespace: "berth-test", Logger: testLogger(t)}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = Config{DataDir: e.dataDir, Namespace: "berth-test", Logger: testLogger(t), LogDriver: exe}
 	e.cgroup = "/" + uniqueID("berthtest")
 	if err := CreateTaskCgroup(e.cgroup, 0, 0); err != nil {
 		t.Fatal(err)

@@ -4,9 +4,9 @@
 // them for adoption after an agent restart, and the cgroups v1 task cgroups
 // that hold a task's CPU and memory limits.
 //
-// Containers survive the agent: their stdout/stderr is written by the
-// containerd shim, and a new Runtime on the same data directory finds them
-// again with List and Wait.
+// Containers survive the agent: their stdout/stderr is written by a log
+// driver process the containerd shim starts (package logdriver), and a new
+// Runtime on the same data directory finds them again with List and Wait.
 package runtime
 
 import (
@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -48,6 +49,13 @@ type Config struct {
 	Namespace string
 	// Binary is the containerd executable; default "containerd" on PATH.
 	Binary string
+	// LogDriver is the absolute path of an executable that runs
+	// logdriver.MaybeRun first thing in main (the berth binary, or a small
+	// dedicated one). The shim starts it for every container with a
+	// LogPath to write the container's output. Empty: the shim's own file
+	// logging (cio.LogFile), which can lose stderr written as a container
+	// exits (a bug of containerd's 1.6/1.7 runc shim).
+	LogDriver string
 	// Logger receives the runtime's log; default discards.
 	Logger *slog.Logger
 }
@@ -57,8 +65,8 @@ type Runtime struct {
 	client    *containerd.Client
 	namespace string
 	address   string
-	dataDir   string
 	runcRoot  string // runc state directory passed to the shim; "" for runc's default
+	logDriver string // Config.LogDriver
 	log       *slog.Logger
 	daemon    *daemon // the private daemon; nil when connected to Config.Address
 }
@@ -75,10 +83,15 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runtime{namespace: cfg.Namespace, log: cfg.Logger}
+	r := &Runtime{namespace: cfg.Namespace, log: cfg.Logger, logDriver: cfg.LogDriver}
+	if err := checkLogDriver(cfg.LogDriver); err != nil {
+		return nil, fmt.Errorf("start runtime: %w", err)
+	}
+	if cfg.LogDriver == "" {
+		cfg.Logger.WarnContext(ctx, "no log driver configured: using the shim's file logging, which can lose stderr written as a container exits")
+	}
 	if cfg.Address != "" {
 		r.address = cfg.Address
-		r.dataDir = cfg.DataDir
 		c, err := connect(ctx, cfg.Address, cfg.Namespace)
 		if err != nil {
 			return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
@@ -101,9 +114,25 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	r.client = c
 	r.daemon = d
 	r.address = d.socket
-	r.dataDir = dataDir
 	r.runcRoot = d.runcRoot
 	return r, nil
+}
+
+func checkLogDriver(path string) error {
+	if path == "" {
+		return nil
+	}
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("log driver %q: not an absolute path", path)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("log driver: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("log driver %s: not an executable file", path)
+	}
+	return nil
 }
 
 // connect dials a containerd socket and checks that it serves.

@@ -202,6 +202,64 @@ func TestRunExitCodesAndLogs(t *testing.T) {
 	}
 }
 
+// TestLogs checks that no output is lost, in particular stderr written
+// as the container exits (which containerd's own file logging loses now
+// and then), and the fallback to that file logging without a log driver.
+func TestLogs(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	noDriver := e.cfg
+	noDriver.LogDriver = ""
+	plain, err := Start(ctx, noDriver) // same daemon, no log driver
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	tests := []struct {
+		name    string
+		rt      *Runtime
+		runs    int
+		command []string
+		want    string
+	}{
+		{name: "stderr at exit", rt: e.rt, runs: 20, command: []string{"sh", "-c", "echo out; echo err >&2; exit 2"}, want: "out\nerr\n"},
+		{name: "many lines", rt: e.rt, runs: 1, command: []string{"sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line $i; echo eline $i >&2; i=$((i+1)); done"}},
+		{name: "file logging fallback", rt: plain, runs: 3, command: []string{"echo", "plain"}, want: "plain\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for range tc.runs {
+				spec := e.spec(tc.command...)
+				if _, err := tc.rt.Run(ctx, spec); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tc.rt.Wait(ctx, spec.ID); err != nil {
+					t.Fatal(err)
+				}
+				if err := tc.rt.Delete(ctx, spec.ID); err != nil {
+					t.Fatal(err)
+				}
+				got := readLog(t, spec.LogPath)
+				// stdout and stderr are separate pipes: only the order of
+				// lines within each stream is defined.
+				if tc.want != "" && !sameLines(got, tc.want) {
+					t.Fatalf("log %q, want the lines of %q", got, tc.want)
+				}
+				if tc.want == "" && (strings.Count(got, "\n") != 4000 || !strings.Contains(got, "line 1999\n") || !strings.Contains(got, "eline 1999\n")) {
+					t.Fatalf("log has %d lines, want 4000 whole lines", strings.Count(got, "\n"))
+				}
+			}
+		})
+	}
+}
+
+func sameLines(a, b string) bool {
+	la, lb := strings.SplitAfter(a, "\n"), strings.SplitAfter(b, "\n")
+	slices.Sort(la)
+	slices.Sort(lb)
+	return slices.Equal(la, lb)
+}
+
 func TestRunErrors(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := testContext(t)

@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/runtime"
+)
+
+// Metrics are the agent's Prometheus metrics: how long each step of a task
+// takes on this host, and how long a launch takes from the moment the agent
+// receives a task until the control plane has accepted its RUNNING report.
+// A nil *Metrics records nothing.
+//
+//	berth_agent_task_step_seconds{step}             histogram; step is one of
+//	    sandbox          create the network namespace and task cgroup
+//	    pull             make sure an image is present (pull if it is not)
+//	    start            create and start one container
+//	    report           one state report accepted by the control plane
+//	    stop             stop one container (signal, grace, kill)
+//	    delete           delete one container and its snapshot
+//	    sandbox_delete   remove the network namespace and task cgroup
+//	berth_agent_task_launch_seconds                 histogram
+//	berth_agent_task_received_timestamp_seconds     gauge, Unix time the agent
+//	                                                last received a task
+type Metrics struct {
+	steps    *prometheus.HistogramVec
+	launch   prometheus.Histogram
+	received prometheus.Gauge
+}
+
+// NewMetrics creates the agent's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	buckets := prometheus.ExponentialBuckets(0.0005, 2, 16) // 0.5 ms … 16 s
+	m := &Metrics{
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_agent_task_step_seconds", Help: "Duration of each step the agent takes to run or stop a task.",
+			Buckets: buckets,
+		}, []string{"step"}),
+		launch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "berth_agent_task_launch_seconds", Help: "Time from the agent receiving a task to the control plane accepting its RUNNING report.",
+			Buckets: buckets,
+		}),
+		received: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "berth_agent_task_received_timestamp_seconds", Help: "Unix time at which the agent last received a new task.",
+		}),
+	}
+	reg.MustRegister(m.steps, m.launch, m.received)
+	return m
+}
+
+func (m *Metrics) observeStep(step string, since time.Time) {
+	if m != nil {
+		m.steps.WithLabelValues(step).Observe(time.Since(since).Seconds())
+	}
+}
+
+func (m *Metrics) taskReceived(at time.Time) {
+	if m != nil {
+		m.received.Set(float64(at.UnixNano()) / 1e9)
+	}
+}
+
+func (m *Metrics) taskLaunched(received time.Time) {
+	if m != nil {
+		m.launch.Observe(time.Since(received).Seconds())
+	}
+}
+
+// instrument wraps the agent's runtime, sandboxes and control plane so that
+// each call of a step is timed.
+func (m *Metrics) instrument(cfg Config) Config {
+	if m == nil {
+		return cfg
+	}
+	cfg.Runtime = timedRuntime{cfg.Runtime, m}
+	cfg.Sandboxes = timedSandboxes{cfg.Sandboxes, m}
+	cfg.Server = timedControlPlane{cfg.Server, m}
+	return cfg
+}
+
+type timedRuntime struct {
+	Runtime
+	m *Metrics
+}
+
+func (r timedRuntime) Pull(ctx context.Context, ref string) (runtime.Image, error) {
+	defer r.m.observeStep("pull", time.Now())
+	return r.Runtime.Pull(ctx, ref)
+}
+
+func (r timedRuntime) Run(ctx context.Context, spec runtime.ContainerSpec) (uint32, error) {
+	defer r.m.observeStep("start", time.Now())
+	return r.Runtime.Run(ctx, spec)
+}
+
+func (r timedRuntime) Stop(ctx context.Context, id string, sig syscall.Signal, timeout time.Duration) (runtime.ExitStatus, error) {
+	defer r.m.observeStep("stop", time.Now())
+	return r.Runtime.Stop(ctx, id, sig, timeout)
+}
+
+func (r timedRuntime) Delete(ctx context.Context, id string) error {
+	defer r.m.observeStep("delete", time.Now())
+	return r.Runtime.Delete(ctx, id)
+}
+
+type timedSandboxes struct {
+	Sandboxes
+	m *Metrics
+}
+
+func (s timedSandboxes) Create(taskID string, cpuUnits, memoryMiB int) (string, string, error) {
+	defer s.m.observeStep("sandbox", time.Now())
+	return s.Sandboxes.Create(taskID, cpuUnits, memoryMiB)
+}
+
+func (s timedSandboxes) Delete(taskID string) error {
+	defer s.m.observeStep("sandbox_delete", time.Now())
+	return s.Sandboxes.Delete(taskID)
+}
+
+type timedControlPlane struct {
+	ControlPlane
+	m *Metrics
+}
+
+func (c timedControlPlane) Report(ctx context.Context, r agentapi.StateReport) error {
+	defer c.m.observeStep("report", time.Now())
+	return c.ControlPlane.Report(ctx, r)
+}

@@ -1,0 +1,180 @@
+// Package devenv runs a `berth dev` process for tools that drive berth from
+// outside, such as the benchmarks: it starts the binary with its own data
+// directory and loopback port, says when it is ready, stops it, and removes
+// everything it left on the host (CleanupDataDir).
+package devenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// RegisteredLine is what `berth dev` logs once its agent has joined the
+// control plane.
+const RegisteredLine = "registered with control plane"
+
+// Env is one `berth dev` process.
+type Env struct {
+	Bin     string // the berth binary
+	DataDir string
+	Addr    string // host:port on 127.0.0.1
+	URL     string // http://Addr
+	LogPath string // the process's stdout and stderr
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	http   *http.Client
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// New describes an env; Start runs it. addr must be a 127.0.0.1 address.
+func New(bin, dataDir, addr string) (*Env, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
+		return nil, fmt.Errorf("dev env address %q: want a loopback host:port", addr)
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("dev env data dir: %w", err)
+	}
+	return &Env{Bin: bin, DataDir: abs, Addr: addr, URL: "http://" + addr,
+		http: &http.Client{Timeout: 2 * time.Second}}, nil
+}
+
+// Start starts the process and returns at once; WaitReady says when it
+// serves. Each Start logs to a new file in the data dir.
+func (e *Env) Start() error {
+	if e.cmd != nil {
+		return errors.New("berth dev already started")
+	}
+	if err := os.MkdirAll(e.DataDir, 0o755); err != nil {
+		return fmt.Errorf("dev env data dir: %w", err)
+	}
+	e.LogPath = filepath.Join(e.DataDir, fmt.Sprintf("berth-%d.log", time.Now().UnixNano()))
+	logf, err := os.Create(e.LogPath)
+	if err != nil {
+		return fmt.Errorf("dev env log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(e.Bin, "dev", "--data-dir", e.DataDir, "--listen", e.Addr)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s dev: %w", e.Bin, err)
+	}
+	e.cmd = cmd
+	e.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(e.exited) }()
+	return nil
+}
+
+// Ready reports whether the server answers /_berth/health and the agent has
+// registered.
+func (e *Env) Ready() bool {
+	resp, err := e.http.Get(e.URL + "/_berth/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	b, _ := os.ReadFile(e.LogPath)
+	return bytes.Contains(b, []byte(RegisteredLine))
+}
+
+// WaitReady polls Ready every poll until it holds, the process exits, ctx
+// ends, or timeout passes.
+func (e *Env) WaitReady(ctx context.Context, poll, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		if e.Ready() {
+			return nil
+		}
+		select {
+		case <-e.exited:
+			return fmt.Errorf("berth dev exited before it was ready; log:\n%s", e.Log())
+		case <-ctx.Done():
+			return fmt.Errorf("berth dev not ready after %s: %w; log:\n%s", timeout, ctx.Err(), e.Log())
+		case <-tick.C:
+		}
+	}
+}
+
+// Log returns the last 4 KiB of the current log.
+func (e *Env) Log() string {
+	b, _ := os.ReadFile(e.LogPath)
+	if len(b) > 4096 {
+		b = b[len(b)-4096:]
+	}
+	return string(b)
+}
+
+// Stop sends SIGTERM and waits up to grace for the process to exit, then
+// kills it. Containers and their shims live on until CleanupDataDir.
+func (e *Env) Stop(grace time.Duration) {
+	if e.cmd == nil {
+		return
+	}
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(grace):
+		_ = e.cmd.Process.Signal(syscall.SIGKILL)
+		<-e.exited
+	}
+	e.cmd = nil
+}
+
+// Destroy stops the process and removes everything the env left on the
+// host, data dir included.
+func (e *Env) Destroy() {
+	e.Stop(15 * time.Second)
+	CleanupDataDir(e.DataDir)
+}
+
+// Berth runs a CLI verb against the env (keys test/test) and returns its
+// stdout.
+func (e *Env) Berth(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, e.Bin, append([]string{"--data-dir", e.DataDir, "--endpoint", e.URL}, args...)...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("berth %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// ContainerdSocket is the socket of the env's private containerd.
+func (e *Env) ContainerdSocket() string {
+	return filepath.Join(e.DataDir, "agent", "containerd", "containerd.sock")
+}
+
+// RuncRoot is the runc state directory the env's agent hands its shims.
+func (e *Env) RuncRoot() string {
+	return filepath.Join(e.DataDir, "agent", "containerd", "state", "runc")
+}

@@ -1,0 +1,181 @@
+package logdriver
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary be started as a log driver by TestRun.
+func TestMain(m *testing.M) {
+	MaybeRun()
+	os.Exit(m.Run())
+}
+
+func TestIsInvocation(t *testing.T) {
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"/bin/berth", Arg, "/var/log/x.log"}, true},
+		{[]string{"/bin/berth", "agent"}, false},
+		{[]string{"/bin/berth", Arg}, false},
+		{[]string{"/bin/berth", "x", Arg, "/p"}, false},
+	}
+	for _, tc := range tests {
+		if got := IsInvocation(tc.args); got != tc.want {
+			t.Errorf("IsInvocation(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestCopyLines(t *testing.T) {
+	long := strings.Repeat("x", maxLine+10) + "\n"
+	tests := []struct {
+		name, in   string
+		wantWrites []string
+	}{
+		{"lines", "a\nb\n", []string{"a\n", "b\n"}},
+		{"no final newline", "a\nb", []string{"a\n", "b"}},
+		{"empty", "", nil},
+		{"long line split", long, []string{long[:maxLine], long[maxLine:]}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var w recorder
+			copyLines(&w, strings.NewReader(tc.in))
+			if len(w.writes) != len(tc.wantWrites) {
+				t.Fatalf("%d writes, want %d", len(w.writes), len(tc.wantWrites))
+			}
+			for i := range w.writes {
+				if w.writes[i] != tc.wantWrites[i] {
+					t.Fatalf("write %d = %q, want %q", i, w.writes[i], tc.wantWrites[i])
+				}
+			}
+		})
+	}
+	// A failing writer does not stop the draining.
+	copyLines(failingWriter{}, strings.NewReader("a\nb\nc\n"))
+}
+
+type recorder struct{ writes []string }
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// startDriver runs the test binary as a log driver the way the shim does
+// and returns the write ends of its stdout and stderr pipes.
+func startDriver(t *testing.T, logPath string) (stdout, stderr *os.File, cmd *exec.Cmd) {
+	t.Helper()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(os.Args[0], Arg, logPath)
+	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	for _, f := range []*os.File{outR, errR, readyW} {
+		f.Close()
+	}
+	// Ready: the driver closes its end.
+	if _, err := io.ReadAll(readyR); err != nil {
+		t.Fatal(err)
+	}
+	readyR.Close()
+	return outW, errW, cmd
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		logPath func(dir string) string
+		wantLog bool
+	}{
+		{name: "writes the log", logPath: func(dir string) string { return filepath.Join(dir, "sub", "c.log") }, wantLog: true},
+		{name: "unwritable path drains", logPath: func(dir string) string { return filepath.Join(dir, "file", "c.log") }},
+		{name: "relative path drains", logPath: func(string) string { return "c.log" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			path := tc.logPath(dir)
+			stdout, stderr, cmd := startDriver(t, path)
+			var want bytes.Buffer
+			line := func(stream string, i int) string { return stream + strings.Repeat("x", i) + "\n" }
+			for i := range 400 { // ~160 KB: more than a pipe holds, so the driver must drain
+				if _, err := stdout.WriteString(line("o", i)); err != nil {
+					t.Fatalf("write stdout: %v", err)
+				}
+				if _, err := stderr.WriteString(line("e", i)); err != nil {
+					t.Fatalf("write stderr: %v", err)
+				}
+				want.WriteString(line("o", i) + line("e", i))
+			}
+			stdout.Close()
+			stderr.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("driver exited: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("driver did not exit at end of input")
+			}
+			if !tc.wantLog {
+				return
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != want.Len() {
+				t.Fatalf("log has %d bytes, want %d", len(got), want.Len())
+			}
+			// Each stream's lines arrive whole and in order.
+			n := map[string]int{}
+			for _, l := range strings.SplitAfter(strings.TrimSuffix(string(got), "\n"), "\n") {
+				stream := l[:1]
+				if want := line(stream, n[stream]); strings.TrimSuffix(l, "\n")+"\n" != want {
+					t.Fatalf("%s line %d = %q, want %q", stream, n[stream], l, want)
+				}
+				n[stream]++
+			}
+			if n["o"] != 400 || n["e"] != 400 {
+				t.Fatalf("lines per stream: %v", n)
+			}
+		})
+	}
+}

@@ -329,7 +329,8 @@ func (t *managedTask) watch(ctx context.Context, c *container) {
 // every interval with a timeout; retries consecutive failures make it
 // UNHEALTHY, except during startPeriod; one success makes it HEALTHY. berth
 // runs the first probe one second after start instead of a whole interval
-// later, so that HEALTHY dependencies start without a needless wait.
+// later, so that HEALTHY dependencies start without a needless wait; a
+// failure of such an early probe does not count.
 func healthLoop(ctx context.Context, rt Runtime, id string, hc *agentapi.HealthCheck, changed func(string)) {
 	args := hc.Command[1:]
 	if hc.Command[0] == "CMD-SHELL" {
@@ -337,7 +338,10 @@ func healthLoop(ctx context.Context, rt Runtime, id string, hc *agentapi.HealthC
 	}
 	interval := time.Duration(hc.Interval) * time.Second
 	timeout := time.Duration(hc.Timeout) * time.Second
-	grace := time.Now().Add(time.Duration(hc.StartPeriod) * time.Second)
+	// Failures count only after the start period and after the first
+	// interval, when Docker would have run its first probe: an early probe
+	// can only make a container HEALTHY sooner, never UNHEALTHY sooner.
+	grace := time.Now().Add(max(time.Duration(hc.StartPeriod)*time.Second, interval))
 	status, failures := agentapi.HealthUnknown, 0
 	next := time.Second
 	for sleep(ctx, next) {

@@ -39,14 +39,14 @@ type ServerConfig struct {
 	// AnonymousRegistry lets anyone push and pull images (berth dev's
 	// explicit opt-in; ECR credentials come with the ECR issue).
 	AnonymousRegistry bool
-	Logger *slog.Logger
+	Logger            *slog.Logger
 }
 
 // Server is a running control plane.
 type Server struct {
 	// URL is the endpoint clients use, e.g. http://127.0.0.1:4566.
-	URL        string
-	Addr       string
+	URL  string
+	Addr string
 	// RootKey is the first access key of account 000000000000, made on the
 	// first start and kept in etcd.
 	RootKey    accounts.Key

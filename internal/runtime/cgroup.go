@@ -41,7 +41,8 @@ func checkCgroupV1(path string) error {
 
 // CreateTaskCgroup creates (or updates) the cgroup of a task in every v1
 // hierarchy. cpuUnits are ECS CPU units: 1024 is one vCPU, enforced as a CFS
-// quota of cpuUnits*100000/1024 µs per 100000 µs; memoryMiB is a hard
+// quota of cpuUnits*100000/1024 µs per 100000 µs and as cpu.shares of
+// cpuUnits (so contended tasks share CPU by their units); memoryMiB is a hard
 // memory limit. Zero means no limit. Calling it again with the same values
 // is harmless.
 func CreateTaskCgroup(path string, cpuUnits int, memoryMiB int) error {
@@ -60,8 +61,11 @@ func CreateTaskCgroup(path string, cpuUnits int, memoryMiB int) error {
 	if memoryMiB > 0 {
 		limit = int64(memoryMiB) << 20
 	}
+	// Shares weigh tasks against each other when the host's CPUs are
+	// contended, in proportion to their units (the quota only caps them).
+	shares := uint64(max(cpuUnits, 2))
 	res := &specs.LinuxResources{
-		CPU:    &specs.LinuxCPU{Period: &period, Quota: &quota},
+		CPU:    &specs.LinuxCPU{Period: &period, Quota: &quota, Shares: &shares},
 		Memory: &specs.LinuxMemory{Limit: &limit},
 	}
 	if _, err := cgroup1.New(cgroup1.StaticPath(path), res); err != nil {

@@ -109,17 +109,25 @@ func TestCPUQuota(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s0, b0, t0 := usage(small), usage(big), time.Now()
-	time.Sleep(2 * time.Second) // the measurement window
-	s1, b1, t1 := usage(small), usage(big), time.Now()
-	wall := t1.Sub(t0).Seconds()
-	smallCores, bigCores := (s1-s0).Seconds()/wall, (b1-b0).Seconds()/wall
-	t.Logf("over %.2fs: 256-unit task used %.3f cores, 1024-unit task %.3f cores", wall, smallCores, bigCores)
-	if smallCores > 0.3 {
-		t.Errorf("256-unit task used %.3f of a core, want at most 0.3", smallCores)
+	// Every 2 s window must keep the 256-unit loop at 0.3 of a core or less.
+	// Other work on the host can only lower what the loops get, so the
+	// 1024-unit control needs one window of at least 0.6 core: on a busy
+	// host the windows repeat, up to 15 of them, until one shows it.
+	var bigBest float64
+	for window := 1; window <= 15 && bigBest < 0.6; window++ {
+		s0, b0, t0 := usage(small), usage(big), time.Now()
+		time.Sleep(2 * time.Second) // the measurement window
+		s1, b1, t1 := usage(small), usage(big), time.Now()
+		wall := t1.Sub(t0).Seconds()
+		smallCores, bigCores := (s1-s0).Seconds()/wall, (b1-b0).Seconds()/wall
+		t.Logf("window %d, %.2fs: 256-unit task used %.3f cores, 1024-unit task %.3f cores", window, wall, smallCores, bigCores)
+		if smallCores > 0.3 {
+			t.Errorf("256-unit task used %.3f of a core over %.2fs, want at most 0.3", smallCores, wall)
+		}
+		bigBest = max(bigBest, bigCores)
 	}
-	if bigCores < 0.6 {
-		t.Errorf("1024-unit task used %.3f of a core, want at least 0.6", bigCores)
+	if bigBest < 0.6 {
+		t.Errorf("1024-unit task used at most %.3f of a core in any 2 s window, want at least 0.6", bigBest)
 	}
 	for _, arn := range []string{small, big} {
 		if st := e.describe("limits", arn); aws.ToString(st.LastStatus) != "RUNNING" {

@@ -89,15 +89,20 @@ func (e *Env) Start() error {
 
 // Ready reports whether the server answers /_berth/health and the agent has
 // registered.
-func (e *Env) Ready() bool {
+func (e *Env) Ready() bool { return e.Healthy() && e.Registered() }
+
+// Healthy reports whether the server answers /_berth/health with 200.
+func (e *Env) Healthy() bool {
 	resp, err := e.http.Get(e.URL + "/_berth/health")
 	if err != nil {
 		return false
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
+	return resp.StatusCode == http.StatusOK
+}
+
+// Registered reports whether the agent has logged that it registered.
+func (e *Env) Registered() bool {
 	b, _ := os.ReadFile(e.LogPath)
 	return bytes.Contains(b, []byte(RegisteredLine))
 }
@@ -105,12 +110,18 @@ func (e *Env) Ready() bool {
 // WaitReady polls Ready every poll until it holds, the process exits, ctx
 // ends, or timeout passes.
 func (e *Env) WaitReady(ctx context.Context, poll, timeout time.Duration) error {
+	return e.WaitFor(ctx, e.Ready, poll, timeout)
+}
+
+// WaitFor polls cond every poll until it holds, the process exits, ctx ends,
+// or timeout passes.
+func (e *Env) WaitFor(ctx context.Context, cond func() bool, poll, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
-		if e.Ready() {
+		if cond() {
 			return nil
 		}
 		select {

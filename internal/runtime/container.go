@@ -160,14 +160,18 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 	if r.runcRoot != "" {
 		runtimeOpts = &options.Options{Root: r.runcRoot}
 	}
-	c, err := r.client.NewContainer(ctx, spec.ID,
+	newOpts := []containerd.NewContainerOpts{
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(snapshotter),
 		containerd.WithNewSnapshot(spec.ID, img),
 		containerd.WithContainerLabels(spec.Labels),
 		containerd.WithRuntime(runtimeName, runtimeOpts),
 		containerd.WithNewSpec(specOpts...),
-	)
+	}
+	c, err := r.client.NewContainer(ctx, spec.ID, newOpts...)
+	if errdefs.IsAlreadyExists(err) && r.removeStaleSnapshot(ctx, spec.ID) {
+		c, err = r.client.NewContainer(ctx, spec.ID, newOpts...)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("run container %s: create: %w", spec.ID, err)
 	}
@@ -186,6 +190,20 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 		ioCreator = cio.LogFile(spec.LogPath)
 	}
 	task, err := c.NewTask(ctx, ioCreator)
+	// A Run of this id whose caller died mid-way (berth was killed while
+	// containerd created the task) leaves a task bundle that containerd
+	// removes, in more than one step, once it notices: until it is done, a
+	// new shim for the id finds the bundle there ("mkdir …: file exists") or
+	// loses it under its feet ("getwd: no such file or directory"). Wait for
+	// containerd rather than fail the container.
+	for wait := 50 * time.Millisecond; err != nil && shimStartFailed(err) && wait < 5*time.Second && ctx.Err() == nil; wait *= 2 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			r.log.InfoContext(ctx, "retrying task create", "id", spec.ID, "err", err)
+			task, err = c.NewTask(ctx, ioCreator)
+		}
+	}
 	if err != nil {
 		cleanup()
 		return 0, fmt.Errorf("run container %s: create task: %w", spec.ID, err)
@@ -196,6 +214,30 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 	}
 	r.log.DebugContext(ctx, "container started", "id", spec.ID, "pid", task.Pid(), "args", args)
 	return task.Pid(), nil
+}
+
+// removeStaleSnapshot removes the snapshot of a container that does not
+// exist: what a Run leaves behind when its caller dies after the snapshot is
+// prepared and before the container is created. It reports whether there was
+// one to remove.
+func (r *Runtime) removeStaleSnapshot(ctx context.Context, id string) bool {
+	if _, err := r.client.LoadContainer(ctx, id); !errdefs.IsNotFound(err) {
+		return false
+	}
+	if err := r.client.SnapshotService(snapshotter).Remove(ctx, id); err != nil {
+		r.log.WarnContext(ctx, "remove stale snapshot", "id", id, "err", err)
+		return false
+	}
+	r.log.InfoContext(ctx, "removed stale snapshot of an interrupted start", "id", id)
+	return true
+}
+
+// shimStartFailed reports whether creating a task failed because its shim
+// could not start: a failure of the host's plumbing, not of the container's
+// spec (runc's own errors come later, from the started shim), and worth a
+// retry. containerd's Unknown code carries it only as text.
+func shimStartFailed(err error) bool {
+	return strings.Contains(err.Error(), "failed to start shim")
 }
 
 // processArgs merges an image's ENTRYPOINT and CMD with the overrides the

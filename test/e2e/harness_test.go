@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,9 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berthdev/berth/internal/agent"
-	"github.com/berthdev/berth/internal/netns"
-	"github.com/berthdev/berth/internal/runtime"
+	"github.com/berthdev/berth/internal/devenv"
 )
 
 // berthBin is the binary under test, built once by TestMain.
@@ -205,80 +201,11 @@ func (e *devEnv) destroy() {
 // CleanupDataDir kills every process that names dir on its command line
 // (containerd and the shims of its containers), unmounts what is mounted
 // under it, removes the sandboxes and cgroups of its tasks, and deletes it.
-func CleanupDataDir(dir string) {
-	if dir == "" || dir == "/" {
-		return
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(b), dir) {
-			continue
-		}
-		var pid int
-		if _, err := fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid); err == nil && pid != os.Getpid() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	// Containers of the env: their task ids name the log directories.
-	ids, _ := os.ReadDir(filepath.Join(dir, "agent", "logs"))
-	time.Sleep(200 * time.Millisecond)
-	for _, id := range ids {
-		for _, pidFile := range cgroupProcs(agent.CgroupPath(id.Name())) {
-			_ = syscall.Kill(pidFile, syscall.SIGKILL)
-		}
-	}
-	for _, m := range mountsUnder(dir) {
-		_ = syscall.Unmount(m, syscall.MNT_DETACH)
-	}
-	for _, id := range ids {
-		_ = netns.DeleteSandbox(agent.SandboxName(id.Name()))
-		for i := 0; i < 20; i++ {
-			if runtime.DeleteTaskCgroup(agent.CgroupPath(id.Name())) == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	_ = os.RemoveAll(dir)
-}
+// It lives in internal/devenv, which the benchmarks share.
+func CleanupDataDir(dir string) { devenv.CleanupDataDir(dir) }
 
-func cgroupProcs(path string) []int {
-	var pids []int
-	_ = filepath.Walk(filepath.Join("/sys/fs/cgroup/pids", path), func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.Name() != "cgroup.procs" {
-			return nil
-		}
-		b, _ := os.ReadFile(p)
-		for _, f := range strings.Fields(string(b)) {
-			var pid int
-			if _, err := fmt.Sscanf(f, "%d", &pid); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-		return nil
-	})
-	return pids
-}
-
-// mountsUnder lists mount points below dir, deepest first.
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			out = append(out, fields[4])
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
+// cgroupProcs lists the processes in a cgroup and the cgroups below it.
+func cgroupProcs(path string) []int { return devenv.CgroupProcs(path) }
 
 // Helpers for the tests.
 

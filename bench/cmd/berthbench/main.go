@@ -1,0 +1,15 @@
+// Command berthbench runs berth's benchmarks and writes BENCHMARKS.md
+// (`make bench`). See package bench.
+package main
+
+import (
+	"os"
+
+	"github.com/berthdev/berth/bench"
+	"github.com/berthdev/berth/bench/launch"
+	"github.com/berthdev/berth/bench/startup"
+)
+
+func main() {
+	os.Exit(bench.Main(os.Args, launch.New(), startup.New()))
+}

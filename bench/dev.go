@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/berthdev/berth/internal/devenv"
+)
+
+// Dev is a running `berth dev` with the demo image in its registry and an
+// ECS client (aws-sdk-go-v2, keys test/test) pointed at it.
+type Dev struct {
+	*devenv.Env
+	ECS   *ecs.Client
+	HTTP  *http.Client
+	Image string // 127.0.0.1:PORT/busybox:latest
+}
+
+// NewDataDir makes a fresh data directory for a dev env. The harness removes
+// it (and everything an env made in it) when the benchmark ends.
+func (h *Harness) NewDataDir() (string, error) {
+	dir, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		return "", fmt.Errorf("data dir: %w", err)
+	}
+	h.Cleanup(func() { devenv.CleanupDataDir(dir) })
+	return dir, nil
+}
+
+// StartDev starts `berth dev` on a free loopback port in a fresh data dir,
+// waits until it is ready and pushes the demo image. The env is destroyed
+// when the benchmark ends.
+func (h *Harness) StartDev(ctx context.Context) (*Dev, error) {
+	dir, err := h.NewDataDir()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := devenv.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	env, err := devenv.New(h.Berth, dir, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.Start(); err != nil {
+		return nil, err
+	}
+	h.Cleanup(func() { env.Stop(15 * time.Second) }) // runs before the data dir's cleanup
+	if err := env.WaitReady(ctx, 20*time.Millisecond, 60*time.Second); err != nil {
+		return nil, err
+	}
+	h.Log.Info("berth dev ready", "endpoint", env.URL, "data_dir", dir)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	out, err := env.Berth(pctx, "image", "build-demo")
+	if err != nil {
+		return nil, fmt.Errorf("push the demo image: %w", err)
+	}
+	if !strings.Contains(out, "busybox@sha256:") {
+		return nil, fmt.Errorf("push the demo image: build-demo printed %q", out)
+	}
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(env.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	return &Dev{Env: env, ECS: ecs.NewFromConfig(cfg), HTTP: &http.Client{Timeout: 10 * time.Second},
+		Image: env.Addr + "/busybox:latest"}, nil
+}
+
+// Metrics scrapes the env's /metrics.
+func (d *Dev) Metrics(ctx context.Context) (Metrics, error) {
+	return Scrape(ctx, d.HTTP, d.URL)
+}

@@ -4,7 +4,7 @@ GO ?= go
 
 .PHONY: build test test-short bench fuzz lint
 build:
-	$(GO) build -o bin/berth ./cmd/berth
+	$(GO) build -o bin/ ./cmd/berth ./cmd/berth-logdriver
 
 test:
 	bash scripts/test.sh

@@ -9,8 +9,8 @@ bash scripts/setup.sh
 
 DATA="${BERTH_DATA_DIR:-/var/lib/berth}"
 LISTEN="${BERTH_LISTEN:-127.0.0.1:4566}"
-echo "demo: building bin/berth"
-go build -o bin/berth ./cmd/berth
+echo "demo: building bin/berth and bin/berth-logdriver"
+go build -o bin/ ./cmd/berth ./cmd/berth-logdriver
 B=(./bin/berth --data-dir "$DATA" --endpoint "http://$LISTEN")
 
 if ! curl -fsS "http://$LISTEN/_berth/health" >/dev/null 2>&1; then

@@ -42,7 +42,7 @@ type floor struct {
 	img      containerd.Image
 	runcRoot string // the runc state dir berth's agent gives its shims
 	cgParent string // the floor's containers' cgroups live below it
-	// logDriver is the berth binary, logDir where its logs go.
+	// logDriver is berth's log driver program, logDir where its logs go.
 	logDriver, logDir string
 	n                 int
 }
@@ -56,7 +56,7 @@ func openFloor(ctx context.Context, dev *bench.Dev, berth string) (*floor, error
 		return nil, fmt.Errorf("floor: connect to containerd %s: %w", socket, err)
 	}
 	f := &floor{client: client, runcRoot: dev.RuncRoot(), cgParent: fmt.Sprintf("/berth-bench-floor-%d", os.Getpid()),
-		logDriver: berth, logDir: filepath.Join(dev.DataDir, "bench-floor-logs")}
+		logDriver: logdriver.Beside(berth), logDir: filepath.Join(dev.DataDir, "bench-floor-logs")}
 	image := dev.Image
 	if err := os.MkdirAll(f.logDir, 0o755); err != nil {
 		client.Close()
@@ -91,7 +91,7 @@ func (f *floor) close() error {
 type floorVariant struct {
 	name    string
 	seccomp bool // containerd's default seccomp profile, as berth's containers get
-	// logDriver: output goes through berth's log driver (the berth binary,
+	// logDriver: output goes through berth's log driver (berth-logdriver,
 	// which the shim starts per container), as berth's does.
 	logDriver bool
 }

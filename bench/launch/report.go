@@ -92,7 +92,7 @@ func (b *Benchmark) result(m measurements) *bench.Result {
 		"the containerd Go client creates a container with a new overlayfs snapshot, creates its task (shim, `runc create`), starts it, and the clock " +
 		"stops when Start returns; then the container is killed and deleted. It is bare: no seccomp profile, no task cgroup or network namespace " +
 		"of berth's, output discarded. Two more series add what of berth's container configuration costs time: containerd's default seccomp " +
-		"profile, and then also berth's log driver (the berth binary, which the shim starts for each container to write its log file). " +
+		"profile, and then also berth's log driver (berth-logdriver, which the shim starts for each container to write its log file). " +
 		"Launches and floor starts alternate (a launch, then one start of each series), after one untimed warm-up of each, so that " +
 		"all see the same machine.\n\n")
 

@@ -187,7 +187,9 @@ func (t *managedTask) startIfReady(ctx context.Context, c *container) (string, b
 		c.reason = "CannotStartContainerError: " + err.Error()
 		return t.fail(agentapi.StopTaskFailedToStart, c.reason), false
 	}
-	if !t.report(ctx) {
+	// The task's next transition reports the container too; report it
+	// now only if others still wait for their dependencies.
+	if !t.allStarted() && !t.report(ctx) {
 		return "", false
 	}
 	return "", true

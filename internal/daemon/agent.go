@@ -19,6 +19,7 @@ import (
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/runtime"
+	"github.com/berthdev/berth/internal/runtime/logdriver"
 )
 
 // AgentConfig configures a host agent.
@@ -52,12 +53,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
+	logDriver, err := logDriverPath()
 	if err != nil {
-		return fmt.Errorf("find the berth binary (the containers' log driver): %w", err)
+		return err
 	}
 	rt, err := runtime.Start(ctx, runtime.Config{
-		LogDriver: self,
+		LogDriver: logDriver,
 		DataDir:   filepath.Join(cfg.DataDir, "containerd"), Address: cfg.ContainerdAddress,
 		Logger: cfg.Logger.With("component", "runtime"),
 	})
@@ -115,4 +116,14 @@ func hostMemoryMiB() int {
 		}
 	}
 	return 2048
+}
+
+// logDriverPath is the program containerd's shims start as each container's
+// log driver (see logdriver.Beside).
+func logDriverPath() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the berth binary (the containers' log driver): %w", err)
+	}
+	return logdriver.Beside(self), nil
 }

@@ -39,7 +39,7 @@ type env struct {
 	st    *store.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -65,14 +65,14 @@ func newEnv(t *testing.T) *env {
 	return &env{ecs: client, agent: &agentapi.Client{BaseURL: srv.URL, Token: "agent-token"}, st: st}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -86,7 +86,7 @@ func apiCode(err error) string {
 	return ""
 }
 
-func (e *env) register(t *testing.T, family string) string {
+func (e *env) register(t testing.TB, family string) string {
 	t.Helper()
 	out, err := e.ecs.RegisterTaskDefinition(ctxT(t), &ecs.RegisterTaskDefinitionInput{
 		Family: aws.String(family), NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
@@ -99,7 +99,7 @@ func (e *env) register(t *testing.T, family string) string {
 	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
 }
 
-func (e *env) run(t *testing.T, cluster, td string, count int32) []types.Task {
+func (e *env) run(t testing.TB, cluster, td string, count int32) []types.Task {
 	t.Helper()
 	out, err := e.ecs.RunTask(ctxT(t), &ecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: aws.String(td),
 		Count: aws.Int32(count), LaunchType: types.LaunchTypeFargate,

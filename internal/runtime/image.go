@@ -39,48 +39,91 @@ func NormalizeRef(ref string) (string, error) {
 	return named.String(), nil
 }
 
-// Pull fetches ref and unpacks it into the overlayfs snapshotter, unless it
-// is already present. Registries on loopback addresses (127.0.0.0/8,
-// localhost, [::1]) are spoken to over plain HTTP, all others over HTTPS.
+// Pull makes ref present and unpacked in the overlayfs snapshotter, as
+// Fargate does: a tag is resolved at its registry every time, so a pushed
+// new image behind the same tag is used, and only what is missing is
+// fetched. An image named by digest that is present is not looked up, and
+// neither is a tag whose registry cannot be reached but which is present
+// (the ECS agent's fallback to the cached image). Registries on loopback
+// addresses (127.0.0.0/8, localhost, [::1]) are spoken to over plain HTTP,
+// all others over HTTPS.
 func (r *Runtime) Pull(ctx context.Context, ref string) (Image, error) {
 	name, err := NormalizeRef(ref)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull: %w", err)
 	}
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(isLoopbackHost)),
+	})
 	img, err := r.client.GetImage(ctx, name)
-	cached := err == nil
 	switch {
 	case err == nil:
-		unpacked, err := img.IsUnpacked(ctx, snapshotter)
-		if err != nil {
-			return Image{}, fmt.Errorf("pull %s: check unpacked: %w", name, err)
-		}
-		if !unpacked {
-			if err := img.Unpack(ctx, snapshotter); err != nil {
-				return Image{}, fmt.Errorf("pull %s: unpack: %w", name, err)
+		current := true
+		if !strings.Contains(name, "@") {
+			if _, desc, rerr := resolver.Resolve(ctx, name); rerr == nil {
+				current = desc.Digest == img.Target().Digest
+			} else {
+				r.log.DebugContext(ctx, "registry unreachable; using the image on this host", "ref", name, "err", rerr)
 			}
 		}
-	case errdefs.IsNotFound(err):
-		r.log.InfoContext(ctx, "pulling image", "ref", name)
-		resolver := docker.NewResolver(docker.ResolverOptions{
-			Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(isLoopbackHost)),
-		})
-		img, err = r.client.Pull(ctx, name,
-			containerd.WithResolver(resolver),
-			containerd.WithPullUnpack,
-			containerd.WithPullSnapshotter(snapshotter),
-		)
-		if err != nil {
-			return Image{}, fmt.Errorf("pull %s: %w", name, err)
+		if current {
+			out, err := r.present(ctx, img)
+			if err != nil {
+				return Image{}, fmt.Errorf("pull %s: %w", name, err)
+			}
+			out.Cached = true
+			return out, nil
 		}
-	default:
+	case !errdefs.IsNotFound(err):
 		return Image{}, fmt.Errorf("pull %s: look up image: %w", name, err)
+	}
+	r.log.InfoContext(ctx, "pulling image", "ref", name)
+	img, err = r.client.Pull(ctx, name,
+		containerd.WithResolver(resolver),
+		containerd.WithPullUnpack,
+		containerd.WithPullSnapshotter(snapshotter),
+	)
+	if err != nil {
+		return Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
 	out, err := describeImage(ctx, img)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
-	out.Cached = cached
+	return out, nil
+}
+
+// present describes an image that is on the host, unpacking it if needed.
+// What it learnt is kept by digest, so the next task of the same image
+// costs no lookups.
+func (r *Runtime) present(ctx context.Context, img containerd.Image) (Image, error) {
+	digest := img.Target().Digest.String()
+	r.imagesMu.Lock()
+	known, ok := r.images[digest]
+	r.imagesMu.Unlock()
+	if ok {
+		known.Ref = img.Name()
+		return known, nil
+	}
+	unpacked, err := img.IsUnpacked(ctx, snapshotter)
+	if err != nil {
+		return Image{}, fmt.Errorf("check unpacked: %w", err)
+	}
+	if !unpacked {
+		if err := img.Unpack(ctx, snapshotter); err != nil {
+			return Image{}, fmt.Errorf("unpack: %w", err)
+		}
+	}
+	out, err := describeImage(ctx, img)
+	if err != nil {
+		return Image{}, err
+	}
+	r.imagesMu.Lock()
+	if r.images == nil {
+		r.images = map[string]Image{}
+	}
+	r.images[digest] = out
+	r.imagesMu.Unlock()
 	return out, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd"
@@ -69,6 +70,9 @@ type Runtime struct {
 	logDriver string // Config.LogDriver
 	log       *slog.Logger
 	daemon    *daemon // the private daemon; nil when connected to Config.Address
+
+	imagesMu sync.Mutex
+	images   map[string]Image // unpacked images described before, by manifest digest
 }
 
 // Start connects to containerd. With cfg.Address empty it uses a private

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		berthBin = filepath.Join(dir, "berth")
-		build := exec.Command("go", "build", "-o", berthBin, "github.com/berthdev/berth/cmd/berth")
+		build := exec.Command("go", "build", "-o", dir+"/", "github.com/berthdev/berth/cmd/berth", "github.com/berthdev/berth/cmd/berth-logdriver")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build berth:", err)

@@ -144,3 +144,14 @@ func copyLines(dst io.Writer, src io.Reader) {
 		}
 	}
 }
+
+// Beside returns the log driver program to use with the berth binary bin:
+// berth-logdriver in the same directory when it is there (it starts in a few
+// milliseconds), else bin itself, which can act as a log driver too.
+func Beside(bin string) string {
+	small := filepath.Join(filepath.Dir(bin), "berth-logdriver")
+	if fi, err := os.Stat(small); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return small
+	}
+	return bin
+}

@@ -98,15 +98,8 @@ func (t *managedTask) startContainers(ctx context.Context) string {
 		if t.allStarted() {
 			return agentapi.StatusActivating
 		}
-		select {
-		case <-ctx.Done():
+		if !t.await(ctx) {
 			return ""
-		case <-t.wake:
-		case ev := <-t.events:
-			t.apply(ev)
-			if !t.report(ctx) {
-				return ""
-			}
 		}
 	}
 }

@@ -227,16 +227,24 @@ func (t *managedTask) supervise(ctx context.Context) string {
 		if next := t.startReady(ctx); next != "" {
 			return next
 		}
-		select {
-		case <-ctx.Done():
+		if !t.await(ctx) {
 			return ""
-		case <-t.wake:
-		case ev := <-t.events:
-			t.apply(ev)
-			if !t.report(ctx) {
-				return ""
-			}
 		}
+	}
+}
+
+// await waits for something to happen to the task: a new desired state, or
+// a container event, which it records and reports. It returns false when the
+// agent shuts down.
+func (t *managedTask) await(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.wake:
+		return true
+	case ev := <-t.events:
+		t.apply(ev)
+		return t.report(ctx)
 	}
 }
 

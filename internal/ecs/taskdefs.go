@@ -184,12 +184,9 @@ func (s *Service) listTaskDefinitions(ctx context.Context, body []byte) (any, er
 	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	status := in.Status
-	if status == "" {
-		status = "ACTIVE"
-	}
-	if status != "ACTIVE" && status != "INACTIVE" && status != "DELETE_IN_PROGRESS" {
-		return nil, invalidParam("status must be one of ACTIVE, INACTIVE, DELETE_IN_PROGRESS.")
+	status, err := statusParam(in.Status, "ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS")
+	if err != nil {
+		return nil, err
 	}
 	if in.Sort != "" && in.Sort != "ASC" && in.Sort != "DESC" {
 		return nil, invalidParam("sort must be ASC or DESC.")
@@ -239,12 +236,9 @@ func (s *Service) listTaskDefinitionFamilies(ctx context.Context, body []byte) (
 	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	status := in.Status
-	if status == "" {
-		status = "ACTIVE"
-	}
-	if status != "ACTIVE" && status != "INACTIVE" && status != "ALL" {
-		return nil, invalidParam("status must be one of ACTIVE, INACTIVE, ALL.")
+	status, err := statusParam(in.Status, "ACTIVE", "INACTIVE", "ALL")
+	if err != nil {
+		return nil, err
 	}
 	all, err := store.ListJSON[storedTaskDef](ctx, s.st, store.ScopedPrefix(sc.account, sc.region, "taskdefs"))
 	if err != nil {
@@ -315,4 +309,16 @@ func nonNilTags(t []Tag) []Tag {
 		return []Tag{}
 	}
 	return t
+}
+
+// statusParam checks a status filter against the allowed values; the first
+// one is the default.
+func statusParam(v string, allowed ...string) (string, error) {
+	if v == "" {
+		return allowed[0], nil
+	}
+	if !contains(allowed, v) {
+		return "", invalidParam("status must be one of %s.", strings.Join(allowed, ", "))
+	}
+	return v, nil
 }

@@ -16,11 +16,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/mount"
+	"github.com/moby/sys/mountinfo"
 )
 
 const (
@@ -110,6 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start containerd: data dir: %w", err)
 	}
+	cleanupTempMounts(ctx, dataDir, cfg.Logger)
 	d := newDaemon(dataDir, cfg.Binary, cfg.Logger)
 	c, err := d.ensure(ctx, cfg.Namespace)
 	if err != nil {
@@ -120,6 +124,32 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	r.address = d.socket
 	r.runcRoot = d.runcRoot
 	return r, nil
+}
+
+// cleanupTempMounts removes what a berth killed at the wrong moment left of
+// the containerd client's temporary mounts: while building a container's
+// spec, the client mounts the container's rootfs for a moment (under
+// os.TempDir(), as containerd-mount*) to read its /etc/passwd and
+// /etc/group. Only mounts of this runtime's own snapshots, found by the
+// overlay layer paths in their options, are touched.
+func cleanupTempMounts(ctx context.Context, dataDir string, log *slog.Logger) {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(os.TempDir()))
+	if err != nil {
+		log.WarnContext(ctx, "list mounts", "err", err)
+		return
+	}
+	for _, m := range mounts {
+		if !strings.HasPrefix(filepath.Base(m.Mountpoint), "containerd-mount") ||
+			!strings.Contains(m.VFSOptions, dataDir+string(filepath.Separator)) {
+			continue
+		}
+		if err := mount.UnmountAll(m.Mountpoint, 0); err != nil {
+			log.WarnContext(ctx, "remove temporary mount", "path", m.Mountpoint, "err", err)
+			continue
+		}
+		_ = os.Remove(m.Mountpoint)
+		log.InfoContext(ctx, "removed temporary mount left by an interrupted start", "path", m.Mountpoint)
+	}
 }
 
 func checkLogDriver(path string) error {

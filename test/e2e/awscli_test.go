@@ -247,6 +247,23 @@ func (a *awsCLI) waitTasks(waiter, cluster string, arns ...string) {
 	a.call(nil, append([]string{"ecs", "wait", waiter, "--cluster", cluster, "--tasks"}, arns...)...)
 }
 
+// waitStatus polls describe-tasks until the task reaches status (or
+// STOPPED), for the steps where the waiters' fixed 6 s delay only costs time.
+func (a *awsCLI) waitStatus(cluster, arn, status string, timeout time.Duration) cliTask {
+	a.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		task := a.describeTask(cluster, arn)
+		if task.LastStatus == status || task.LastStatus == "STOPPED" {
+			return task
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("task %s: still %s after %s, want %s", arn, task.LastStatus, timeout, status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func requireFields(t *testing.T, what string, fields map[string]string) {
 	t.Helper()
 	for name, v := range fields {
@@ -431,8 +448,10 @@ func TestAWSCLIListsTagsAndDelete(t *testing.T) {
 	// Tasks: one running web task and one finished batch task in alpha.
 	web := aws.runTask("alpha", "web")
 	batch := aws.runTask("alpha", "batch")
-	aws.waitTasks("tasks-running", "alpha", web)
-	aws.waitTasks("tasks-stopped", "alpha", batch)
+	if got := aws.waitStatus("alpha", web, "RUNNING", time.Minute); got.LastStatus != "RUNNING" {
+		t.Fatalf("web task %s, want RUNNING", got.LastStatus)
+	}
+	aws.waitStatus("alpha", batch, "STOPPED", time.Minute)
 	var list struct {
 		TaskArns []string `json:"taskArns"`
 	}
@@ -492,7 +511,7 @@ func TestAWSCLIListsTagsAndDelete(t *testing.T) {
 	// A cluster with a running task cannot be deleted; once it stops, it can.
 	aws.fail("ClusterContainsTasksException", "ecs", "delete-cluster", "--cluster", "alpha")
 	aws.call(nil, "ecs", "stop-task", "--cluster", "alpha", "--task", web)
-	aws.waitTasks("tasks-stopped", "alpha", web)
+	aws.waitStatus("alpha", web, "STOPPED", time.Minute)
 	var deleted struct {
 		Cluster cliCluster `json:"cluster"`
 	}

@@ -359,3 +359,37 @@ func TestTags(t *testing.T) {
 		t.Fatalf("tags of a missing cluster: %v", err)
 	}
 }
+
+func TestPropagateTags(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	td, err := e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String("tagged"), NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+		ContainerDefinitions:    []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox")}},
+		Tags:                    []types.Tag{{Key: aws.String("team"), Value: aws.String("a")}, {Key: aws.String("env"), Value: aws.String("dev")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.ecs.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: td.TaskDefinition.TaskDefinitionArn, PropagateTags: types.PropagateTagsTaskDefinition,
+		Tags:                 []types.Tag{{Key: aws.String("env"), Value: aws.String("prod")}},
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.ecs.ListTagsForResource(ctx, &ecs.ListTagsForResourceInput{ResourceArn: out.Tasks[0].TaskArn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, tg := range l.Tags {
+		got[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if got["team"] != "a" || got["env"] != "prod" || len(got) != 2 {
+		t.Fatalf("tags %v, want team=a env=prod", got)
+	}
+}

@@ -89,6 +89,9 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if count < 1 || count > 10 {
 		return nil, invalidParam("count must be between 1 and 10.")
 	}
+	if p := in.PropagateTags; p != "" && p != "TASK_DEFINITION" && p != "SERVICE" && p != "NONE" {
+		return nil, invalidParam("propagateTags must be one of TASK_DEFINITION, SERVICE, NONE.")
+	}
 	if len(in.StartedBy) > 128 {
 		return nil, invalidParam("startedBy can have up to 128 characters.")
 	}
@@ -200,6 +203,10 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 	}
 	if t.Group == "" {
 		t.Group = "family:" + td.Family
+	}
+	if in.PropagateTags == "TASK_DEFINITION" {
+		// The run's own tags win over the definition's of the same key.
+		t.Tags = mergeTags(td.Tags, in.Tags)
 	}
 	if launchType == "FARGATE" {
 		t.PlatformVersion, t.PlatformFamily = "1.4.0", "Linux"

@@ -65,7 +65,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 }
 
 func newAgentCmd(g *globalFlags) *cobra.Command {
-	var server, token, containerd string
+	var server, token, containerd, listen, advertise string
 	var azs []string
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -83,7 +83,7 @@ func newAgentCmd(g *globalFlags) *cobra.Command {
 			}
 			return daemon.RunAgent(cmd.Context(), daemon.AgentConfig{
 				ServerURL: server, Token: token, DataDir: g.dataDir, AvailabilityZones: azs,
-				ContainerdAddress: containerd, Logger: g.logger(),
+				ContainerdAddress: containerd, Listen: listen, Advertise: advertise, Logger: g.logger(),
 			})
 		},
 	}
@@ -91,6 +91,8 @@ func newAgentCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&token, "token", "", "join token printed by berth server")
 	cmd.Flags().StringSliceVar(&azs, "availability-zone", nil, "availability zone(s) of this host")
 	cmd.Flags().StringVar(&containerd, "containerd", "", "use this containerd socket instead of a private one")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the agent's own endpoint (container logs for the server, /metrics)")
+	cmd.Flags().StringVar(&advertise, "advertise", "", "host:port the server reaches --listen at (default: the listen address)")
 	return cmd
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
@@ -35,8 +36,15 @@ type AgentConfig struct {
 	// (containers keep running in their shims and are adopted next time).
 	StopContainerdOnExit bool
 	Logger               *slog.Logger
-	// Registerer, if set, receives the agent's metrics (agent.Metrics).
+	// Registerer, if set, receives the agent's metrics (agent.Metrics);
+	// otherwise the agent serves them itself at /metrics on Listen.
 	Registerer prometheus.Registerer
+	// Listen is the agent's own HTTP endpoint (container logs for the
+	// control plane, metrics); default a free port on 127.0.0.1.
+	Listen string
+	// Advertise is the host:port the control plane reaches Listen at
+	// (default: Listen's address).
+	Advertise string
 	// Ready, if set, is called once the runtime is up.
 	Ready func()
 }
@@ -71,24 +79,38 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		}
 		_ = rt.Close()
 	}()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("agent listener: %w", err)
 	}
-	logSrv := &http.Server{Handler: agent.LogHandler(cfg.DataDir, agent.TokenMatcher(cfg.Token)), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = logSrv.Serve(ln) }()
-	defer logSrv.Close()
+	// A standalone agent serves its own metrics; in dev they join the server's.
+	reg := cfg.Registerer
+	mux := http.NewServeMux()
+	mux.Handle(agent.LogsPath, agent.LogHandler(cfg.DataDir, agent.TokenMatcher(cfg.Token)))
+	if reg == nil {
+		own := prometheus.NewRegistry()
+		reg = own
+		mux.Handle("/metrics", promhttp.HandlerFor(own, promhttp.HandlerOpts{}))
+	}
+	agentSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = agentSrv.Serve(ln) }()
+	defer agentSrv.Close()
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
-	var metrics *agent.Metrics
-	if cfg.Registerer != nil {
-		metrics = agent.NewMetrics(cfg.Registerer)
+	metrics := agent.NewMetrics(reg)
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = ln.Addr().String()
 	}
 	a := agent.New(agent.Config{
 		Node: agentapi.RegisterRequest{
 			NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: "fargate",
-			CPU: goruntime.NumCPU() * 1024, MemoryMiB: hostMemoryMiB() * 9 / 10, Address: "http://" + ln.Addr().String(),
+			CPU: goruntime.NumCPU() * 1024, MemoryMiB: hostMemoryMiB() * 9 / 10, Address: "http://" + advertise,
 		},
 		DataDir:   cfg.DataDir,
 		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},

@@ -117,8 +117,9 @@ func TestSplitRoles(t *testing.T) {
 		t.Fatalf("replica b has root key %s, a has %s: they do not share state", mb[1], akid)
 	}
 
+	agentAddr := freeAddr(t)
 	startProc(t, filepath.Join(dir, "agent.log"), "agent", "--data-dir", filepath.Join(dir, "agent"), "--server", "http://"+addrA,
-		"--token", token, "--availability-zone", "us-east-1b")
+		"--token", token, "--availability-zone", "us-east-1b", "--listen", agentAddr)
 	waitLine(t, filepath.Join(dir, "agent.log"), regexp.MustCompile(`registered with control plane`))
 
 	// The wrong token is refused.
@@ -193,6 +194,16 @@ func TestSplitRoles(t *testing.T) {
 	task = waitFor(bc, "STOPPED")
 	if task.StopCode != types.TaskStopCodeUserInitiated {
 		t.Fatalf("stop code %s", task.StopCode)
+	}
+	// A standalone agent serves its own metrics.
+	resp, err := http.Get("http://" + agentAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `berth_agent_task_step_seconds_count{step="start"} 1`) {
+		t.Fatalf("agent metrics lack the task's start step:\n%s", metrics)
 	}
 }
 

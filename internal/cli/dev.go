@@ -60,7 +60,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
 	cmd.Flags().StringSliceVar(&etcd, "etcd-endpoints", nil, "external etcd cluster (default: embedded in the data dir)")
-	cmd.Flags().BoolVar(&anonRegistry, "allow-anonymous-registry", false, "let anyone push and pull images (until ECR credentials exist)")
+	cmd.Flags().BoolVar(&anonRegistry, "allow-anonymous-registry", false, "let callers without ECR credentials push and pull images as account 000000000000 (a push creates a missing repository); for development only")
 	return cmd
 }
 

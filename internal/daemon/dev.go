@@ -31,7 +31,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, AnonymousRegistry: true, Logger: cfg.Logger})
+	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, AnonymousRegistry: true, Region: cfg.Region, Logger: cfg.Logger})
 	if err != nil {
 		return err
 	}

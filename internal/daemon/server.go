@@ -36,10 +36,15 @@ type ServerConfig struct {
 	EtcdEndpoints []string
 	// Dev accepts the test/test key pair (only on a loopback listener).
 	Dev bool
-	// AnonymousRegistry lets anyone push and pull images (berth dev's
-	// explicit opt-in; ECR credentials come with the ECR issue).
+	// AnonymousRegistry lets callers without ECR credentials push and pull
+	// images as account 000000000000 (berth dev's explicit opt-in); such a
+	// push to a repository that does not exist creates it. Everyone else
+	// presents `aws ecr get-login-password` as HTTP Basic AWS:<password>.
 	AnonymousRegistry bool
-	Logger            *slog.Logger
+	// Region is the region anonymous registry callers act in (default
+	// us-east-1).
+	Region string
+	Logger *slog.Logger
 }
 
 // Server is a running control plane.
@@ -56,14 +61,14 @@ type Server struct {
 	// metrics join it.
 	Metrics *prometheus.Registry
 
-	log      *slog.Logger
-	http     *http.Server
-	etcd     *store.Embedded
-	client   *clientv3.Client
-	registry *ecr.Registry
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	errc     chan error
+	log    *slog.Logger
+	http   *http.Server
+	etcd   *store.Embedded
+	client *clientv3.Client
+	ecr    *ecr.Service
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errc   chan error
 }
 
 // StartServer starts the control plane and returns once it serves.
@@ -130,19 +135,16 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	router.AddJSONService(ecsSvc.JSONService())
 	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
-	rcfg := ecr.RegistryConfig{RootDir: filepath.Join(cfg.DataDir, "registry"), Logger: cfg.Logger.With("service", "registry")}
-	if !cfg.AnonymousRegistry {
-		rcfg.Authorize = func(*http.Request, string, string) error {
-			return errors.New("the registry needs ECR credentials (not yet available outside berth dev)")
-		}
-	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	if s.registry, err = ecr.NewRegistry(runCtx, rcfg); err != nil {
+	if s.ecr, err = ecr.New(runCtx, ecr.Config{Store: s.Store, RootDir: filepath.Join(cfg.DataDir, "registry"),
+		Logger: cfg.Logger.With("service", "ecr"), Anonymous: cfg.AnonymousRegistry,
+		AnonymousAccount: accounts.DevAccountID, AnonymousRegion: cfg.Region}); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	router.Handle("/v2/", s.registry)
+	router.AddJSONService(s.ecr.JSONService())
+	router.Handle("/v2/", s.ecr.Handler())
 	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	router.Handle("/_berth/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -178,8 +180,8 @@ func (s *Server) Close() {
 		s.cancel()
 	}
 	s.wg.Wait()
-	if s.registry != nil {
-		_ = s.registry.Close()
+	if s.ecr != nil {
+		_ = s.ecr.Close()
 	}
 	if s.etcd != nil {
 		s.etcd.Close()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	v2 "github.com/distribution/distribution/v3/registry/api/v2"
+	"github.com/distribution/reference"
 	"github.com/gorilla/mux"
 )
 
@@ -30,46 +31,56 @@ var errClosed = errcode.ErrorCodeUnavailable.WithMessage("registry is shutting d
 // ecrService is the service parameter of ECR's Basic challenge.
 const ecrService = "ecr.amazonaws.com"
 
-// authorized puts req to r.authorize. It returns the request to serve (a
-// refused cross-repository mount is turned into a plain upload) and false if
-// the request was refused and answered.
-func (r *Registry) authorized(w http.ResponseWriter, req *http.Request, repo, route string) (*http.Request, bool) {
-	action := actionOf(req.Method)
-	if err := r.authorize(req, repo, action); err != nil {
+// authorized puts req to r.resolve. It returns the request to serve (a
+// refused cross-repository mount is turned into a plain upload, an allowed
+// one names its source's stored name), the stored name of a.Repo, and false
+// if the request was refused and answered.
+func (r *Registry) authorized(w http.ResponseWriter, req *http.Request, a Access) (*http.Request, string, bool) {
+	stored, err := r.resolve(req, a)
+	if err != nil {
 		r.log.Debug("request refused", "method", req.Method, "path", req.URL.Path,
-			"repo", repo, "action", action, "err", err)
+			"repo", a.Repo, "action", a.Action, "err", err)
 		writeRegistryError(w, req, err)
-		return req, false
+		return req, "", false
 	}
-	if route != v2.RouteNameBlobUpload || req.Method != http.MethodPost {
-		return req, true
+	if a.Route != v2.RouteNameBlobUpload || req.Method != http.MethodPost {
+		return req, stored, true
 	}
 	q := req.URL.Query()
 	from := q.Get("from")
 	if from == "" || q.Get("mount") == "" {
-		return req, true
+		return req, stored, true
 	}
-	if err := r.authorize(req, from, ActionPull); err != nil {
+	storedFrom, err := "", nil
+	if _, err = reference.WithName(from); err == nil {
+		storedFrom, err = r.resolve(req, Access{Repo: from, Action: ActionPull})
+	}
+	if err != nil {
 		// The spec lets a registry decline a mount with a plain upload
 		// (202); the client then pushes the blob itself.
-		r.log.Debug("cross-repository mount refused", "repo", repo, "from", from, "err", err)
+		r.log.Debug("cross-repository mount refused", "repo", a.Repo, "from", from, "err", err)
 		q.Del("from")
 		q.Del("mount")
-		req = req.Clone(req.Context())
-		req.URL.RawQuery = q.Encode()
-		req.RequestURI = req.URL.RequestURI()
+	} else {
+		q.Set("from", storedFrom)
 	}
-	return req, true
+	req = req.Clone(req.Context())
+	req.URL.RawQuery = q.Encode()
+	req.RequestURI = req.URL.RequestURI()
+	return req, stored, true
 }
 
-// routeOf names the repository and Distribution route of a /v2/ request;
-// both are "" for paths outside the API.
-func routeOf(req *http.Request) (repo, route string) {
+// accessOf names the repository, Distribution route and reference of a
+// /v2/ request, and its action; Repo and Route are "" for paths outside
+// the API.
+func accessOf(req *http.Request) Access {
+	a := Access{Action: actionOf(req.Method)}
 	var m mux.RouteMatch
 	if !v2.Router().Match(req, &m) || m.Route == nil {
-		return "", ""
+		return a
 	}
-	return m.Vars["name"], m.Route.GetName()
+	a.Repo, a.Route, a.Reference = m.Vars["name"], m.Route.GetName(), m.Vars["reference"]
+	return a
 }
 
 // actionOf maps an HTTP method to an Authorize action: reads pull,

@@ -2,9 +2,9 @@
 // data plane: an OCI Distribution v2 registry served under /v2/ on berth's
 // one endpoint, built by embedding CNCF Distribution
 // (github.com/distribution/distribution/v3) with its filesystem storage
-// driver rooted in berth's data dir. Repositories, auth tokens and lifecycle
-// policies (the ECR API) build on top of it; the seam for them is
-// RegistryConfig.Authorize.
+// driver rooted in berth's data dir. Repositories, images and auth tokens
+// (the ECR API, service.go; lifecycle policies later) build on top of it;
+// the seams for them are RegistryConfig.Authorize and RegistryConfig.Resolve.
 //
 // Embedding notes (what Distribution is told, and why):
 //
@@ -14,10 +14,17 @@
 //     127.0.0.1:4566 continues at 127.0.0.1:4566 whatever Host or
 //     X-Forwarded-* headers say, and containerd never drops credentials
 //     because an upload "moved" to another host.
-//   - No redirects to storage, delete enabled (BatchDeleteImage), an
-//     in-memory blob descriptor cache, a random http.secret per process
-//     (upload state tokens do not survive a restart, which clients handle by
-//     restarting the upload).
+//   - No redirects to storage, delete enabled (BatchDeleteImage), a random
+//     http.secret per process (upload state tokens do not survive a restart,
+//     which clients handle by restarting the upload).
+//   - No blob descriptor cache: the ECR API reads and deletes through a
+//     second Namespace over the same driver (Registry.repository), and
+//     server replicas share storage; a per-process cache would serve
+//     descriptors another writer has deleted.
+//   - Names can be rewritten per request (RegistryConfig.Resolve): the
+//     client's /v2/NAME/... is served from the stored name (ECR keeps each
+//     account's repositories in a namespace of its own), and Location and
+//     Link headers and the tags list's "name" are rewritten back.
 //   - No health checks, no notifications endpoints. Distribution's own
 //     upload purger is disabled; Registry runs its own, stopped by Close.
 //     One goroutine cannot be stopped: handlers.NewApp starts an events
@@ -40,10 +47,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	// The filesystem driver also registers its factory in init, which is how
 	// handlers.NewApp finds it by name.
@@ -90,14 +100,36 @@ type RegistryConfig struct {
 	//
 	// nil allows everything (berth dev's explicit anonymous opt-in).
 	Authorize func(r *http.Request, repo string, action string) error
+	// Resolve replaces Authorize when set: it decides like Authorize (same
+	// errors, same answers) and also names the repository in storage, so
+	// the request for a.Repo is served from the returned name. A
+	// cross-repository mount's source is resolved with ActionPull too.
+	Resolve func(r *http.Request, a Access) (stored string, err error)
+}
+
+// Access is one registry request as Resolve sees it.
+type Access struct {
+	// Repo is the repository as the client named it; "" for /v2/ and
+	// /v2/_catalog.
+	Repo string
+	// Action is ActionPull or ActionPush (by HTTP method).
+	Action string
+	// Route is Distribution's route name (v2.RouteNameManifest, …), "" for
+	// a mount source.
+	Route string
+	// Reference is the tag or digest of a manifest route.
+	Reference string
 }
 
 // Registry is an embedded OCI Distribution v2 registry. It is an
 // http.Handler for /v2/...; Close stops its background work.
 type Registry struct {
-	app       *handlers.App
-	log       *slog.Logger
-	authorize func(r *http.Request, repo, action string) error
+	app     *handlers.App
+	log     *slog.Logger
+	resolve func(r *http.Request, a Access) (string, error) // nil: allow all, names as given
+	// ns reads and deletes for the ECR API, on the app's storage driver.
+	ns     distribution.Namespace
+	driver storagedriver.StorageDriver
 	// instanceID tags Distribution's log entries so the logrus bridge can
 	// route them to this Registry's logger.
 	instanceID string
@@ -138,10 +170,16 @@ func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 
 	r := &Registry{
 		log:        logger,
-		authorize:  cfg.Authorize,
+		resolve:    cfg.Resolve,
 		instanceID: id,
 		purgeDone:  make(chan struct{}),
 		closed:     make(chan struct{}),
+	}
+	if r.resolve == nil && cfg.Authorize != nil {
+		authorize := cfg.Authorize
+		r.resolve = func(req *http.Request, a Access) (string, error) {
+			return a.Repo, authorize(req, a.Repo, a.Action)
+		}
 	}
 	r.unregister = bridge.register(id, logger)
 
@@ -161,6 +199,12 @@ func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 		r.unregister()
 		return nil, fmt.Errorf("new registry at %s: purge driver: %w", cfg.RootDir, err)
 	}
+	r.driver = driver
+	if r.ns, err = storage.NewRegistry(appCtx, driver, storage.EnableDelete); err != nil {
+		_ = app.Shutdown()
+		r.unregister()
+		return nil, fmt.Errorf("new registry at %s: namespace: %w", cfg.RootDir, err)
+	}
 	purgeCtx, stop := context.WithCancel(appCtx)
 	r.stop = stop
 	go r.purgeLoop(purgeCtx, driver)
@@ -178,7 +222,6 @@ func distributionConfig(root, secret string) *configuration.Configuration {
 			"filesystem": configuration.Parameters{"rootdirectory": root},
 			"delete":     configuration.Parameters{"enabled": true},
 			"redirect":   configuration.Parameters{"disable": true},
-			"cache":      configuration.Parameters{"blobdescriptor": "inmemory"},
 			"maintenance": configuration.Parameters{
 				"uploadpurging": map[any]any{"enabled": false},
 			},
@@ -211,22 +254,33 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	default:
 	}
 	req = req.WithContext(withInstanceID(req.Context(), r.instanceID))
-	repo, route := routeOf(req)
-	if repo != "" {
+	a := accessOf(req)
+	if a.Repo != "" {
 		// Distribution answers an invalid name with a 500 and a doubled
-		// WriteHeader; answer it here, before Authorize sees the name.
-		if _, err := reference.WithName(repo); err != nil {
+		// WriteHeader; answer it here, before Resolve sees the name.
+		if _, err := reference.WithName(a.Repo); err != nil {
 			writeRegistryError(w, req, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
 			return
 		}
 	}
-	if r.authorize != nil {
-		var ok bool
-		if req, ok = r.authorized(w, req, repo, route); !ok {
-			return
-		}
+	if r.resolve == nil {
+		r.app.ServeHTTP(w, req)
+		return
 	}
-	r.app.ServeHTTP(w, req)
+	req, stored, ok := r.authorized(w, req, a)
+	if !ok {
+		return
+	}
+	if stored == a.Repo {
+		r.app.ServeHTTP(w, req)
+		return
+	}
+	rw := &renamingWriter{ResponseWriter: w, from: "/v2/" + stored + "/", to: "/v2/" + a.Repo + "/"}
+	if a.Route == v2.RouteNameTags {
+		rw.tagsName = &renamedTags{stored: stored, repo: a.Repo}
+	}
+	r.app.ServeHTTP(rw, renamed(req, a.Repo, stored))
+	rw.finish()
 }
 
 // Close stops the upload purger and shuts the Distribution app down. It is

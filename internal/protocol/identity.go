@@ -50,7 +50,26 @@ type ctxKey int
 const (
 	identityKey ctxKey = iota
 	requestIDKey
+	endpointKey
 )
+
+// Endpoint is berth's endpoint as the client addressed it, for replies that
+// name it (an ECR repositoryUri, a proxyEndpoint).
+type Endpoint struct {
+	Scheme string // "http" or "https"
+	Host   string // the request's Host: host or host:port
+}
+
+// WithEndpoint returns a context carrying e.
+func WithEndpoint(ctx context.Context, e Endpoint) context.Context {
+	return context.WithValue(ctx, endpointKey, e)
+}
+
+// EndpointFrom returns the endpoint stored in ctx by the Router.
+func EndpointFrom(ctx context.Context) (Endpoint, bool) {
+	e, ok := ctx.Value(endpointKey).(Endpoint)
+	return e, ok
+}
 
 // WithIdentity returns a context carrying id.
 func WithIdentity(ctx context.Context, id Identity) context.Context {

@@ -209,6 +209,11 @@ func (r *Router) serveAWS(w http.ResponseWriter, req *http.Request) {
 	id := newRequestID()
 	w.Header()["x-amzn-RequestId"] = []string{id} // AWS's spelling, not Go's canonical form
 	ctx := WithRequestID(req.Context(), id)
+	scheme := "http"
+	if req.TLS != nil {
+		scheme = "https"
+	}
+	ctx = WithEndpoint(ctx, Endpoint{Scheme: scheme, Host: req.Host})
 	c := &call{service: labelUnknown, operation: labelUnknown, code: labelOK, status: http.StatusOK}
 
 	var err error

@@ -10,11 +10,13 @@ import "strings"
 //	├── nodes/<node-id>                         a capacity host, under its lease (gone = host lost)
 //	├── assign/<node-id>/<task-id>              desired state of a task placed on a node (the agent watches its prefix)
 //	├── pending/<task-id>                       a task waiting for placement (the scheduler watches this prefix)
+//	├── ecr/token-secret                        HMAC key of registry passwords (GetAuthorizationToken)
 //	└── acct/<account>/<region>/
 //	    ├── clusters/<name>
 //	    ├── taskdefs/<family>/<revision %010d>
 //	    ├── families/<family>                   last revision handed out
-//	    └── tasks/<cluster>/<task-id>           the task as DescribeTasks shows it
+//	    ├── tasks/<cluster>/<task-id>           the task as DescribeTasks shows it
+//	    └── ecr/repos/<name>                    an ECR repository (its images live in the registry's storage)
 const Root = "/berth/v1/"
 
 // Key joins parts under Root with "/".

@@ -20,7 +20,7 @@ import (
 
 // Runtime is what the agent needs of the container runtime (runtime.Runtime).
 type Runtime interface {
-	Pull(ctx context.Context, ref string) (runtime.Image, error)
+	Pull(ctx context.Context, ref string, opts ...runtime.PullOption) (runtime.Image, error)
 	Run(ctx context.Context, spec runtime.ContainerSpec) (uint32, error)
 	Wait(ctx context.Context, id string) (runtime.ExitStatus, error)
 	Stop(ctx context.Context, id string, sig syscall.Signal, timeout time.Duration) (runtime.ExitStatus, error)
@@ -42,6 +42,7 @@ type ControlPlane interface {
 	Heartbeat(ctx context.Context, r agentapi.RegisterRequest) error
 	Tasks(ctx context.Context, node string, since int64, wait time.Duration) (agentapi.TasksResponse, error)
 	Report(ctx context.Context, r agentapi.StateReport) error
+	RegistryAuth(ctx context.Context, r agentapi.RegistryAuthRequest) (agentapi.RegistryAuth, error)
 }
 
 // Config configures an agent.

@@ -31,7 +31,7 @@ func newFakeRuntime() *fakeRuntime {
 	return &fakeRuntime{running: map[string]chan runtime.ExitStatus{}, exitOn: map[string]int{}}
 }
 
-func (f *fakeRuntime) Pull(_ context.Context, ref string) (runtime.Image, error) {
+func (f *fakeRuntime) Pull(_ context.Context, ref string, _ ...runtime.PullOption) (runtime.Image, error) {
 	if f.pullErr != nil {
 		return runtime.Image{}, f.pullErr
 	}
@@ -116,6 +116,10 @@ func (s *fakeServer) Register(context.Context, agentapi.RegisterRequest) (agenta
 	return agentapi.RegisterResponse{HeartbeatSeconds: 60}, nil
 }
 func (s *fakeServer) Heartbeat(context.Context, agentapi.RegisterRequest) error { return nil }
+
+func (s *fakeServer) RegistryAuth(context.Context, agentapi.RegistryAuthRequest) (agentapi.RegistryAuth, error) {
+	return agentapi.RegistryAuth{}, errors.New("no registry here")
+}
 
 func (s *fakeServer) Tasks(ctx context.Context, _ string, since int64, _ time.Duration) (agentapi.TasksResponse, error) {
 	if since > 0 {

@@ -109,13 +109,14 @@ func (t *managedTask) pull(ctx context.Context) string {
 	now := time.Now()
 	t.pullStarted = &now
 	images := map[string]*runtime.Image{}
+	auth := t.registryAuth(ctx)
 	for _, c := range t.containers {
 		if c.started {
 			continue
 		}
 		img, ok := images[c.spec.Image]
 		if !ok {
-			pulled, err := t.a.cfg.Runtime.Pull(ctx, c.spec.Image)
+			pulled, err := t.a.cfg.Runtime.Pull(ctx, c.spec.Image, auth.pullOptions(c.spec.Image)...)
 			if ctx.Err() != nil {
 				return ""
 			}
@@ -132,6 +133,36 @@ func (t *managedTask) pull(ctx context.Context) string {
 	done := time.Now()
 	t.pullStopped = &done
 	return ""
+}
+
+// taskAuth is the task's own account's credentials for the control plane's
+// registry, if it has one.
+type taskAuth struct{ agentapi.RegistryAuth }
+
+// registryAuth asks the control plane for the task account's registry
+// credentials; without them images are pulled anonymously.
+func (t *managedTask) registryAuth(ctx context.Context) taskAuth {
+	a, err := t.a.cfg.Server.RegistryAuth(ctx, agentapi.RegistryAuthRequest{NodeID: t.a.cfg.Node.NodeID, TaskArn: t.spec.TaskArn})
+	if err != nil {
+		t.a.log.Debug("no registry credentials; pulling anonymously", "task", t.spec.TaskID, "err", err)
+		return taskAuth{}
+	}
+	return taskAuth{a}
+}
+
+// pullOptions passes the credentials to a pull from one of the hosts they
+// are for, and to no other.
+func (a taskAuth) pullOptions(ref string) []runtime.PullOption {
+	host, err := runtime.RegistryHost(ref)
+	if err != nil || a.Password == "" {
+		return nil
+	}
+	for _, h := range a.Hosts {
+		if h == host {
+			return []runtime.PullOption{runtime.WithCredentials(host, a.Username, a.Password)}
+		}
+	}
+	return nil
 }
 
 func (t *managedTask) allStarted() bool {

@@ -88,9 +88,9 @@ type timedRuntime struct {
 	m *Metrics
 }
 
-func (r timedRuntime) Pull(ctx context.Context, ref string) (runtime.Image, error) {
+func (r timedRuntime) Pull(ctx context.Context, ref string, opts ...runtime.PullOption) (runtime.Image, error) {
 	defer r.m.observeStep("pull", time.Now())
-	return r.Runtime.Pull(ctx, ref)
+	return r.Runtime.Pull(ctx, ref, opts...)
 }
 
 func (r timedRuntime) Run(ctx context.Context, spec runtime.ContainerSpec) (uint32, error) {

@@ -19,6 +19,7 @@ const (
 	PathHeartbeat = PathPrefix + "heartbeat"
 	PathTasks     = PathPrefix + "tasks"
 	PathReport    = PathPrefix + "report"
+	PathRegistry  = PathPrefix + "registry-auth"
 )
 
 // ErrorBody is the reply of a failed agent call.
@@ -98,4 +99,12 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 // Report sends one state transition of a task.
 func (c *Client) Report(ctx context.Context, r StateReport) error {
 	return c.do(ctx, http.MethodPost, PathReport, r, nil)
+}
+
+// RegistryAuth gets credentials of a task's account for the control plane's
+// registry.
+func (c *Client) RegistryAuth(ctx context.Context, r RegistryAuthRequest) (RegistryAuth, error) {
+	var out RegistryAuth
+	err := c.do(ctx, http.MethodPost, PathRegistry, r, &out)
+	return out, err
 }

@@ -142,3 +142,20 @@ type ContainerState struct {
 	HealthStatus string `json:"healthStatus,omitempty"`
 	Pid          uint32 `json:"pid,omitempty"`
 }
+
+// RegistryAuthRequest asks for credentials to pull a task's images from the
+// control plane's registry.
+type RegistryAuthRequest struct {
+	NodeID  string `json:"nodeId"`
+	TaskArn string `json:"taskArn"`
+}
+
+// RegistryAuth is HTTP Basic credentials of the task's account for the
+// registry at Hosts (host:port as the agent reaches the control plane). They
+// must never be sent to any other host.
+type RegistryAuth struct {
+	Username  string    `json:"username"`
+	Password  string    `json:"password"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	Hosts     []string  `json:"hosts"`
+}

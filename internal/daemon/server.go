@@ -130,11 +130,6 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.Metrics = reg
 	router := protocol.NewRouter(accts, cfg.Logger, protocol.WithRegisterer(reg))
-	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
-		AgentToken: accts.EnsureAgentToken})
-	router.AddJSONService(ecsSvc.JSONService())
-	router.AddJSONService(ecsSvc.BerthService())
-	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if s.ecr, err = ecr.New(runCtx, ecr.Config{Store: s.Store, RootDir: filepath.Join(cfg.DataDir, "registry"),
@@ -143,6 +138,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
+		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword})
+	router.AddJSONService(ecsSvc.JSONService())
+	router.AddJSONService(ecsSvc.BerthService())
+	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
 	router.AddJSONService(s.ecr.JSONService())
 	router.Handle("/v2/", s.ecr.Handler())
 	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

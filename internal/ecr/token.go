@@ -155,3 +155,12 @@ func (s *Service) getAuthorizationToken(ctx context.Context, body []byte) (any, 
 		ProxyEndpoint:      ep.Scheme + "://" + ep.Host,
 	}}}, nil
 }
+
+// RegistryPassword mints a registry password for an account and region,
+// valid for ttl: what a host agent presents to pull a task's images with
+// the task's own account, never with a platform-wide key.
+func (s *Service) RegistryPassword(ctx context.Context, account, region string, ttl time.Duration) (string, time.Time, error) {
+	expiry := time.Now().Add(ttl)
+	pw, err := s.mintToken(ctx, scope{account: account, region: region}, expiry)
+	return pw, expiry, err
+}

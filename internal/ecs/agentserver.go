@@ -47,6 +47,8 @@ func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {
 		s.agentTasks(w, r)
 	case r.URL.Path == agentapi.PathReport && r.Method == http.MethodPost:
 		s.agentReport(w, r)
+	case r.URL.Path == agentapi.PathRegistry && r.Method == http.MethodPost:
+		s.agentRegistryAuth(w, r)
 	default:
 		agentError(w, http.StatusNotFound, "no such agent call: "+r.Method+" "+r.URL.Path)
 	}
@@ -275,4 +277,34 @@ func applyReport(rec *taskRecord, rep *agentapi.StateReport, now time.Time) bool
 		}
 	}
 	return true
+}
+
+// agentRegistryAuth hands a host credentials of a task's own account for the
+// registry, and only for a task placed on that host.
+func (s *Service) agentRegistryAuth(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.RegistryAuthRequest
+	if err := decodeAgent(r, &req); err != nil || req.NodeID == "" {
+		agentError(w, http.StatusBadRequest, "a registry-auth request needs a nodeId and a taskArn")
+		return
+	}
+	if s.cfg.RegistryPassword == nil {
+		agentError(w, http.StatusNotFound, "this control plane has no registry credentials to give")
+		return
+	}
+	key, ok := taskKeyFromArn(req.TaskArn)
+	if !ok {
+		agentError(w, http.StatusBadRequest, "bad task ARN "+req.TaskArn)
+		return
+	}
+	var rec taskRecord
+	if _, err := s.st.Get(r.Context(), key, &rec); err != nil || rec.Node != req.NodeID {
+		agentError(w, http.StatusForbidden, "task "+req.TaskArn+" is not placed on node "+req.NodeID)
+		return
+	}
+	pw, exp, err := s.cfg.RegistryPassword(r.Context(), rec.Spec.Account, rec.Spec.Region, time.Hour)
+	if err != nil {
+		agentError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	agentReply(w, agentapi.RegistryAuth{Username: "AWS", Password: pw, ExpiresAt: exp, Hosts: []string{r.Host}})
 }

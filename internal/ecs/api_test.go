@@ -41,6 +41,12 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, becs.Config{})
+}
+
+// newEnvWith is newEnv with some of the service's configuration given.
+func newEnvWith(t testing.TB, cfg becs.Config) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -50,8 +56,9 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(e.Close)
 	st := store.New(e.Client)
-	svc := becs.New(becs.Config{Store: st, Logger: logger,
-		AgentTokenValid: func(_ context.Context, tok string) bool { return tok == "agent-token" }})
+	cfg.Store, cfg.Logger = st, logger
+	cfg.AgentTokenValid = func(_ context.Context, tok string) bool { return tok == "agent-token" }
+	svc := becs.New(cfg)
 	router := protocol.NewRouter(testKeys{}, logger, protocol.WithRegisterer(nil))
 	router.AddJSONService(svc.JSONService())
 	router.Handle(agentapi.PathPrefix, svc.AgentHandler())
@@ -391,5 +398,50 @@ func TestPropagateTags(t *testing.T) {
 	}
 	if got["team"] != "a" || got["env"] != "prod" || len(got) != 2 {
 		t.Fatalf("tags %v, want team=a env=prod", got)
+	}
+}
+
+// TestRegistryAuthOnlyForOwnTasks: a host gets registry credentials of a
+// task's account only for a task placed on it.
+func TestRegistryAuthOnlyForOwnTasks(t *testing.T) {
+	e := newEnvWith(t, becs.Config{RegistryPassword: func(_ context.Context, account, region string, _ time.Duration) (string, time.Time, error) {
+		return "pw-" + account + "-" + region, time.Now().Add(time.Hour), nil
+	}})
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if _, err := e.agent.Register(ctx, agentapi.RegisterRequest{NodeID: n, AvailabilityZones: []string{"us-east-1a"}, CPU: 256, MemoryMiB: 512}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.run(t, "default", e.register(t, "fam"), 1)
+	var spec agentapi.TaskSpec
+	var owner, other string
+	deadline := time.Now().Add(10 * time.Second)
+	for owner == "" && time.Now().Before(deadline) {
+		for _, n := range []string{"n1", "n2"} {
+			resp, err := e.agent.Tasks(ctx, n, 0, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Tasks) == 1 {
+				spec, owner = resp.Tasks[0], n
+			}
+		}
+	}
+	if owner == "" {
+		t.Fatal("task never placed")
+	}
+	if other = "n1"; owner == "n1" {
+		other = "n2"
+	}
+	a, err := e.agent.RegistryAuth(ctx, agentapi.RegistryAuthRequest{NodeID: owner, TaskArn: spec.TaskArn})
+	if err != nil || a.Username != "AWS" || a.Password != "pw-000000000000-us-east-1" || len(a.Hosts) != 1 {
+		t.Fatalf("owner's credentials: %v %+v", err, a)
+	}
+	if _, err := e.agent.RegistryAuth(ctx, agentapi.RegistryAuthRequest{NodeID: other, TaskArn: spec.TaskArn}); err == nil {
+		t.Fatal("a host got credentials for a task that is not placed on it")
 	}
 }

@@ -28,6 +28,9 @@ type Config struct {
 	Logger *slog.Logger
 	// AgentTokenValid authenticates agents' bearer tokens.
 	AgentTokenValid func(ctx context.Context, token string) bool
+	// RegistryPassword mints registry credentials of an account, for agents
+	// pulling that account's images (nil: agents pull anonymously).
+	RegistryPassword func(ctx context.Context, account, region string, ttl time.Duration) (string, time.Time, error)
 	// AgentToken is the token the control plane presents to agents.
 	AgentToken func(ctx context.Context) (string, error)
 	// StoppedRetention is how long stopped tasks stay describable (ECS: about an hour).

@@ -47,14 +47,20 @@ func NormalizeRef(ref string) (string, error) {
 // (the ECS agent's fallback to the cached image). Registries on loopback
 // addresses (127.0.0.0/8, localhost, [::1]) are spoken to over plain HTTP,
 // all others over HTTPS.
-func (r *Runtime) Pull(ctx context.Context, ref string) (Image, error) {
+func (r *Runtime) Pull(ctx context.Context, ref string, opts ...PullOption) (Image, error) {
 	name, err := NormalizeRef(ref)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull: %w", err)
 	}
-	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(isLoopbackHost)),
-	})
+	var po pullOptions
+	for _, o := range opts {
+		o(&po)
+	}
+	hostOpts := []docker.RegistryOpt{docker.WithPlainHTTP(isLoopbackHost)}
+	if po.creds != nil {
+		hostOpts = append(hostOpts, docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(po.creds))))
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(hostOpts...)})
 	img, err := r.client.GetImage(ctx, name)
 	switch {
 	case err == nil:
@@ -91,6 +97,26 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (Image, error) {
 		return Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// PullOption changes how Pull talks to registries.
+type PullOption func(*pullOptions)
+
+type pullOptions struct {
+	creds func(host string) (string, string, error)
+}
+
+// WithCredentials gives Pull HTTP Basic credentials for one registry host
+// (host:port); no other host is ever sent them.
+func WithCredentials(host, username, password string) PullOption {
+	return func(o *pullOptions) {
+		o.creds = func(h string) (string, string, error) {
+			if h == host {
+				return username, password, nil
+			}
+			return "", "", nil
+		}
+	}
 }
 
 // present describes an image that is on the host, unpacking it if needed.
@@ -184,4 +210,13 @@ func isLoopbackHost(host string) (bool, error) {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback(), nil
+}
+
+// RegistryHost is the registry host (host:port) a reference names.
+func RegistryHost(ref string) (string, error) {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("parse image reference %q: %w", ref, err)
+	}
+	return reference.Domain(named), nil
 }

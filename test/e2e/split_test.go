@@ -98,7 +98,9 @@ func TestSplitRoles(t *testing.T) {
 	t.Cleanup(func() { devenv.CleanupDataDir(dir) })
 	addrA, addrB := freeAddr(t), freeAddr(t)
 
-	startProc(t, filepath.Join(dir, "server-a.log"), "server", "--data-dir", filepath.Join(dir, "server"), "--listen", addrA, "--allow-anonymous-registry")
+	// No anonymous registry: images are pushed with an ECR token, and the agent
+	// pulls them with credentials of the task's own account.
+	startProc(t, filepath.Join(dir, "server-a.log"), "server", "--data-dir", filepath.Join(dir, "server"), "--listen", addrA)
 	m := waitLine(t, filepath.Join(dir, "server-a.log"), regexp.MustCompile(`access key id (\S+) secret access key (\S+)`))
 	akid, secret := m[1], m[2]
 	token := waitLine(t, filepath.Join(dir, "server-a.log"), regexp.MustCompile(`agent join token (\S+)`))[1]
@@ -132,7 +134,9 @@ func TestSplitRoles(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	out, err := exec.Command(berthBin, "--endpoint", "http://"+addrA, "image", "build-demo").CombinedOutput()
+	push := exec.Command(berthBin, "--data-dir", dir, "--endpoint", "http://"+addrA, "image", "build-demo")
+	push.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+akid, "AWS_SECRET_ACCESS_KEY="+secret)
+	out, err := push.CombinedOutput()
 	if err != nil {
 		t.Fatalf("build-demo: %v\n%s", err, out)
 	}

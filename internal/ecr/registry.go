@@ -127,7 +127,9 @@ type Registry struct {
 	app     *handlers.App
 	log     *slog.Logger
 	resolve func(r *http.Request, a Access) (string, error) // nil: allow all, names as given
-	// ns reads and deletes for the ECR API, on the app's storage driver.
+	// ns reads, writes and deletes for the ECR API, on the app's storage
+	// driver, validating manifests as the app does (an index's images must
+	// exist).
 	ns     distribution.Namespace
 	driver storagedriver.StorageDriver
 	// instanceID tags Distribution's log entries so the logrus bridge can
@@ -200,7 +202,7 @@ func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 		return nil, fmt.Errorf("new registry at %s: purge driver: %w", cfg.RootDir, err)
 	}
 	r.driver = driver
-	if r.ns, err = storage.NewRegistry(appCtx, driver, storage.EnableDelete); err != nil {
+	if r.ns, err = storage.NewRegistry(appCtx, driver, storage.EnableDelete, storage.EnableValidateImageIndexImagesExist); err != nil {
 		_ = app.Shutdown()
 		r.unregister()
 		return nil, fmt.Errorf("new registry at %s: namespace: %w", cfg.RootDir, err)
@@ -231,6 +233,9 @@ func distributionConfig(root, secret string) *configuration.Configuration {
 	cfg.HTTP.RelativeURLs = true
 	cfg.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
 	cfg.Catalog.MaxEntries = catalogMaxEntries
+	// Non-distributable layers name where to fetch them; any http(s) URL is
+	// accepted, as ECR and the OCI spec allow.
+	cfg.Validation.Manifests.URLs.Allow = []string{`^https?://`}
 	return cfg
 }
 
@@ -254,6 +259,10 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	default:
 	}
 	req = req.WithContext(withInstanceID(req.Context(), r.instanceID))
+	if a, ref, ok := referrersAccess(req); ok {
+		r.serveReferrersFor(w, req, a, ref)
+		return
+	}
 	a := accessOf(req)
 	if a.Repo != "" {
 		// Distribution answers an invalid name with a 500 and a doubled
@@ -261,6 +270,16 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if _, err := reference.WithName(a.Repo); err != nil {
 			writeRegistryError(w, req, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
 			return
+		}
+	}
+	if a.Route == v2.RouteNameManifest && req.Method == http.MethodPut {
+		subject, err := subjectOf(req)
+		if err != nil {
+			writeRegistryError(w, req, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+			return
+		}
+		if subject != "" {
+			w = subjectWriter{ResponseWriter: w, subject: subject}
 		}
 	}
 	if r.resolve == nil {
@@ -281,6 +300,22 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.app.ServeHTTP(rw, renamed(req, a.Repo, stored))
 	rw.finish()
+}
+
+// serveReferrersFor authorises a referrers request like a pull and serves it.
+func (r *Registry) serveReferrersFor(w http.ResponseWriter, req *http.Request, a Access, ref string) {
+	if _, err := reference.WithName(a.Repo); err != nil {
+		writeRegistryError(w, req, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
+		return
+	}
+	stored := a.Repo
+	if r.resolve != nil {
+		var ok bool
+		if req, stored, ok = r.authorized(w, req, a); !ok {
+			return
+		}
+	}
+	r.serveReferrers(w, req, stored, ref)
 }
 
 // Close stops the upload purger and shuts the Distribution app down. It is

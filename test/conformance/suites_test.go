@@ -125,20 +125,9 @@ var workflowsSuite = suite{
 		}
 		return "other"
 	},
-	Expected: []expectedFailure{
-		// Content discovery, listing references: Distribution v3.1.2 has no
-		// referrers API and sends no OCI-Subject header. Issue 3's
-		// acceptance is NOT met while these entries exist; delete them when
-		// the registry answers GET /v2/<name>/referrers/<digest> (an image
-		// index, artifactType filter, OCI-Filters-Applied) and sets
-		// OCI-Subject on a manifest PUT with a subject.
-		{Spec: "Content Discovery Setup References setup",
-			Why: "no OCI-Subject header on a manifest PUT with a subject (Distribution v3.1.2)"},
-		{Spec: "Content Discovery Test content discovery endpoints (listing references)", Prefix: true,
-			Why: "no referrers API: GET /v2/<name>/referrers/<digest> is 404 (Distribution v3.1.2)"},
-		{Spec: "Content Discovery Teardown References teardown",
-			Why: "the references setup pushed nothing to delete (it stopped at the OCI-Subject check)"},
-	},
+	// Every workflow passes: berth adds the referrers API and OCI-Subject
+	// that Distribution v3.1.2 lacks (internal/ecr/referrers.go).
+	Expected: nil,
 }
 
 // fullSuite is the current, rewritten suite with OCI_VERSION=1.1: beyond the
@@ -183,12 +172,6 @@ var fullSuite = suite{
 		// spec v1.1 leaves optional.
 		{Spec: "sha512", Prefix: true,
 			Why: "Distribution v3.1.2 keeps blobs by their sha256 digest: it answers Docker-Content-Digest with sha256 for content pushed as sha512, fails mounts of it, and refuses manifests pushed by a sha512 digest"},
-		{Spec: "empty/referrers", Why: "no referrers API (Distribution v3.1.2)"},
-		{Spec: "artifacts-with-subject", Prefix: true, Why: "no OCI-Subject header and no referrers API (Distribution v3.1.2)"},
-		{Spec: "index-with-subject", Prefix: true, Why: "no OCI-Subject header and no referrers API (Distribution v3.1.2)"},
-		{Spec: "missing-subject", Prefix: true, Why: "no OCI-Subject header and no referrers API (Distribution v3.1.2)"},
-		{Spec: "non-distributable-layers", Prefix: true,
-			Why: "a manifest whose layers carry urls is refused with 500 \"invalid URL on layer\": Distribution's validation.manifests.urls allow list is empty in berth's config"},
 	},
 }
 

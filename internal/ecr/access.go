@@ -67,6 +67,13 @@ func (s *Service) resolve(r *http.Request, a Access) (string, error) {
 		return "", nil
 	}
 	ctx := r.Context()
+	// ACCOUNT/NAME names another account's repository (policy.go).
+	if owner, name, ok := splitRegistry(c.scope, a.Repo); ok {
+		if err := s.authorizeRegistry(ctx, c, owner, name, r.Method, a); err != nil {
+			return "", err
+		}
+		c, a.Repo = caller{scope: owner}, name
+	}
 	rec, err := s.getRepo(ctx, c.scope, a.Repo)
 	if errors.Is(err, store.ErrNotFound) && c.anonymous && a.Action == ActionPush && a.Route != "" {
 		if verr := validateRepoName(c.scope, a.Repo); verr != nil {

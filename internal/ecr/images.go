@@ -66,8 +66,9 @@ type repoImages struct {
 }
 
 // openImages decodes body into in, checks the repository and reads its
-// manifests and tags.
-func (s *Service) openImages(ctx context.Context, body []byte, in *imageInput) (*repoImages, error) {
+// manifests and tags. A registryId of another account names its repository
+// when its policy allows the caller action (apiScope, policy.go).
+func (s *Service) openImages(ctx context.Context, body []byte, in *imageInput, action string) (*repoImages, error) {
 	sc, err := scopeOf(ctx)
 	if err != nil {
 		return nil, err
@@ -75,7 +76,7 @@ func (s *Service) openImages(ctx context.Context, body []byte, in *imageInput) (
 	if err := protocol.Decode(body, in); err != nil {
 		return nil, err
 	}
-	if err := checkRegistryID(sc, in.RegistryID); err != nil {
+	if sc, err = s.apiScope(ctx, sc, in.RegistryID, in.RepositoryName, action); err != nil {
 		return nil, err
 	}
 	if in.Filter != nil {
@@ -151,7 +152,7 @@ func (ri *repoImages) find(id ImageIdentifier) (digest.Digest, *imageFailure) {
 
 func (s *Service) listImages(ctx context.Context, body []byte) (any, error) {
 	var in imageInput
-	ri, err := s.openImages(ctx, body, &in)
+	ri, err := s.openImages(ctx, body, &in, "ecr:ListImages")
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func (s *Service) listImages(ctx context.Context, body []byte) (any, error) {
 
 func (s *Service) describeImages(ctx context.Context, body []byte) (any, error) {
 	var in imageInput
-	ri, err := s.openImages(ctx, body, &in)
+	ri, err := s.openImages(ctx, body, &in, "ecr:DescribeImages")
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +277,7 @@ func layersSize(m ociManifest) int64 {
 
 func (s *Service) batchGetImage(ctx context.Context, body []byte) (any, error) {
 	var in imageInput
-	ri, err := s.openImages(ctx, body, &in)
+	ri, err := s.openImages(ctx, body, &in, "ecr:BatchGetImage")
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +322,7 @@ func (s *Service) batchGetImage(ctx context.Context, body []byte) (any, error) {
 // and the image with it when that was its last tag.
 func (s *Service) batchDeleteImage(ctx context.Context, body []byte) (any, error) {
 	var in imageInput
-	ri, err := s.openImages(ctx, body, &in)
+	ri, err := s.openImages(ctx, body, &in, "ecr:BatchDeleteImage")
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -51,9 +52,10 @@ type descriptor struct {
 
 // manifestFields are the parts of a manifest the referrers API reads.
 type manifestFields struct {
-	MediaType    string `json:"mediaType"`
-	ArtifactType string `json:"artifactType"`
-	Config       struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	MediaType     string `json:"mediaType"`
+	ArtifactType  string `json:"artifactType"`
+	Config        struct {
 		MediaType string `json:"mediaType"`
 	} `json:"config"`
 	Subject *struct {
@@ -143,15 +145,22 @@ func (r *Registry) referrers(ctx context.Context, stored string, subject digest.
 }
 
 // subjectOf reads the subject of a manifest being PUT, leaving the body for
-// the registry to read again.
+// the registry to read again. A manifest whose schemaVersion is not 2 is
+// refused with MANIFEST_INVALID here: Distribution answers it with a 500.
 func subjectOf(req *http.Request) (digest.Digest, error) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, maxManifestBytes+1))
 	if err != nil {
-		return "", err
+		return "", errcode.ErrorCodeUnknown.WithDetail(err.Error())
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	var f manifestFields
-	if json.Unmarshal(body, &f) != nil || f.Subject == nil {
+	if json.Unmarshal(body, &f) != nil {
+		return "", nil // Distribution explains what is wrong with it
+	}
+	if f.SchemaVersion != 2 {
+		return "", v2.ErrorCodeManifestInvalid.WithDetail(fmt.Sprintf("unsupported schemaVersion %d: only schema 2 (OCI and Docker v2.2) manifests are accepted", f.SchemaVersion))
+	}
+	if f.Subject == nil {
 		return "", nil
 	}
 	return f.Subject.Digest, nil

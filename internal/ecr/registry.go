@@ -272,23 +272,22 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
+	stored := a.Repo
+	if r.resolve != nil {
+		var ok bool
+		if req, stored, ok = r.authorized(w, req, a); !ok {
+			return
+		}
+	}
 	if a.Route == v2.RouteNameManifest && req.Method == http.MethodPut {
 		subject, err := subjectOf(req)
 		if err != nil {
-			writeRegistryError(w, req, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+			writeRegistryError(w, req, err)
 			return
 		}
 		if subject != "" {
 			w = subjectWriter{ResponseWriter: w, subject: subject}
 		}
-	}
-	if r.resolve == nil {
-		r.app.ServeHTTP(w, req)
-		return
-	}
-	req, stored, ok := r.authorized(w, req, a)
-	if !ok {
-		return
 	}
 	if stored == a.Repo {
 		r.app.ServeHTTP(w, req)

@@ -175,6 +175,9 @@ func (s *Service) createRepository(ctx context.Context, body []byte) (any, error
 	if err := validateRepoName(sc, in.RepositoryName); err != nil {
 		return nil, err
 	}
+	if err := validateNewRepoName(in.RepositoryName); err != nil {
+		return nil, err
+	}
 	if in.ImageTagMutability == "" {
 		in.ImageTagMutability = mutabilityMutable
 	}
@@ -293,6 +296,7 @@ func (s *Service) deleteRepository(ctx context.Context, body []byte) (any, error
 	if err := s.st.Delete(ctx, repoKey(sc, rec.Name)); err != nil {
 		return nil, err
 	}
+	s.deletePolicies(ctx, sc, rec) // policy.go
 	if err := s.reg.removeRepo(ctx, stored); err != nil {
 		return nil, fmt.Errorf("delete repository %s: %w", rec.Name, err)
 	}

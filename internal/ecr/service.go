@@ -37,6 +37,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// LifecycleInterval is how often lifecycle policies are applied
+	// (default DefaultLifecycleInterval; negative: never, RunLifecycle only).
+	LifecycleInterval time.Duration
 }
 
 // Service implements the ECR API and guards the registry with ECR's
@@ -52,6 +55,8 @@ type Service struct {
 
 	secretMu sync.Mutex
 	secret   []byte // the token signing key, read from etcd once
+
+	lifecycle *lifecycleLoop // the lifecycle policy reconciler (lifecycle.go)
 }
 
 // New creates the ECR service and its embedded registry. ctx bounds
@@ -81,11 +86,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("new ecr service: %w", err)
 	}
 	s.reg = reg
+	s.lifecycle = s.startLifecycle()
 	return s, nil
 }
 
-// Close stops the registry.
-func (s *Service) Close() error { return s.reg.Close() }
+// Close stops the lifecycle reconciler and the registry.
+func (s *Service) Close() error {
+	s.lifecycle.close()
+	return s.reg.Close()
+}
 
 // Handler serves the registry under /v2/ (mount it without stripping the
 // prefix): Distribution behind ECR's auth, and /v2/_catalog from the
@@ -119,6 +128,22 @@ func (s *Service) JSONService() protocol.JSONService {
 			"TagResource":           s.tagResource,
 			"UntagResource":         s.untagResource,
 			"ListTagsForResource":   s.listTagsForResource,
+			// lifecycle.go, policy.go
+			"PutLifecyclePolicy":          s.putLifecyclePolicy,
+			"GetLifecyclePolicy":          s.getLifecyclePolicy,
+			"DeleteLifecyclePolicy":       s.deleteLifecyclePolicy,
+			"StartLifecyclePolicyPreview": s.startLifecyclePolicyPreview,
+			"GetLifecyclePolicyPreview":   s.getLifecyclePolicyPreview,
+			"SetRepositoryPolicy":         s.setRepositoryPolicy,
+			"GetRepositoryPolicy":         s.getRepositoryPolicy,
+			"DeleteRepositoryPolicy":      s.deleteRepositoryPolicy,
+			// layers.go, push.go
+			"InitiateLayerUpload":         s.initiateLayerUpload,
+			"UploadLayerPart":             s.uploadLayerPart,
+			"CompleteLayerUpload":         s.completeLayerUpload,
+			"PutImage":                    s.putImage,
+			"BatchCheckLayerAvailability": s.batchCheckLayerAvailability,
+			"GetDownloadUrlForLayer":      s.getDownloadURLForLayer,
 		},
 	}
 }

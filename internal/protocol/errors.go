@@ -15,6 +15,10 @@ type Error struct {
 	Code    string
 	Message string
 	Status  int
+	// Fields are further members of the error document, for exceptions
+	// that carry some (ECR's InvalidLayerPartException has
+	// lastValidByteReceived); "__type" and "message" cannot be replaced.
+	Fields map[string]any
 }
 
 // NewError returns an *Error with the given code and HTTP status; the message
@@ -106,7 +110,19 @@ const jsonContentType = "application/x-amz-json-1.1"
 // writeJSONError writes e in the awsJson1_1 error shape: the status, the
 // x-amzn-ErrorType header and {"__type":…,"message":…}.
 func writeJSONError(w http.ResponseWriter, e *Error) {
-	body, err := json.Marshal(jsonErrorBody{Type: e.Code, Message: e.Message})
+	var doc any = jsonErrorBody{Type: e.Code, Message: e.Message}
+	if len(e.Fields) > 0 {
+		m := make(map[string]any, len(e.Fields)+2)
+		for k, v := range e.Fields {
+			m[k] = v
+		}
+		m["__type"] = e.Code
+		if e.Message != "" {
+			m["message"] = e.Message
+		}
+		doc = m
+	}
+	body, err := json.Marshal(doc)
 	if err != nil {
 		// Marshalling two strings cannot fail; keep a valid reply if it does.
 		body = []byte(`{"__type":"` + CodeInternalFailure + `"}`)

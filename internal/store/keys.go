@@ -11,12 +11,15 @@ import "strings"
 //	├── assign/<node-id>/<task-id>              desired state of a task placed on a node (the agent watches its prefix)
 //	├── pending/<task-id>                       a task waiting for placement (the scheduler watches this prefix)
 //	├── ecr/token-secret                        HMAC key of registry passwords (GetAuthorizationToken)
+//	├── ecr/lifecycle/<account>/<region>/<name> a repository's lifecycle policy (one listing for the reconciler)
 //	└── acct/<account>/<region>/
 //	    ├── clusters/<name>
 //	    ├── taskdefs/<family>/<revision %010d>
 //	    ├── families/<family>                   last revision handed out
 //	    ├── tasks/<cluster>/<task-id>           the task as DescribeTasks shows it
-//	    └── ecr/repos/<name>                    an ECR repository (its images live in the registry's storage)
+//	    ├── ecr/repos/<name>                    an ECR repository (its images live in the registry's storage)
+//	    ├── ecr/repo-policies/<name>            its repository policy
+//	    └── ecr/lifecycle-previews/<name>       the policy of its last StartLifecyclePolicyPreview
 const Root = "/berth/v1/"
 
 // Key joins parts under Root with "/".

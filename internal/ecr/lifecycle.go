@@ -39,7 +39,6 @@ import (
 	"github.com/distribution/distribution/v3"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -463,18 +462,8 @@ type lifecycleOutput struct {
 }
 
 func (s *Service) openLifecycle(ctx context.Context, body []byte) (scope, *lifecycleInput, *repoRecord, error) {
-	sc, err := scopeOf(ctx)
-	if err != nil {
-		return sc, nil, nil, err
-	}
 	var in lifecycleInput
-	if err := protocol.Decode(body, &in); err != nil {
-		return sc, nil, nil, err
-	}
-	if err := checkRegistryID(sc, in.RegistryID); err != nil {
-		return sc, nil, nil, err
-	}
-	rec, err := s.requireRepo(ctx, sc, in.RepositoryName)
+	sc, rec, err := openOwnRepo(ctx, s, body, &in, func(in *lifecycleInput) (string, string) { return in.RegistryID, in.RepositoryName })
 	return sc, &in, rec, err
 }
 

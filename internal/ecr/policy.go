@@ -388,19 +388,28 @@ type policyOutput struct {
 
 // openPolicy decodes a repository policy call and reads its repository.
 func (s *Service) openPolicy(ctx context.Context, body []byte) (scope, *policyInput, *repoRecord, error) {
+	var in policyInput
+	sc, rec, err := openOwnRepo(ctx, s, body, &in, func(in *policyInput) (string, string) { return in.RegistryID, in.RepositoryName })
+	return sc, &in, rec, err
+}
+
+// openOwnRepo decodes a call about one repository of the caller's own
+// account into in, and reads that repository; ids names the registryId and
+// repositoryName of the input.
+func openOwnRepo[T any](ctx context.Context, s *Service, body []byte, in *T, ids func(*T) (string, string)) (scope, *repoRecord, error) {
 	sc, err := scopeOf(ctx)
 	if err != nil {
-		return sc, nil, nil, err
+		return sc, nil, err
 	}
-	var in policyInput
-	if err := protocol.Decode(body, &in); err != nil {
-		return sc, nil, nil, err
+	if err := protocol.Decode(body, in); err != nil {
+		return sc, nil, err
 	}
-	if err := checkRegistryID(sc, in.RegistryID); err != nil {
-		return sc, nil, nil, err
+	registryID, name := ids(in)
+	if err := checkRegistryID(sc, registryID); err != nil {
+		return sc, nil, err
 	}
-	rec, err := s.requireRepo(ctx, sc, in.RepositoryName)
-	return sc, &in, rec, err
+	rec, err := s.requireRepo(ctx, sc, name)
+	return sc, rec, err
 }
 
 func (s *Service) setRepositoryPolicy(ctx context.Context, body []byte) (any, error) {

@@ -433,6 +433,10 @@ func (s *Service) startLifecycle() *lifecycleLoop {
 			if err := s.RunLifecycle(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("lifecycle policies", "err", err)
 			}
+			// Then free what deleted and expired images leave behind.
+			if _, err := s.reg.CollectGarbage(ctx, DefaultGCGrace); err != nil && ctx.Err() == nil {
+				s.log.Warn("registry garbage collection", "err", err)
+			}
 		}
 	}()
 	return l

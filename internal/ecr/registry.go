@@ -132,6 +132,7 @@ type Registry struct {
 	// exist).
 	ns     distribution.Namespace
 	driver storagedriver.StorageDriver
+	root   string // the filesystem driver's root directory
 	// instanceID tags Distribution's log entries so the logrus bridge can
 	// route them to this Registry's logger.
 	instanceID string
@@ -201,7 +202,7 @@ func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 		r.unregister()
 		return nil, fmt.Errorf("new registry at %s: purge driver: %w", cfg.RootDir, err)
 	}
-	r.driver = driver
+	r.driver, r.root = driver, cfg.RootDir
 	if r.ns, err = storage.NewRegistry(appCtx, driver, storage.EnableDelete, storage.EnableValidateImageIndexImagesExist); err != nil {
 		_ = app.Shutdown()
 		r.unregister()
@@ -278,6 +279,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if req, stored, ok = r.authorized(w, req, a); !ok {
 			return
 		}
+	}
+	if a.Route == v2.RouteNameBlob || a.Route == v2.RouteNameBlobUpload {
+		r.touchBlob(req)
 	}
 	if a.Route == v2.RouteNameManifest && req.Method == http.MethodPut {
 		subject, err := subjectOf(req)

@@ -32,13 +32,7 @@ func newImageCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("endpoint: %w", err)
 			}
-			repo, tag := name, "latest"
-			for i := len(name) - 1; i >= 0 && name[i] != '/'; i-- {
-				if name[i] == ':' {
-					repo, tag = name[:i], name[i+1:]
-					break
-				}
-			}
+			repo, tag := splitNameTag(name)
 			auth, err := ecrLogin(cmd.Context(), ecr.NewFromConfig(cfg), repo)
 			if err != nil {
 				return err
@@ -53,7 +47,7 @@ func newImageCmd(g *globalFlags) *cobra.Command {
 	}
 	build.Flags().StringVar(&name, "name", "busybox:latest", "repository and tag to push")
 	build.Flags().StringVar(&busybox, "busybox", "/bin/busybox", "busybox-static binary")
-	img.AddCommand(build)
+	img.AddCommand(build, newImageLsCmd(g), newImagePushCmd(g), newImageRmCmd(g))
 	return img
 }
 

@@ -3,6 +3,7 @@ package ecr
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -67,6 +68,21 @@ func (w *renamingWriter) Write(b []byte) (int, error) {
 		return w.tagsName.buf.Write(b)
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the server's io.ReaderFrom path (sendfile for blobs read
+// from the filesystem) that wrapping the writer would otherwise hide.
+func (w *renamingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.tagsName != nil {
+		return w.tagsName.buf.ReadFrom(r)
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(w.ResponseWriter, r)
 }
 
 // finish sends a buffered tags list with the client's name in it.

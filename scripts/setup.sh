@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what berth needs on a Debian machine (run as root): containerd,
-# runc, nftables, CNI plugins, busybox-static (the demo image), skopeo and the
+# runc, nftables, CNI plugins, pigz (containerd unpacks layers with it, faster
+# than in Go), busybox-static (the demo image), skopeo and the
 # AWS CLI (tests), and checks for a Go toolchain. Safe to run again.
 set -euo pipefail
 
@@ -9,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-pkgs=(containerd runc nftables containernetworking-plugins busybox-static skopeo awscli iproute2 make ca-certificates)
+pkgs=(containerd runc nftables containernetworking-plugins busybox-static skopeo awscli pigz iproute2 make ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,13 +9,10 @@ package registry
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/berthdev/berth/bench"
+	"github.com/berthdev/berth/internal/registrylogin"
 )
 
 // Targets of issue 3.
@@ -106,7 +104,9 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(dev.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
 	ecrc := ecr.NewFromConfig(cfg)
-	auth, err := login(ctx, ecrc, "bench/throughput", "bench/cold")
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	auth, err := registrylogin.Login(lctx, ecrc, "bench/throughput", "bench/cold")
+	cancel()
 	if err != nil {
 		return nil, err
 	}
@@ -198,34 +198,6 @@ func (b *Benchmark) throughput(ctx context.Context, h *bench.Harness, sh shape, 
 		}
 	}
 	return s, nil
-}
-
-// login creates the repositories and returns the registry credentials
-// GetAuthorizationToken gives, as `docker login` would use them.
-func login(ctx context.Context, c *ecr.Client, repos ...string) (authn.Authenticator, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for _, r := range repos {
-		if _, err := c.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(r)}); err != nil {
-			return nil, fmt.Errorf("create repository %s: %w", r, err)
-		}
-	}
-	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
-	if err != nil {
-		return nil, fmt.Errorf("get registry token: %w", err)
-	}
-	if len(out.AuthorizationData) == 0 {
-		return nil, errors.New("get registry token: no authorization data")
-	}
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.AuthorizationData[0].AuthorizationToken))
-	if err != nil {
-		return nil, fmt.Errorf("decode registry token: %w", err)
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return nil, errors.New("decode registry token: not user:password")
-	}
-	return &authn.Basic{Username: user, Password: pass}, nil
 }
 
 // mbps is bytes per second in MB (10^6 bytes).

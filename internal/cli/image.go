@@ -1,20 +1,14 @@
 package cli
 
 import (
-	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/internal/demoimage"
+	"github.com/berthdev/berth/internal/registrylogin"
 )
 
 func newImageCmd(g *globalFlags) *cobra.Command {
@@ -33,7 +27,7 @@ func newImageCmd(g *globalFlags) *cobra.Command {
 				return fmt.Errorf("endpoint: %w", err)
 			}
 			repo, tag := splitNameTag(name)
-			auth, err := ecrLogin(cmd.Context(), ecr.NewFromConfig(cfg), repo)
+			auth, err := registrylogin.Login(cmd.Context(), ecr.NewFromConfig(cfg), repo)
 			if err != nil {
 				return err
 			}
@@ -49,30 +43,4 @@ func newImageCmd(g *globalFlags) *cobra.Command {
 	build.Flags().StringVar(&busybox, "busybox", "/bin/busybox", "busybox-static binary")
 	img.AddCommand(build, newImageLsCmd(g), newImagePushCmd(g), newImageRmCmd(g))
 	return img
-}
-
-// ecrLogin makes sure the repository exists (ECR does not create one on
-// push) and returns the registry credentials GetAuthorizationToken gives.
-func ecrLogin(ctx context.Context, c *ecr.Client, repo string) (authn.Authenticator, error) {
-	_, err := c.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(repo)})
-	var exists *ecrtypes.RepositoryAlreadyExistsException
-	if err != nil && !errors.As(err, &exists) {
-		return nil, fmt.Errorf("create repository %s: %w", repo, err)
-	}
-	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
-	if err != nil {
-		return nil, fmt.Errorf("get registry token: %w", err)
-	}
-	if len(out.AuthorizationData) == 0 {
-		return nil, errors.New("get registry token: no authorization data")
-	}
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.AuthorizationData[0].AuthorizationToken))
-	if err != nil {
-		return nil, fmt.Errorf("decode registry token: %w", err)
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return nil, errors.New("decode registry token: not user:password")
-	}
-	return &authn.Basic{Username: user, Password: pass}, nil
 }

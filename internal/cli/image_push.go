@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/spf13/cobra"
+
+	"github.com/berthdev/berth/internal/registrylogin"
 )
 
 // newImagePushCmd is `berth image push SOURCE NAME:TAG`.
@@ -51,7 +53,7 @@ func newImagePushCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer cleanup()
-			auth, err := ecrLogin(ctx, ecr.NewFromConfig(cfg), repo)
+			auth, err := registrylogin.Login(ctx, ecr.NewFromConfig(cfg), repo)
 			if err != nil {
 				return err
 			}

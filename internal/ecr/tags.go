@@ -7,12 +7,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berthdev/berth/internal/awstags"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 )
 
 // maxTags is ECR's limit of tags per repository.
-const maxTags = 50
+const maxTags = awstags.MaxTags
 
 // Tag is ECR's resource tag (note the capitalised keys of its model).
 type Tag struct {
@@ -20,29 +21,18 @@ type Tag struct {
 	Value string `json:"Value"`
 }
 
-// validateTags applies ECR's tag rules.
+// validateTags applies AWS's tag rules (awstags) with ECR's errors.
 func validateTags(tags []Tag) error {
 	if len(tags) > maxTags {
 		return tooManyTags()
 	}
-	seen := map[string]bool{}
-	for _, t := range tags {
-		if t.Key == "" || len(t.Key) > 128 {
-			return invalidTag("Tag keys must be between 1 and 128 characters.")
-		}
-		if len(t.Value) > 256 {
-			return invalidTag("Tag values can have up to 256 characters.")
-		}
-		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
-			return invalidTag("Tag keys with the prefix 'aws:' are reserved for AWS use.")
-		}
-		if seen[t.Key] {
-			return invalidTag("Duplicate tag key: %s.", t.Key)
-		}
-		seen[t.Key] = true
+	if p := awstags.Problem(tags, func(t Tag) (string, string) { return t.Key, t.Value }); p != "" {
+		return invalidTag("%s", p)
 	}
 	return nil
 }
+
+func tagKey(t Tag) string { return t.Key }
 
 // repoOfArn returns the repository name an ECR repository ARN of the
 // caller's scope names.
@@ -99,15 +89,7 @@ func (s *Service) tagResource(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	_, err = s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) ([]Tag, error) {
-		out := append([]Tag{}, have...)
-		for _, t := range in.Tags {
-			i := indexTag(out, t.Key)
-			if i < 0 {
-				out = append(out, t)
-			} else {
-				out[i] = t
-			}
-		}
+		out := awstags.Merge(have, in.Tags, tagKey)
 		if len(out) > maxTags {
 			return nil, tooManyTags()
 		}
@@ -129,17 +111,7 @@ func (s *Service) untagResource(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	_, err = s.editTags(ctx, sc, in.ResourceArn, func(have []Tag) ([]Tag, error) {
-		out := []Tag{}
-		for _, t := range have {
-			keep := true
-			for _, k := range in.TagKeys {
-				keep = keep && k != t.Key
-			}
-			if keep {
-				out = append(out, t)
-			}
-		}
-		return out, nil
+		return awstags.Remove(have, in.TagKeys, tagKey), nil
 	})
 	if err != nil {
 		return nil, err
@@ -168,13 +140,4 @@ func (s *Service) listTagsForResource(ctx context.Context, body []byte) (any, er
 		tags = []Tag{}
 	}
 	return map[string][]Tag{"tags": tags}, nil
-}
-
-func indexTag(tags []Tag, key string) int {
-	for i, t := range tags {
-		if t.Key == key {
-			return i
-		}
-	}
-	return -1
 }

@@ -7,60 +7,29 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berthdev/berth/internal/awstags"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 )
 
-// validateTags applies ECS's tag rules.
+// validateTags applies AWS's tag rules (awstags) with ECS's error.
 func validateTags(tags []Tag) error {
-	if len(tags) > 50 {
+	if len(tags) > awstags.MaxTags {
 		return invalidParam("A resource can have at most 50 tags.")
 	}
-	seen := map[string]bool{}
-	for _, t := range tags {
-		if t.Key == "" || len(t.Key) > 128 {
-			return invalidParam("Tag keys must be between 1 and 128 characters.")
-		}
-		if len(t.Value) > 256 {
-			return invalidParam("Tag values can have up to 256 characters.")
-		}
-		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
-			return invalidParam("Tag keys with the prefix 'aws:' are reserved for AWS use.")
-		}
-		if seen[t.Key] {
-			return invalidParam("Duplicate tag key: %s.", t.Key)
-		}
-		seen[t.Key] = true
+	if p := awstags.Problem(tags, tagKV); p != "" {
+		return invalidParam("%s", p)
 	}
 	return nil
 }
 
-// mergeTags adds or replaces tags by key.
-func mergeTags(have, add []Tag) []Tag {
-	out := append([]Tag{}, have...)
-	for _, t := range add {
-		replaced := false
-		for i := range out {
-			if out[i].Key == t.Key {
-				out[i].Value, replaced = t.Value, true
-			}
-		}
-		if !replaced {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+func tagKV(t Tag) (string, string) { return t.Key, t.Value }
+func tagKey(t Tag) string          { return t.Key }
 
-func removeTags(have []Tag, keys []string) []Tag {
-	out := []Tag{}
-	for _, t := range have {
-		if !contains(keys, t.Key) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+// mergeTags adds or replaces tags by key.
+func mergeTags(have, add []Tag) []Tag { return awstags.Merge(have, add, tagKey) }
+
+func removeTags(have []Tag, keys []string) []Tag { return awstags.Remove(have, keys, tagKey) }
 
 // editTags applies fn to the tags of the resource an ARN names.
 // errNoWrite ends an editTags that only reads.

@@ -62,6 +62,14 @@ type env struct {
 
 func newEnv(t *testing.T, anonymous bool) *env {
 	t.Helper()
+	e, _ := startEnv(t, becr.Config{Anonymous: anonymous})
+	return e
+}
+
+// startEnv starts the service with cfg (its store, storage, logger and
+// clock filled in) and returns the env and the service.
+func startEnv(t *testing.T, cfg becr.Config) (*env, *becr.Service) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -71,8 +79,9 @@ func newEnv(t *testing.T, anonymous bool) *env {
 	}
 	t.Cleanup(e.Close)
 	skew := &atomic.Int64{}
-	svc, err := becr.New(ctx, becr.Config{Store: store.New(e.Client), RootDir: t.TempDir(), Logger: logger,
-		Anonymous: anonymous, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load()) * time.Second) }})
+	cfg.Store, cfg.RootDir, cfg.Logger = store.New(e.Client), t.TempDir(), logger
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load()) * time.Second) }
+	svc, err := becr.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +95,7 @@ func newEnv(t *testing.T, anonymous bool) *env {
 		return ecr.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 			Credentials: credentials.NewStaticCredentialsProvider(key, key, "")})
 	}
-	return &env{url: srv.URL, host: strings.TrimPrefix(srv.URL, "http://"), a: client("a"), b: client("b"), dev: client("test"), skew: skew}
+	return &env{url: srv.URL, host: strings.TrimPrefix(srv.URL, "http://"), a: client("a"), b: client("b"), dev: client("test"), skew: skew}, svc
 }
 
 type testWriter struct{ t testing.TB }

@@ -27,32 +27,7 @@ import (
 // reconciler's interval set (negative: only RunLifecycle).
 func newSvcEnv(t *testing.T, interval time.Duration) (*env, *becr.Service) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e, err := store.StartEmbedded(ctx, t.TempDir(), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	skew := &atomic.Int64{}
-	svc, err := becr.New(ctx, becr.Config{Store: store.New(e.Client), RootDir: t.TempDir(), Logger: logger,
-		LifecycleInterval: interval,
-		Now:               func() time.Time { return time.Now().Add(time.Duration(skew.Load()) * time.Second) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close() })
-	router := protocol.NewRouter(testKeys{}, logger, protocol.WithRegisterer(nil))
-	router.AddJSONService(svc.JSONService())
-	router.Handle("/v2/", svc.Handler())
-	srv := httptest.NewServer(router)
-	t.Cleanup(srv.Close)
-	client := func(key string) *ecr.Client {
-		return ecr.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-			Credentials: credentials.NewStaticCredentialsProvider(key, key, "")})
-	}
-	return &env{url: srv.URL, host: strings.TrimPrefix(srv.URL, "http://"), a: client("a"), b: client("b"), dev: client("test"), skew: skew}, svc
+	return startEnv(t, becr.Config{LifecycleInterval: interval})
 }
 
 // imageSet is a repository's images as "digest=tag,tag" strings, sorted.

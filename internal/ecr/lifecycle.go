@@ -498,32 +498,32 @@ func (s *Service) putLifecyclePolicy(ctx context.Context, body []byte) (any, err
 	return lifecycleOutput{RegistryID: sc.account, RepositoryName: rec.Name, LifecyclePolicyText: in.LifecyclePolicyText}, nil
 }
 
-func (s *Service) getLifecyclePolicy(ctx context.Context, body []byte) (any, error) {
+// openExistingLifecycle opens a lifecycle call on a repository that has a
+// lifecycle policy, and reads the policy.
+func (s *Service) openExistingLifecycle(ctx context.Context, body []byte) (scope, *repoRecord, *policyRecord, error) {
 	sc, _, rec, err := s.openLifecycle(ctx, body)
 	if err != nil {
-		return nil, err
+		return sc, nil, nil, err
 	}
 	p, err := s.readPolicy(ctx, lifecycleKey(sc, rec.Name), rec)
+	if err == nil && p == nil {
+		err = lifecyclePolicyNotFound(sc, rec.Name)
+	}
+	return sc, rec, p, err
+}
+
+func (s *Service) getLifecyclePolicy(ctx context.Context, body []byte) (any, error) {
+	sc, rec, p, err := s.openExistingLifecycle(ctx, body)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil {
-		return nil, lifecyclePolicyNotFound(sc, rec.Name)
 	}
 	return lifecycleOutput{RegistryID: sc.account, RepositoryName: rec.Name, LifecyclePolicyText: p.Text}, nil
 }
 
 func (s *Service) deleteLifecyclePolicy(ctx context.Context, body []byte) (any, error) {
-	sc, _, rec, err := s.openLifecycle(ctx, body)
+	sc, rec, p, err := s.openExistingLifecycle(ctx, body)
 	if err != nil {
 		return nil, err
-	}
-	p, err := s.readPolicy(ctx, lifecycleKey(sc, rec.Name), rec)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		return nil, lifecyclePolicyNotFound(sc, rec.Name)
 	}
 	if err := s.st.Delete(ctx, lifecycleKey(sc, rec.Name)); err != nil {
 		return nil, err

@@ -261,23 +261,15 @@ func (s *Service) describeRepositories(ctx context.Context, body []byte) (any, e
 	return out, nil
 }
 
+type deleteRepositoryInput struct {
+	RegistryID     string `json:"registryId"`
+	RepositoryName string `json:"repositoryName"`
+	Force          bool   `json:"force"`
+}
+
 func (s *Service) deleteRepository(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var in struct {
-		RegistryID     string `json:"registryId"`
-		RepositoryName string `json:"repositoryName"`
-		Force          bool   `json:"force"`
-	}
-	if err := protocol.Decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := checkRegistryID(sc, in.RegistryID); err != nil {
-		return nil, err
-	}
-	rec, err := s.requireRepo(ctx, sc, in.RepositoryName)
+	var in deleteRepositoryInput
+	sc, rec, err := openOwnRepo(ctx, s, body, &in, func(in *deleteRepositoryInput) (string, string) { return in.RegistryID, in.RepositoryName })
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,19 @@ type TaskSpec struct {
 	StopCode      string          `json:"stopCode,omitempty"`
 	StoppedReason string          `json:"stoppedReason,omitempty"`
 	Containers    []ContainerSpec `json:"containers"`
+	// ENI is the task's awsvpc network interface; nil for other network modes.
+	ENI *ENI `json:"eni,omitempty"`
+	// AvailabilityZone is the zone the task was placed in.
+	AvailabilityZone string `json:"availabilityZone,omitempty"`
+	// PortMappings are the container ports the task exposes (forwarded from
+	// its public IP, if it has one).
+	PortMappings []PortMapping `json:"portMappings,omitempty"`
+}
+
+// PortMapping is a port a container listens on.
+type PortMapping struct {
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"` // tcp or udp
 }
 
 // ContainerSpec is one container of a task, with overrides already applied.
@@ -103,6 +116,8 @@ type TasksResponse struct {
 	Revision int64        `json:"revision"`
 	Tasks    []TaskSpec   `json:"tasks"`
 	Known    []KnownState `json:"known"`
+	// Firewalls are the security-group policies of the ENIs on the node.
+	Firewalls []Firewall `json:"firewalls,omitempty"`
 }
 
 // KnownState is what the control plane last accepted from the agent for a task,

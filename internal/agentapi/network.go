@@ -1,0 +1,68 @@
+package agentapi
+
+// Network types of the agent protocol: the task's elastic network interface
+// (its awsvpc ENI) as the control plane allocated it, and the security-group
+// firewall the agent enforces on it. The control plane (internal/vpc) fills
+// them in; the agent hands them to internal/netns.
+
+// ENI is a task's network interface: a veth whose task end is eth0 in the
+// task's sandbox and whose other end sits on its subnet's bridge in the VPC's
+// namespace on the host.
+type ENI struct {
+	// AttachmentID is the ECS attachment (a UUID) the ENI belongs to.
+	AttachmentID string `json:"attachmentId"`
+	// ID is the interface id, "eni-" and 17 hex digits.
+	ID    string `json:"id"`
+	VpcID string `json:"vpcId"`
+	// VpcCIDR is the VPC's primary IPv4 block, e.g. "172.31.0.0/16".
+	VpcCIDR  string `json:"vpcCidr"`
+	SubnetID string `json:"subnetId"`
+	// SubnetCIDR is the subnet's block, e.g. "172.31.0.0/20".
+	SubnetCIDR string `json:"subnetCidr"`
+	// Gateway is the subnet's router: its first usable address (base+1),
+	// which the VPC namespace holds on the subnet's bridge.
+	Gateway string `json:"gateway"`
+	// PrivateIP is the ENI's address in the subnet, e.g. "172.31.0.4".
+	PrivateIP string `json:"privateIp"`
+	// MAC is the interface's hardware address, "0e:…" (locally administered).
+	MAC string `json:"mac"`
+	// PublicIP, when set, is the ENI's public address from the host's pool
+	// (in dev a loopback address): the host forwards it to the task.
+	PublicIP string `json:"publicIp,omitempty"`
+	// NATEgress is true when the ENI may reach beyond the VPC through the
+	// host (its subnet maps public IPs on launch, or it has a public IP).
+	NATEgress bool `json:"natEgress,omitempty"`
+	// SecurityGroups are the group ids on the ENI (1 to 5).
+	SecurityGroups []string `json:"securityGroups"`
+	// AvailabilityZone is the subnet's zone.
+	AvailabilityZone string `json:"availabilityZone"`
+	// PrivateDNSName is EC2's name for the address, "ip-172-31-0-4.ec2.internal".
+	PrivateDNSName string `json:"privateDnsName,omitempty"`
+}
+
+// Firewall is the security-group policy of one ENI with every source group
+// already resolved to addresses: the union of the rules of all its groups.
+// Ingress is denied unless a rule allows it; egress likewise (a group's
+// default egress rule allows all). Return traffic of allowed flows always
+// passes (the firewall is stateful).
+type Firewall struct {
+	ENIID string `json:"eniId"`
+	// Revision orders versions of one ENI's firewall; a newer one replaces
+	// an older one entirely.
+	Revision int64          `json:"revision"`
+	Ingress  []FirewallRule `json:"ingress"`
+	Egress   []FirewallRule `json:"egress"`
+}
+
+// FirewallRule allows traffic of one protocol and port range from (ingress)
+// or to (egress) a set of addresses.
+type FirewallRule struct {
+	// Protocol is "-1" (all), "tcp", "udp", "icmp", or an IP protocol number.
+	Protocol string `json:"protocol"`
+	// FromPort and ToPort are the inclusive port range for tcp and udp; for
+	// icmp they are the ICMP type and code (-1 means any). Ignored for "-1".
+	FromPort int `json:"fromPort"`
+	ToPort   int `json:"toPort"`
+	// CIDRs are IPv4 prefixes ("10.0.0.0/16", "10.0.1.7/32").
+	CIDRs []string `json:"cidrs"`
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/berthdev/berth/internal/devenv"
@@ -20,8 +22,11 @@ import (
 type Dev struct {
 	*devenv.Env
 	ECS   *ecs.Client
+	EC2   *ec2.Client
 	HTTP  *http.Client
 	Image string // 127.0.0.1:PORT/busybox:latest
+	// Subnets are the default VPC's subnets, one per zone.
+	Subnets []string
 }
 
 // NewDataDir makes a fresh data directory for a dev env. The harness removes
@@ -70,8 +75,17 @@ func (h *Harness) StartDev(ctx context.Context) (*Dev, error) {
 	}
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(env.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
-	return &Dev{Env: env, ECS: ecs.NewFromConfig(cfg), HTTP: &http.Client{Timeout: 10 * time.Second},
-		Image: env.Addr + "/busybox:latest"}, nil
+	d := &Dev{Env: env, ECS: ecs.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), HTTP: &http.Client{Timeout: 10 * time.Second},
+		Image: env.Addr + "/busybox:latest"}
+	subnets, err := d.EC2.DescribeSubnets(pctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+	if err != nil {
+		return nil, fmt.Errorf("default subnets: %w", err)
+	}
+	for _, s := range subnets.Subnets {
+		d.Subnets = append(d.Subnets, aws.ToString(s.SubnetId))
+	}
+	return d, nil
 }
 
 // Metrics scrapes the env's /metrics.

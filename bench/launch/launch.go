@@ -234,7 +234,7 @@ func (r *runner) launch(ctx context.Context, timeout time.Duration) (sample, str
 	t0 := time.Now()
 	out, err := r.dev.ECS.RunTask(ctx, &ecs.RunTaskInput{
 		Cluster: aws.String(r.cluster), TaskDefinition: aws.String(r.taskDef), LaunchType: types.LaunchTypeFargate,
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: r.dev.Subnets}},
 	})
 	t1 := time.Now()
 	if err != nil {

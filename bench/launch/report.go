@@ -82,7 +82,7 @@ func (b *Benchmark) result(m measurements) *bench.Result {
 	w := func(format string, a ...any) { fmt.Fprintf(&d, format, a...) }
 	w("A fresh `berth dev` (its own data dir, loopback port, private containerd) gets the demo image pushed, runs one warm-up task so that "+
 		"the image is pulled and unpacked on the host, then launches %d tasks one after another through aws-sdk-go-v2's ECS client: "+
-		"FARGATE, 256 CPU units / 512 MiB, awsvpc (subnet-1), one essential container running `sleep 3600` with stopTimeout 2. "+
+		"FARGATE, 256 CPU units / 512 MiB, awsvpc (the default subnets), one essential container running `sleep 3600` with stopTimeout 2. "+
 		"Each is timed from just before RunTask until DescribeTasks shows RUNNING. ", len(samples))
 	w("The client polls DescribeTasks with a %s pause between calls (a call took %s on average), so a launch is seen on average about "+
 		"half a pause plus one to two round trips late: that is the *observed by client* row. ", ms(b.poll), ms(m.describeRTT))

@@ -162,7 +162,7 @@ func (b *Benchmark) runOnce(ctx context.Context, dev *bench.Dev, image string) (
 	t0 := time.Now()
 	out, err := dev.ECS.RunTask(ctx, &ecs.RunTaskInput{
 		Cluster: aws.String(coldCluster), TaskDefinition: td.TaskDefinition.TaskDefinitionArn, LaunchType: types.LaunchTypeFargate,
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: dev.Subnets}},
 	})
 	if err != nil {
 		return l, fmt.Errorf("RunTask: %w", err)

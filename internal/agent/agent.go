@@ -30,10 +30,18 @@ type Runtime interface {
 }
 
 // Sandboxes creates and removes the per-task isolation shared by a task's
-// containers: a network namespace and a cgroup with the task's limits.
+// containers: a network namespace (with the task's ENI, if it has one, and
+// that ENI's firewall) and a cgroup with the task's limits. Create is
+// idempotent: a restarted agent calls it again for the tasks it adopts.
 type Sandboxes interface {
-	Create(taskID string, cpuUnits, memoryMiB int) (netnsPath, cgroupPath string, err error)
-	Delete(taskID string) error
+	// Create makes the sandbox of spec; fw is the ENI's firewall as last
+	// known (nil: none yet, all ingress is denied until one is applied).
+	Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (netnsPath, cgroupPath string, err error)
+	// ApplyFirewall replaces the firewall of the task's ENI.
+	ApplyFirewall(spec agentapi.TaskSpec, fw agentapi.Firewall) error
+	// Delete removes the sandbox; absent parts are not an error. A spec
+	// with only TaskID set (an orphan found at start) is enough.
+	Delete(spec agentapi.TaskSpec) error
 }
 
 // ControlPlane is the agent's side of the agent protocol (agentapi.Client).
@@ -68,6 +76,8 @@ type Agent struct {
 	tasks map[string]*managedTask // by task ARN
 	done  map[string]bool         // tasks that reached STOPPED here
 	wg    sync.WaitGroup
+
+	fw *firewalls
 }
 
 // New creates an agent.
@@ -79,7 +89,9 @@ func New(cfg Config) *Agent {
 		cfg.PollWait = 30 * time.Second
 	}
 	cfg = cfg.Metrics.instrument(cfg)
-	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
+	a.fw = newFirewalls(a)
+	return a
 }
 
 // LogPath is where a container's stdout and stderr go.
@@ -124,6 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		since = resp.Revision
+		a.fw.update(resp.Firewalls)
 		a.reconcile(ctx, resp, byTask)
 		if first {
 			a.collectOrphans(ctx, resp, byTask)
@@ -232,7 +245,7 @@ func (a *Agent) collectOrphans(ctx context.Context, resp agentapi.TasksResponse,
 			}
 		}
 		if id := cs[0].Labels[labelTaskID]; id != "" {
-			_ = a.cfg.Sandboxes.Delete(id)
+			_ = a.cfg.Sandboxes.Delete(agentapi.TaskSpec{TaskID: id, TaskArn: arn})
 		}
 	}
 }

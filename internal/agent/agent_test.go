@@ -93,11 +93,12 @@ func (f *fakeRuntime) List(context.Context) ([]runtime.ContainerInfo, error) { r
 
 type fakeSandboxes struct{ created, deleted int }
 
-func (s *fakeSandboxes) Create(string, int, int) (string, string, error) {
+func (s *fakeSandboxes) Create(agentapi.TaskSpec, *agentapi.Firewall) (string, string, error) {
 	s.created++
 	return "/run/netns/x", "/berth/x", nil
 }
-func (s *fakeSandboxes) Delete(string) error { s.deleted++; return nil }
+func (s *fakeSandboxes) ApplyFirewall(agentapi.TaskSpec, agentapi.Firewall) error { return nil }
+func (s *fakeSandboxes) Delete(agentapi.TaskSpec) error                           { s.deleted++; return nil }
 
 // fakeServer hands out specs and records reports.
 type fakeServer struct {

@@ -72,11 +72,9 @@ func (t *managedTask) provision(ctx context.Context) string {
 	if t.stopWanted() {
 		return agentapi.StatusDeactivating
 	}
-	netns, cg, err := t.a.cfg.Sandboxes.Create(t.spec.TaskID, t.spec.CPU, t.spec.MemoryMiB)
-	if err != nil {
+	if err := t.createSandbox(); err != nil {
 		return t.fail(agentapi.StopTaskFailedToStart, "ResourceInitializationError: "+err.Error())
 	}
-	t.netns, t.cgroup = netns, cg
 	return agentapi.StatusPending
 }
 

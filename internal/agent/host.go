@@ -3,15 +3,35 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/netns"
 	"github.com/berthdev/berth/internal/runtime"
 )
 
 // HostSandboxes makes task sandboxes on this host: a named network namespace
-// ("berth-<task id>") and a cgroup ("/berth/<task id>") holding the task's CPU
-// quota and memory limit, under which each container gets its own cgroup.
-type HostSandboxes struct{}
+// ("berth-<task id>") holding the task's ENI and its firewall, a forwarder
+// from the ENI's public IP if it has one, and a cgroup ("/berth/<task id>")
+// holding the task's CPU quota and memory limit, under which each container
+// gets its own cgroup.
+type HostSandboxes struct {
+	log *slog.Logger
+
+	mu         sync.Mutex
+	forwarders map[string]*netns.PublicForwarder // by task id
+}
+
+// NewHostSandboxes returns the sandboxes of this host.
+func NewHostSandboxes(log *slog.Logger) *HostSandboxes {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &HostSandboxes{log: log, forwarders: map[string]*netns.PublicForwarder{}}
+}
 
 // SandboxName is the network namespace name of a task.
 func SandboxName(taskID string) string { return "berth-" + taskID }
@@ -20,19 +40,155 @@ func SandboxName(taskID string) string { return "berth-" + taskID }
 func CgroupPath(taskID string) string { return "/berth/" + taskID }
 
 // Create makes (or finds, after a restart) a task's sandbox.
-func (HostSandboxes) Create(taskID string, cpuUnits, memoryMiB int) (string, string, error) {
-	sb, err := netns.CreateSandbox(SandboxName(taskID))
+func (h *HostSandboxes) Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (string, string, error) {
+	sb, err := netns.CreateSandbox(SandboxName(spec.TaskID))
 	if err != nil {
 		return "", "", fmt.Errorf("network namespace: %w", err)
 	}
-	if err := runtime.CreateTaskCgroup(CgroupPath(taskID), cpuUnits, memoryMiB); err != nil {
-		_ = netns.DeleteSandbox(SandboxName(taskID))
+	if err := h.attach(sb, spec, fw); err != nil {
+		_ = h.Delete(spec)
+		return "", "", err
+	}
+	if err := runtime.CreateTaskCgroup(CgroupPath(spec.TaskID), spec.CPU, spec.MemoryMiB); err != nil {
+		_ = h.Delete(spec)
 		return "", "", fmt.Errorf("task cgroup: %w", err)
 	}
-	return sb.Path(), CgroupPath(taskID), nil
+	return sb.Path(), CgroupPath(spec.TaskID), nil
+}
+
+// attach gives the sandbox the task's ENI, its firewall and its public IP.
+func (h *HostSandboxes) attach(sb *netns.Sandbox, spec agentapi.TaskSpec, fw *agentapi.Firewall) error {
+	if spec.ENI == nil {
+		return nil
+	}
+	cfg, err := eniConfig(spec.ENI)
+	if err != nil {
+		return err
+	}
+	if err := netns.AttachENI(sb, cfg); err != nil {
+		return fmt.Errorf("attach network interface %s: %w", spec.ENI.ID, err)
+	}
+	if fw != nil {
+		if err := h.applyFirewall(sb, *fw); err != nil {
+			return err
+		}
+	}
+	if spec.ENI.PublicIP != "" {
+		return h.forwardPublicIP(spec)
+	}
+	return nil
+}
+
+// ApplyFirewall replaces the security-group policy of the task's ENI.
+func (h *HostSandboxes) ApplyFirewall(spec agentapi.TaskSpec, fw agentapi.Firewall) error {
+	sb, err := netns.OpenSandbox(SandboxName(spec.TaskID))
+	if err != nil {
+		return fmt.Errorf("firewall of %s: %w", spec.TaskID, err)
+	}
+	return h.applyFirewall(sb, fw)
+}
+
+func (h *HostSandboxes) applyFirewall(sb *netns.Sandbox, fw agentapi.Firewall) error {
+	rules, err := firewallRules(fw)
+	if err != nil {
+		return err
+	}
+	if err := netns.ApplyFirewall(sb, rules); err != nil {
+		return fmt.Errorf("apply firewall of %s: %w", fw.ENIID, err)
+	}
+	return nil
+}
+
+// forwardPublicIP starts forwarding the task's public IP to its ports.
+func (h *HostSandboxes) forwardPublicIP(spec agentapi.TaskSpec) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.forwarders[spec.TaskID]; ok {
+		return nil
+	}
+	pub, err := netip.ParseAddr(spec.ENI.PublicIP)
+	if err != nil {
+		return fmt.Errorf("public IP %q: %w", spec.ENI.PublicIP, err)
+	}
+	priv, err := netip.ParseAddr(spec.ENI.PrivateIP)
+	if err != nil {
+		return fmt.Errorf("private IP %q: %w", spec.ENI.PrivateIP, err)
+	}
+	var ports []netns.Port
+	for _, pm := range spec.PortMappings {
+		ports = append(ports, netns.Port{Protocol: pm.Protocol, Port: pm.ContainerPort})
+	}
+	f, err := netns.StartPublicForwarder(netns.ForwarderConfig{VpcID: spec.ENI.VpcID, Public: pub, Private: priv, Ports: ports, Logger: h.log})
+	if err != nil {
+		return fmt.Errorf("forward public IP %s: %w", pub, err)
+	}
+	h.forwarders[spec.TaskID] = f
+	return nil
 }
 
 // Delete removes a task's sandbox; absent parts are not an error.
-func (HostSandboxes) Delete(taskID string) error {
-	return errors.Join(netns.DeleteSandbox(SandboxName(taskID)), runtime.DeleteTaskCgroup(CgroupPath(taskID)))
+func (h *HostSandboxes) Delete(spec agentapi.TaskSpec) error {
+	h.mu.Lock()
+	f := h.forwarders[spec.TaskID]
+	delete(h.forwarders, spec.TaskID)
+	h.mu.Unlock()
+	var errs []error
+	if f != nil {
+		errs = append(errs, f.Close())
+	}
+	if spec.ENI != nil {
+		errs = append(errs, netns.DetachENI(spec.ENI.VpcID, spec.ENI.ID))
+	}
+	errs = append(errs, netns.DeleteSandbox(SandboxName(spec.TaskID)), runtime.DeleteTaskCgroup(CgroupPath(spec.TaskID)))
+	return errors.Join(errs...)
+}
+
+// eniConfig maps the control plane's ENI onto the data plane's.
+func eniConfig(e *agentapi.ENI) (netns.ENIConfig, error) {
+	subnet, err := netip.ParsePrefix(e.SubnetCIDR)
+	if err != nil {
+		return netns.ENIConfig{}, fmt.Errorf("ENI %s: subnet %q: %w", e.ID, e.SubnetCIDR, err)
+	}
+	gw, err := netip.ParseAddr(e.Gateway)
+	if err != nil {
+		return netns.ENIConfig{}, fmt.Errorf("ENI %s: gateway %q: %w", e.ID, e.Gateway, err)
+	}
+	addr, err := netip.ParseAddr(e.PrivateIP)
+	if err != nil {
+		return netns.ENIConfig{}, fmt.Errorf("ENI %s: address %q: %w", e.ID, e.PrivateIP, err)
+	}
+	mac, err := net.ParseMAC(e.MAC)
+	if err != nil {
+		return netns.ENIConfig{}, fmt.Errorf("ENI %s: MAC %q: %w", e.ID, e.MAC, err)
+	}
+	return netns.ENIConfig{ID: e.ID, VpcID: e.VpcID, SubnetID: e.SubnetID, Subnet: subnet, Gateway: gw,
+		Address: addr, MAC: mac, NATEgress: e.NATEgress}, nil
+}
+
+// firewallRules maps the control plane's firewall onto the data plane's.
+func firewallRules(fw agentapi.Firewall) (netns.Firewall, error) {
+	conv := func(in []agentapi.FirewallRule) ([]netns.Rule, error) {
+		out := make([]netns.Rule, 0, len(in))
+		for _, r := range in {
+			nr := netns.Rule{Protocol: r.Protocol, FromPort: r.FromPort, ToPort: r.ToPort}
+			for _, c := range r.CIDRs {
+				p, err := netip.ParsePrefix(c)
+				if err != nil {
+					return nil, fmt.Errorf("firewall of %s: CIDR %q: %w", fw.ENIID, c, err)
+				}
+				nr.CIDRs = append(nr.CIDRs, p)
+			}
+			out = append(out, nr)
+		}
+		return out, nil
+	}
+	in, err := conv(fw.Ingress)
+	if err != nil {
+		return netns.Firewall{}, err
+	}
+	eg, err := conv(fw.Egress)
+	if err != nil {
+		return netns.Firewall{}, err
+	}
+	return netns.Firewall{Ingress: in, Egress: eg}, nil
 }

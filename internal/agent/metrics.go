@@ -113,14 +113,19 @@ type timedSandboxes struct {
 	m *Metrics
 }
 
-func (s timedSandboxes) Create(taskID string, cpuUnits, memoryMiB int) (string, string, error) {
+func (s timedSandboxes) Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (string, string, error) {
 	defer s.m.observeStep("sandbox", time.Now())
-	return s.Sandboxes.Create(taskID, cpuUnits, memoryMiB)
+	return s.Sandboxes.Create(spec, fw)
 }
 
-func (s timedSandboxes) Delete(taskID string) error {
+func (s timedSandboxes) ApplyFirewall(spec agentapi.TaskSpec, fw agentapi.Firewall) error {
+	defer s.m.observeStep("firewall", time.Now())
+	return s.Sandboxes.ApplyFirewall(spec, fw)
+}
+
+func (s timedSandboxes) Delete(spec agentapi.TaskSpec) error {
 	defer s.m.observeStep("sandbox_delete", time.Now())
-	return s.Sandboxes.Delete(taskID)
+	return s.Sandboxes.Delete(spec)
 }
 
 type timedControlPlane struct {

@@ -179,9 +179,7 @@ func (t *managedTask) recover(ctx context.Context) {
 		return
 	}
 	if rank < agentapi.TaskStatusRank(agentapi.StatusDeprovisioning) {
-		if netns, cg, err := t.a.cfg.Sandboxes.Create(t.spec.TaskID, t.spec.CPU, t.spec.MemoryMiB); err == nil {
-			t.netns, t.cgroup = netns, cg
-		} else {
+		if err := t.createSandbox(); err != nil {
 			t.a.log.Warn("reopen sandbox", "task", t.spec.TaskID, "err", err)
 		}
 	}
@@ -261,10 +259,24 @@ func (t *managedTask) deprovision(ctx context.Context) string {
 			t.a.log.Warn("delete container", "container", c.id, "err", err)
 		}
 	}
-	if err := t.a.cfg.Sandboxes.Delete(t.spec.TaskID); err != nil {
+	t.a.fw.detached(t.spec)
+	if err := t.a.cfg.Sandboxes.Delete(t.spec); err != nil {
 		t.a.log.Warn("delete sandbox", "task", t.spec.TaskID, "err", err)
 	}
 	return agentapi.StatusStopped
+}
+
+// createSandbox makes (or, after a restart, finds) the task's sandbox with
+// its ENI's latest firewall, and from then on keeps that firewall current.
+func (t *managedTask) createSandbox() error {
+	fw := t.a.fw.latest(t.spec)
+	netns, cg, err := t.a.cfg.Sandboxes.Create(t.spec, fw)
+	if err != nil {
+		return err
+	}
+	t.netns, t.cgroup = netns, cg
+	t.a.fw.attached(t.spec, fw)
+	return nil
 }
 
 // report sends the task's current state, retrying until the control plane

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 )
 
@@ -42,6 +43,8 @@ func (g *globalFlags) awsConfig() aws.Config {
 }
 
 func (g *globalFlags) ecs() *ecs.Client { return ecs.NewFromConfig(g.awsConfig()) }
+
+func (g *globalFlags) ec2() *ec2.Client { return ec2.NewFromConfig(g.awsConfig()) }
 
 func readEnvFile(path string) map[string]string {
 	out := map[string]string{}

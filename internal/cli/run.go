@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/spf13/cobra"
 )
-
-// DefaultSubnet is what `berth run` puts in the awsvpc configuration.
-const DefaultSubnet = "subnet-default"
 
 var nonFamily = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)
 
@@ -25,7 +24,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	var cpu, memory int
 	var wait bool
 	var cluster string
-	var env []string
+	var env, subnets, groups []string
+	var public bool
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [COMMAND...]",
 		Short: "Run a container as a Fargate task and print its task id",
@@ -40,6 +40,15 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(subnets) == 0 {
+				if subnets, err = defaultSubnets(ctx, g.ec2()); err != nil {
+					return err
+				}
+			}
+			publicIP := types.AssignPublicIpDisabled
+			if public {
+				publicIP = types.AssignPublicIpEnabled
+			}
 			override := types.ContainerOverride{Name: aws.String("main")}
 			if len(args) > 1 {
 				override.Command = args[1:]
@@ -52,7 +61,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 				Cluster: aws.String(cluster), TaskDefinition: aws.String(tdArn), LaunchType: types.LaunchTypeFargate,
 				StartedBy: aws.String("berth-cli"),
 				NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-					Subnets: []string{DefaultSubnet}, AssignPublicIp: types.AssignPublicIpDisabled}},
+					Subnets: subnets, SecurityGroups: groups, AssignPublicIp: publicIP}},
 				Overrides: &types.TaskOverride{ContainerOverrides: []types.ContainerOverride{override}},
 			})
 			if err != nil {
@@ -88,6 +97,9 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the task to stop and exit with its exit code")
 	cmd.Flags().StringVar(&cluster, "cluster", "default", "cluster")
 	cmd.Flags().StringArrayVarP(&env, "env", "e", nil, "environment variable NAME=VALUE")
+	cmd.Flags().StringSliceVar(&subnets, "subnet", nil, "subnet ids (default: the default VPC's subnets, one per zone)")
+	cmd.Flags().StringSliceVar(&groups, "security-group", nil, "security group ids (default: the VPC's default group)")
+	cmd.Flags().BoolVar(&public, "public-ip", false, "give the task a public IP (in dev a loopback address the host can reach)")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
@@ -219,4 +231,22 @@ func newStopCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&cluster, "cluster", "default", "cluster")
 	cmd.Flags().StringVar(&reason, "reason", "", "stop reason")
 	return cmd
+}
+
+// defaultSubnets are the default VPC's subnets, one per availability zone,
+// as the ECS console offers them.
+func defaultSubnets(ctx context.Context, c *ec2.Client) ([]string, error) {
+	out, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+	if err != nil {
+		return nil, fmt.Errorf("find the default subnets: %w", err)
+	}
+	var ids []string
+	for _, s := range out.Subnets {
+		ids = append(ids, aws.ToString(s.SubnetId))
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no default subnets: name one with --subnet")
+	}
+	return ids, nil
 }

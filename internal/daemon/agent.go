@@ -47,6 +47,10 @@ type AgentConfig struct {
 	Advertise string
 	// Ready, if set, is called once the runtime is up.
 	Ready func()
+	// Overcommit multiplies the CPU and memory the host offers (default 1).
+	// Task limits stay hard (CFS quota, memory limit): overcommitting only
+	// lets more mostly idle tasks share the host, as `berth dev` does.
+	Overcommit int
 }
 
 // RunAgent runs a host agent until ctx ends.
@@ -110,12 +114,13 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	a := agent.New(agent.Config{
 		Node: agentapi.RegisterRequest{
 			NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: "fargate",
-			CPU: goruntime.NumCPU() * 1024, MemoryMiB: hostMemoryMiB() * 9 / 10, Address: "http://" + advertise,
+			CPU: goruntime.NumCPU() * 1024 * max(cfg.Overcommit, 1), MemoryMiB: hostMemoryMiB() * 9 / 10 * max(cfg.Overcommit, 1),
+			Address: "http://" + advertise,
 		},
 		DataDir:   cfg.DataDir,
 		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},
 		Runtime:   rt,
-		Sandboxes: agent.HostSandboxes{},
+		Sandboxes: agent.NewHostSandboxes(cfg.Logger),
 		Logger:    cfg.Logger.With("component", "agent"),
 		Metrics:   metrics,
 	})

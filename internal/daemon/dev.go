@@ -21,6 +21,9 @@ type DevConfig struct {
 	Started func(*Server)
 }
 
+// devOvercommit is how many times its CPU and memory the dev host offers.
+const devOvercommit = 8
+
 // RunDev runs the control plane and one Fargate capacity agent on this host
 // until ctx ends. The agent joins the server over loopback through the same
 // agent protocol and token a remote agent uses.
@@ -50,6 +53,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 			ServerURL: srv.URL, Token: srv.AgentToken, DataDir: filepath.Join(cfg.DataDir, "agent"),
 			AvailabilityZones:    []string{cfg.Region + "a", cfg.Region + "b", cfg.Region + "c"},
 			StopContainerdOnExit: true, Logger: cfg.Logger, Registerer: srv.Metrics,
+			// A developer's host runs many small, mostly idle tasks.
+			Overcommit: devOvercommit,
 		})
 	}()
 	select {

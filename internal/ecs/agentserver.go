@@ -112,12 +112,15 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	if err != nil || wait <= 0 || wait > time.Minute {
 		wait = 30 * time.Second
 	}
-	prefix := store.Prefix("assign", node)
+	prefix, fwPrefix := store.Prefix("assign", node), store.Prefix("fw", node)
 	if since > 0 {
 		wctx, cancel := context.WithTimeout(r.Context(), wait)
-		wch := s.st.C.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(since+1))
+		wctx = clientv3.WithRequireLeader(wctx)
+		tasksCh := s.st.C.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(since+1))
+		fwCh := s.st.C.Watch(wctx, fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(since+1))
 		select {
-		case <-wch:
+		case <-tasksCh:
+		case <-fwCh:
 		case <-wctx.Done():
 		}
 		cancel()
@@ -125,12 +128,23 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp, err := s.st.C.Get(r.Context(), prefix, clientv3.WithPrefix())
+	// One read of both prefixes, at one revision.
+	snap, err := s.st.C.Txn(r.Context()).Then(
+		clientv3.OpGet(prefix, clientv3.WithPrefix()), clientv3.OpGet(fwPrefix, clientv3.WithPrefix())).Commit()
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	out := agentapi.TasksResponse{Revision: resp.Header.Revision, Tasks: []agentapi.TaskSpec{}, Known: []agentapi.KnownState{}}
+	resp := snap.Responses[0].GetResponseRange()
+	resp.Header = snap.Header
+	var firewalls []agentapi.Firewall
+	for _, kv := range snap.Responses[1].GetResponseRange().Kvs {
+		var fw agentapi.Firewall
+		if json.Unmarshal(kv.Value, &fw) == nil {
+			firewalls = append(firewalls, fw)
+		}
+	}
+	out := agentapi.TasksResponse{Revision: resp.Header.Revision, Tasks: []agentapi.TaskSpec{}, Known: []agentapi.KnownState{}, Firewalls: firewalls}
 	var gets []clientv3.Op
 	for _, kv := range resp.Kvs {
 		var spec agentapi.TaskSpec
@@ -175,7 +189,7 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	_, err := store.Mutate(r.Context(), s.st, key, func(rec *taskRecord) ([]clientv3.Op, error) {
+	rec, err := store.Mutate(r.Context(), s.st, key, func(rec *taskRecord) ([]clientv3.Op, error) {
 		if rec.Node != rep.NodeID {
 			return nil, errors.New("task is not placed on node " + rep.NodeID)
 		}
@@ -187,6 +201,9 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil, nil
 	})
+	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped && rec.Awsvpc != nil && !rec.Awsvpc.Released {
+		s.markReleased(r.Context(), key)
+	}
 	switch {
 	case err == nil, errors.Is(err, errStaleReport):
 		agentReply(w, struct{}{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -85,6 +86,7 @@ func (s *Service) placePending(ctx context.Context) error {
 		return err
 	}
 	reqs := make([]scheduler.Request, 0, len(pendingArns))
+	recs := make(map[string]*taskRecord, len(pendingArns))
 	for _, arn := range pendingArns {
 		key, ok := taskKeyFromArn(arn)
 		if !ok {
@@ -97,39 +99,105 @@ func (s *Service) placePending(ctx context.Context) error {
 			}
 			continue
 		}
+		recs[arn] = &r
 		reqs = append(reqs, scheduler.Request{ID: arn, CPU: r.Spec.CPU, MemoryMiB: r.Spec.MemoryMiB, AZs: r.allowedAZs()})
 	}
 	plan := scheduler.Place(nodes, reqs)
 	for _, p := range plan.Placements {
-		if err := s.commitPlacement(ctx, p); err != nil {
+		if err := s.commitPlacement(ctx, p, recs[p.TaskID]); err != nil {
 			s.log.Warn("commit placement", "task", p.TaskID, "err", err)
 		}
 	}
 	return nil
 }
 
-// allowedAZs are the zones a task may run in. Subnets map to zones once VPCs
-// exist; until then any zone will do.
-func (r *taskRecord) allowedAZs() []string { return nil }
+// allowedAZs are the zones a task may run in: those of its subnets, or any
+// zone for a task without a VPC network.
+func (r *taskRecord) allowedAZs() []string {
+	if r.Awsvpc == nil {
+		return nil
+	}
+	return r.Awsvpc.zones()
+}
 
-// commitPlacement binds a task to a host: the task record gets its node and
-// zone, the host's assign key gets the spec, the pending key goes, all in one
-// transaction conditioned on the task being unchanged since it was read.
-func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement) error {
+// commitPlacement binds a task to a host: an awsvpc task first gets its
+// network interface in a subnet of the chosen zone; then the task record gets
+// its node, zone and interface, the host's assign key gets the spec, and the
+// pending key goes, all in one transaction conditioned on the task being
+// unchanged since it was read. Allocating the interface is idempotent, so a
+// crash between the two steps only repeats the first.
+func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, read *taskRecord) error {
 	key, _ := taskKeyFromArn(p.TaskID)
+	var eni *agentapi.ENI
+	if read != nil && read.Awsvpc != nil && s.cfg.Networks != nil {
+		if read.Task.DesiredStatus == agentapi.StatusStopped {
+			s.releaseENI(ctx, read)
+			return s.st.Delete(ctx, store.Key("pending", read.Spec.TaskID))
+		}
+		a, err := s.cfg.Networks.AttachENI(ctx, read.Spec.Account, read.Spec.Region, read.eniAttachmentID(), p.NodeID,
+			read.Awsvpc.subnetsIn(p.AZ), read.Awsvpc.Groups, read.Awsvpc.AssignPublicIP)
+		if reason, ok := failureReason(err); ok {
+			return s.failToStart(ctx, key, reason)
+		}
+		if err != nil {
+			return fmt.Errorf("attach network interface: %w", err)
+		}
+		eni = &a
+	}
+	var released bool
 	_, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
 		pending := clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))
 		if r.Node != "" || r.Task.DesiredStatus == agentapi.StatusStopped {
+			released = r.Node == "" && eni != nil
 			return []clientv3.Op{pending}, nil
 		}
 		r.Node = p.NodeID
 		r.Task.AvailabilityZone = p.AZ
+		r.Spec.AvailabilityZone = p.AZ
+		if eni != nil {
+			r.setENI(*eni)
+		}
 		r.Task.Version++
 		b, err := json.Marshal(r.Spec)
 		if err != nil {
 			return nil, err
 		}
 		return []clientv3.Op{pending, clientv3.OpPut(store.Key("assign", p.NodeID, r.Spec.TaskID), string(b))}, nil
+	})
+	if err == nil && released {
+		// Stopped while its interface was being made: free it now.
+		s.releaseENI(ctx, read)
+	}
+	return err
+}
+
+// failToStart stops a task that cannot start before it reaches a host (its
+// subnets have no free address), as ECS does: STOPPED with TaskFailedToStart.
+func (s *Service) failToStart(ctx context.Context, key, reason string) error {
+	now := s.cfg.Now()
+	_, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
+		pending := clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))
+		if r.Node != "" || r.Task.LastStatus == agentapi.StatusStopped {
+			return []clientv3.Op{pending}, nil
+		}
+		t := &r.Task
+		t.DesiredStatus, t.LastStatus = agentapi.StatusStopped, agentapi.StatusStopped
+		r.Spec.DesiredStatus = agentapi.StatusStopped
+		if t.StopCode == "" {
+			t.StopCode, t.StoppedReason = agentapi.StopTaskFailedToStart, reason
+		}
+		t.StoppingAt, t.StoppedAt, t.ExecutionStoppedAt = NewTime(now), NewTime(now), NewTime(now)
+		for i := range t.Containers {
+			t.Containers[i].LastStatus = agentapi.ContainerStopped
+		}
+		for i := range t.Attachments {
+			t.Attachments[i].Status = "DELETED"
+		}
+		if r.Awsvpc != nil {
+			r.Awsvpc.Released = true // nothing was allocated
+		}
+		t.Version++
+		return []clientv3.Op{pending}, nil
 	})
 	return err
 }
@@ -152,7 +220,7 @@ func (s *Service) runPurge(ctx context.Context) {
 
 func (s *Service) purgeStopped(ctx context.Context) error {
 	cutoff := s.cfg.Now().Add(-s.cfg.StoppedRetention)
-	var stale []string
+	var stale, unreleased []string
 	err := s.st.List(ctx, store.Prefix("acct"), func(key string, val []byte) error {
 		if !strings.Contains(key, "/tasks/") {
 			return nil
@@ -161,7 +229,13 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 		if err := unmarshalTask(val, &r); err != nil {
 			return nil
 		}
-		if r.Task.LastStatus == agentapi.StatusStopped && r.Task.StoppedAt != nil && r.Task.StoppedAt.Before(cutoff) {
+		if r.Task.LastStatus != agentapi.StatusStopped {
+			return nil
+		}
+		if r.Awsvpc != nil && !r.Awsvpc.Released {
+			unreleased = append(unreleased, key)
+		}
+		if r.Task.StoppedAt != nil && r.Task.StoppedAt.Before(cutoff) {
 			stale = append(stale, key)
 		}
 		return nil
@@ -169,10 +243,32 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, k := range unreleased {
+		s.markReleased(ctx, k)
+	}
 	for _, k := range stale {
 		if err := s.st.Delete(ctx, k); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// markReleased frees the interface of the stopped task at key (left over by
+// a server that stopped between recording STOPPED and freeing it) and
+// records that it is free.
+func (s *Service) markReleased(ctx context.Context, key string) {
+	var r taskRecord
+	if _, err := s.st.Get(ctx, key, &r); err != nil || !s.releaseENI(ctx, &r) {
+		return
+	}
+	_, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
+		if r.Awsvpc != nil {
+			r.Awsvpc.Released = true
+		}
+		return nil, nil
+	})
+	if err != nil {
+		s.log.Warn("record released network interface", "key", key, "err", err)
+	}
 }

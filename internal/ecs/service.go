@@ -37,6 +37,9 @@ type Config struct {
 	StoppedRetention time.Duration
 	// NodeTTL is how long a host may miss heartbeats before it is lost.
 	NodeTTL time.Duration
+	// Networks is the VPC control plane that awsvpc tasks get their network
+	// interfaces from (nil: tasks get none; unit tests of the API alone).
+	Networks Networks
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 }

@@ -24,6 +24,8 @@ type taskRecord struct {
 	Node string `json:"node,omitempty"`
 	// ReportSeq is the sequence number of the last agent report applied.
 	ReportSeq int64 `json:"reportSeq,omitempty"`
+	// Awsvpc is the resolved network of an awsvpc task.
+	Awsvpc *awsvpcPlan `json:"awsvpc,omitempty"`
 }
 
 func unmarshalTask(b []byte, r *taskRecord) error { return json.Unmarshal(b, r) }
@@ -156,11 +158,16 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	plan, err := s.resolveAwsvpc(ctx, sc, vpc)
+	if err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now()
 	tasks := make([]*Task, 0, count)
 	var ops []clientv3.Op
 	for i := 0; i < count; i++ {
 		rec := s.newTaskRecord(sc, cluster, td, &in, overrides, launchType, vpc, cpu, mem, now)
+		rec.Awsvpc = plan
 		b, err := json.Marshal(rec)
 		if err != nil {
 			return nil, err
@@ -218,6 +225,7 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 	spec := agentapi.TaskSpec{
 		TaskArn: arn, TaskID: id, ClusterArn: cluster.ClusterArn, Account: sc.account, Region: sc.region,
 		Family: td.Family, Revision: td.Revision, CPU: cpu, MemoryMiB: mem, DesiredStatus: agentapi.StatusRunning,
+		PortMappings: portMappings(td),
 	}
 	for i := range td.ContainerDefinitions {
 		cd := &td.ContainerDefinitions[i]

@@ -80,8 +80,9 @@ type Router struct {
 	metrics       *metrics
 
 	mu     sync.RWMutex
-	json   map[string]JSONService // by TargetPrefix
-	routes []prefixRoute          // longest prefix first
+	json   map[string]JSONService  // by TargetPrefix
+	query  map[string]QueryService // by Version
+	routes []prefixRoute           // longest prefix first
 }
 
 type prefixRoute struct {
@@ -104,6 +105,7 @@ func NewRouter(auth Authenticator, logger *slog.Logger, opts ...Option) *Router 
 		verifier: verifier{auth: auth, now: time.Now},
 		maxBody:  DefaultMaxBodyBytes,
 		json:     make(map[string]JSONService),
+		query:    make(map[string]QueryService),
 	}
 	for _, o := range opts {
 		o(r)
@@ -160,20 +162,23 @@ func (r *Router) Handle(pathPrefix string, h http.Handler) {
 }
 
 // ServeHTTP routes req: a path-prefix route if one matches, else the AWS
-// protocols. A request with X-Amz-Target is awsJson.
+// protocols. A request with X-Amz-Target is awsJson; one without it is a
+// query request if it is a form-encoded POST
+// (application/x-www-form-urlencoded) or a GET whose query string has an
+// Action; anything else is answered UnknownOperationException.
 //
-// Design note, the query protocol (EC2, ELBv2, IAM): a request without
-// X-Amz-Target whose body (or, for GET, query string) is form-encoded
-// Action=…&Version=… is a query request. It will be dispatched by Version
-// (each service has its own, and the credential scope's signing name must
-// match) and Action, through a QueryService registered with an
-// AddQueryService beside AddJSONService. Everything before the decode — the
-// request id, body limit, SigV4 (verifier.verify is protocol-neutral),
-// Identity, metrics and logging — is shared, as serveAWS shows; what differs
-// is parsing the form into the operation's input, and writing results and
-// errors as XML (EC2's <Response><Errors>… vs ELBv2/IAM's <ErrorResponse>…)
-// in place of writeJSON/writeJSONError. Until it exists such requests get
-// UnknownOperationException.
+// Design note: both protocols share everything up to the decode — the
+// request id, the body limit, SigV4 (verifier.verify is protocol-neutral),
+// the Identity in the context, metrics and logging (serveAWS). awsJson
+// dispatches by the X-Amz-Target prefix (AddJSONService) and answers JSON.
+// The query protocol dispatches by the form's Version, then Action
+// (AddQueryService), hands the handler the form (see QueryList and the other
+// Query* helpers), and answers XML in the service's QueryStyle: EC2's
+// <ActionResponse><requestId/>… and <Response><Errors>…, or ELBv2/IAM's
+// <ActionResponse><ActionResult>… and <ErrorResponse>…. Authentication
+// failures are reported with the query protocol's own codes
+// (queryAuthError). In both, the signature is verified before the operation
+// is looked at, so an unauthenticated caller learns nothing.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if h := r.route(req.URL.Path); h != nil {
 		h.ServeHTTP(w, req)
@@ -202,6 +207,8 @@ type call struct {
 	identity     Identity
 	code         string
 	status       int
+	// query is set for a query request: errors are written in its shape.
+	query *queryShape
 }
 
 func (r *Router) serveAWS(w http.ResponseWriter, req *http.Request) {
@@ -217,15 +224,23 @@ func (r *Router) serveAWS(w http.ResponseWriter, req *http.Request) {
 	c := &call{service: labelUnknown, operation: labelUnknown, code: labelOK, status: http.StatusOK}
 
 	var err error
-	if target := req.Header.Get("X-Amz-Target"); target != "" {
+	switch target := req.Header.Get("X-Amz-Target"); {
+	case target != "":
 		err = r.serveJSON(ctx, w, req, target, c)
-	} else {
+	case isQueryRequest(req):
+		err = r.serveQuery(ctx, w, req, c)
+	default:
 		err = NewError(CodeUnknownOperation, http.StatusBadRequest,
 			"Unknown operation: requests must name one with X-Amz-Target")
 	}
 	if err != nil {
 		e := r.wireError(ctx, err, c)
-		writeJSONError(w, e)
+		if c.query != nil {
+			e = queryAuthError(c.query.style, err, e)
+			writeQueryError(w, c.query, e, id)
+		} else {
+			writeJSONError(w, e)
+		}
 		c.code, c.status = e.Code, e.HTTPStatus()
 	}
 
@@ -285,16 +300,10 @@ func (r *Router) serveJSON(ctx context.Context, w http.ResponseWriter, req *http
 	}
 	// Authenticate before routing further: a caller without valid
 	// credentials learns nothing, not even whether an operation exists.
-	id, canonical, err := r.verifier.verify(ctx, req, body, svc.SigningName)
+	ctx, err = r.authenticate(ctx, req, body, svc.SigningName, c)
 	if err != nil {
-		if canonical != "" {
-			r.logger.DebugContext(ctx, "signature mismatch",
-				"request_id", RequestIDFrom(ctx), "canonical_request", redactToken(canonical))
-		}
 		return err
 	}
-	c.identity = id
-	ctx = WithIdentity(ctx, id)
 
 	if h == nil || req.Method != http.MethodPost {
 		return NewError(CodeUnknownOperation, http.StatusBadRequest, "Unknown operation %s", truncate(target, 128))
@@ -304,6 +313,21 @@ func (r *Router) serveJSON(ctx context.Context, w http.ResponseWriter, req *http
 		return err
 	}
 	return writeJSON(w, out)
+}
+
+// authenticate verifies req's signature (scoped to signingName unless it
+// is empty) and returns ctx with the caller's Identity, which c records.
+func (r *Router) authenticate(ctx context.Context, req *http.Request, body []byte, signingName string, c *call) (context.Context, error) {
+	id, canonical, err := r.verifier.verify(ctx, req, body, signingName)
+	if err != nil {
+		if canonical != "" {
+			r.logger.DebugContext(ctx, "signature mismatch",
+				"request_id", RequestIDFrom(ctx), "canonical_request", redactToken(canonical))
+		}
+		return ctx, err
+	}
+	c.identity = id
+	return WithIdentity(ctx, id), nil
 }
 
 // splitTarget splits "Prefix.Operation" at the last '.'.
@@ -334,7 +358,7 @@ func (r *Router) readBody(req *http.Request) ([]byte, error) {
 
 // invoke calls h, turning a panic into an internal error so one bad request
 // cannot take the endpoint down or leak a stack trace.
-func invoke(ctx context.Context, h JSONHandler, body []byte) (out any, err error) {
+func invoke[In any](ctx context.Context, h func(context.Context, In) (any, error), in In) (out any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -343,7 +367,7 @@ func invoke(ctx context.Context, h JSONHandler, body []byte) (out any, err error
 			err = fmt.Errorf("handler panic: %v\n%s", p, debug.Stack())
 		}
 	}()
-	return h(ctx, body)
+	return h(ctx, in)
 }
 
 // writeJSON writes a successful awsJson reply.

@@ -275,7 +275,7 @@ func (v *verifier) verify(ctx context.Context, req *http.Request, body []byte, w
 		return Identity{}, "", invalidSignature("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", sig.ScopeDate, amzDate[:8], amzDate)
 	}
 	if err := checkTime(signedAt, v.now().UTC(), sig); err != nil {
-		return Identity{}, "", err
+		return Identity{}, "", &authError{err: err, kind: authRequestTime}
 	}
 	if wantService != "" && sig.Service != wantService {
 		return Identity{}, "", invalidSignature("Credential should be scoped to correct service: '%s'. ", wantService)
@@ -297,10 +297,31 @@ func (v *verifier) verify(ctx context.Context, req *http.Request, body []byte, w
 	canonical := canonicalRequest(req, sig.SignedHeaders, payloadHash, sig.Presigned)
 	want := signatureFor(secret, sig, amzDate, canonical)
 	if !hmac.Equal([]byte(want), []byte(sig.Signature)) {
-		return Identity{}, canonical, invalidSignature("%s", msgSignatureMismatch)
+		return Identity{}, canonical, &authError{err: invalidSignature("%s", msgSignatureMismatch), kind: authSignatureMismatch}
 	}
 	return Identity{AccountID: account, AccessKeyID: sig.AccessKeyID, Region: sig.Region}, "", nil
 }
+
+// authKind tells apart InvalidSignatureException failures that the query
+// protocol reports with different codes (see queryAuthError).
+type authKind int
+
+const (
+	// authSignatureMismatch: the signature is well formed but wrong.
+	authSignatureMismatch authKind = iota + 1
+	// authRequestTime: the request was signed too long ago, or ahead.
+	authRequestTime
+)
+
+// authError marks a verifier *Error with its kind. It unwraps to the *Error,
+// so awsJson writes it unchanged.
+type authError struct {
+	err  *Error
+	kind authKind
+}
+
+func (a *authError) Error() string { return a.err.Error() }
+func (a *authError) Unwrap() error { return a.err }
 
 // lookup resolves the key (and session token, if any) to its secret and
 // account.
@@ -354,7 +375,7 @@ func requestTime(req *http.Request, query url.Values, presigned bool) (string, t
 
 // checkTime enforces the validity window: ±15 minutes around now for a
 // signed request; [signedAt-15m, signedAt+Expires] for a presigned one.
-func checkTime(signedAt, now time.Time, sig sigV4) error {
+func checkTime(signedAt, now time.Time, sig sigV4) *Error {
 	f := func(t time.Time) string { return t.Format(amzDateLayout) }
 	if signedAt.After(now.Add(maxClockSkew)) {
 		return invalidSignature("Signature not yet current: %s is still later than %s (%s + 15 min.)",

@@ -23,6 +23,7 @@ type awsCLI struct {
 	endpoint string
 	dir      string
 	env      []string
+	subnets  []string // the default subnets
 }
 
 func newAWSCLI(t *testing.T, e *devEnv) *awsCLI {
@@ -41,7 +42,7 @@ func newAWSCLI(t *testing.T, e *devEnv) *awsCLI {
 			t.Fatal(err)
 		}
 	}
-	return &awsCLI{t: t, endpoint: e.URL, dir: dir, env: []string{
+	return &awsCLI{t: t, endpoint: e.URL, dir: dir, subnets: e.subnets(), env: []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + home,
 		"AWS_ACCESS_KEY_ID=test",
@@ -189,7 +190,10 @@ func cliTaskDef(family, image string, command ...string) map[string]any {
 	}
 }
 
-const cliNetwork = "awsvpcConfiguration={subnets=[subnet-1],securityGroups=[sg-1],assignPublicIp=DISABLED}"
+// network is run-task's --network-configuration: the default subnets.
+func (a *awsCLI) network() string {
+	return "awsvpcConfiguration={subnets=[" + strings.Join(a.subnets, ",") + "],assignPublicIp=DISABLED}"
+}
 
 // register registers a task definition from a JSON file and returns its ARN.
 func (a *awsCLI) register(name string, def map[string]any) string {
@@ -218,7 +222,7 @@ func (a *awsCLI) runTask(cluster, taskDef string, extra ...string) string {
 		Failures []cliFailure `json:"failures"`
 	}
 	args := append([]string{"ecs", "run-task", "--cluster", cluster, "--task-definition", taskDef,
-		"--launch-type", "FARGATE", "--network-configuration", cliNetwork}, extra...)
+		"--launch-type", "FARGATE", "--network-configuration", a.network()}, extra...)
 	a.call(&run, args...)
 	if len(run.Tasks) != 1 || len(run.Failures) != 0 || run.Tasks[0].TaskArn == "" {
 		a.t.Fatalf("run-task replied tasks %+v failures %+v", run.Tasks, run.Failures)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -65,13 +67,15 @@ func requireRoot(t *testing.T) {
 
 // devEnv is one running `berth dev` with its own data dir and port.
 type devEnv struct {
-	t       *testing.T
-	DataDir string
-	URL     string
-	Image   string // the demo image in this env's registry
-	ECS     *ecs.Client
-	cmd     *exec.Cmd
-	logPath string
+	t         *testing.T
+	DataDir   string
+	URL       string
+	Image     string // the demo image in this env's registry
+	ECS       *ecs.Client
+	EC2       *ec2.Client
+	cmd       *exec.Cmd
+	subnetIDs []string
+	logPath   string
 }
 
 func freeAddr(t *testing.T) string {
@@ -100,6 +104,7 @@ func startDev(t *testing.T) *devEnv {
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(e.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
 	e.ECS = ecs.NewFromConfig(cfg)
+	e.EC2 = ec2.NewFromConfig(cfg)
 	out := e.berth("image", "build-demo")
 	e.Image = strings.TrimPrefix(e.URL, "http://") + "/busybox:latest"
 	if !strings.Contains(out, "busybox@sha256:") {
@@ -243,7 +248,7 @@ func (e *devEnv) runTask(cluster, taskDef string) string {
 	}
 	out, err := e.ECS.RunTask(ctx, &ecs.RunTaskInput{
 		Cluster: aws.String(cluster), TaskDefinition: aws.String(taskDef), LaunchType: types.LaunchTypeFargate,
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: e.subnets()}},
 	})
 	if err != nil {
 		e.t.Fatalf("run %s: %v", taskDef, err)
@@ -252,6 +257,35 @@ func (e *devEnv) runTask(cluster, taskDef string) string {
 		e.t.Fatalf("run %s: failures %v", taskDef, out.Failures)
 	}
 	return aws.ToString(out.Tasks[0].TaskArn)
+}
+
+// subnets are the default VPC's subnets, one per zone.
+func (e *devEnv) subnets() []string {
+	e.t.Helper()
+	if e.subnetIDs == nil {
+		e.subnetIDs = defaultSubnets(e.t, e.EC2)
+	}
+	return e.subnetIDs
+}
+
+// defaultSubnets asks EC2 for the account's default subnets.
+func defaultSubnets(t *testing.T, c *ec2.Client) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+	if err != nil {
+		t.Fatalf("describe default subnets: %v", err)
+	}
+	var ids []string
+	for _, s := range out.Subnets {
+		ids = append(ids, aws.ToString(s.SubnetId))
+	}
+	if len(ids) != 3 {
+		t.Fatalf("default subnets: %v, want one per zone", ids)
+	}
+	return ids
 }
 
 // describe returns one task.

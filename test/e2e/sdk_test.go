@@ -40,7 +40,7 @@ func sdkRun(t *testing.T, e *devEnv, in *ecs.RunTaskInput) []types.Task {
 	t.Helper()
 	in.LaunchType = types.LaunchTypeFargate
 	in.NetworkConfiguration = &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-		Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}, AssignPublicIp: types.AssignPublicIpDisabled}}
+		Subnets: e.subnets(), AssignPublicIp: types.AssignPublicIpDisabled}}
 	out, err := e.ECS.RunTask(e.ctx(), in)
 	if err != nil {
 		t.Fatalf("RunTask %s: %v", aws.ToString(in.TaskDefinition), err)
@@ -361,7 +361,7 @@ func TestSDKOverrides(t *testing.T) {
 	// An override naming a container the definition lacks is refused.
 	_, err := e.ECS.RunTask(e.ctx(), &ecs.RunTaskInput{Cluster: aws.String("ovr"), TaskDefinition: aws.String("greet"),
 		LaunchType: types.LaunchTypeFargate, NetworkConfiguration: &types.NetworkConfiguration{
-			AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
+			AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: e.subnets()}},
 		Overrides: &types.TaskOverride{ContainerOverrides: []types.ContainerOverride{{Name: aws.String("nope"), Command: []string{"true"}}}}})
 	var ie *types.InvalidParameterException
 	var ce *types.ClientException

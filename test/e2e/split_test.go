@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -146,6 +147,10 @@ func TestSplitRoles(t *testing.T) {
 		return ecs.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
 			Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
 	}
+	ec2Client := func(addr string) *ec2.Client {
+		return ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
+			Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
+	}
 	a, bc := client(addrA), client(addrB)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -171,7 +176,7 @@ func TestSplitRoles(t *testing.T) {
 	}
 	run, err := bc.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String("split"), TaskDefinition: td.TaskDefinition.TaskDefinitionArn,
 		LaunchType:           types.LaunchTypeFargate,
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}}})
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: defaultSubnets(t, ec2Client(addrA))}}})
 	if err != nil || len(run.Tasks) != 1 {
 		t.Fatalf("run: %v %+v", err, run)
 	}

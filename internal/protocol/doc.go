@@ -13,9 +13,17 @@
 //   - awsJson1_1 (ECS, ECR, CloudWatch Logs, Cost Explorer): POST / with
 //     X-Amz-Target: <TargetPrefix>.<Operation>, JSON in and out. Register with
 //     [Router.AddJSONService].
-//   - query (EC2, ELBv2, IAM): form-encoded Action=…&Version=…, XML out. Not
-//     implemented yet; see the design note on [Router.ServeHTTP] for where it
-//     slots in.
+//   - query (EC2, ELBv2, IAM): no X-Amz-Target; a form-encoded POST (or a
+//     GET with the parameters in the query string) naming an Action and a
+//     Version, XML out. Register with [Router.AddQueryService]: one
+//     [QueryService] per API Version, in [StyleEC2] (<requestId>, EC2's
+//     <Response><Errors> errors) or [StyleStandard] (<ActionResult>,
+//     <ErrorResponse> errors). Handlers read the flattened form with
+//     [QueryList], [QueryMemberList], [QueryStructs], [QueryMemberStructs],
+//     [QueryInt] and [QueryBool], and return a struct with `xml` tags
+//     ([ItemList] and [MemberList] for lists; see [QueryHandler]).
+//     Authentication failures use the query protocol's codes (EC2's
+//     AuthFailure, the others' InvalidClientTokenId, SignatureDoesNotMatch).
 //   - Anything that is not an AWS protocol (the OCI registry under /v2/, the
 //     agent API, /metrics) is mounted by path prefix with [Router.Handle] and
 //     does its own authentication.

@@ -57,8 +57,8 @@ func (e *Error) HTTPStatus() int {
 // "UnrecognizedClientException … status code: 400" from ECS and
 // "Missing Authentication Token (Status Code: 400; Error Code:
 // MissingAuthenticationTokenException)" from ECR. berth follows that for
-// awsJson; the query protocol will use its own codes (InvalidClientTokenId,
-// 403) when it lands.
+// awsJson; the query protocol reports the same failures with its own codes
+// (InvalidClientTokenId 403, EC2's AuthFailure 401: see queryAuthError).
 const (
 	CodeMissingAuthenticationToken = "MissingAuthenticationTokenException"
 	CodeUnrecognizedClient         = "UnrecognizedClientException"

@@ -191,3 +191,8 @@ func jsonRequest(t testing.TB, url, target, body string) *http.Request {
 func newPresigner() *v4.Signer { return v4.NewSigner() }
 
 var testCreds = aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}
+
+// rawHeader returns the values stored under name exactly as spelt: the
+// Router writes x-amzn-RequestId and x-amzn-ErrorType in AWS's spelling,
+// which Get (canonicalising the name) would not find.
+func rawHeader(h http.Header, name string) []string { return h[name] }

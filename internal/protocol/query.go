@@ -24,11 +24,14 @@ import (
 // Shaping results: element names are the service's own (EC2 lowerCamel:
 // vpcId, cidrBlock; ELBv2 and IAM UpperCamel: LoadBalancerArn). EC2 lists
 // are <vpcSet><item>…</item></vpcSet>, the others'
-// <LoadBalancers><member>…</member></LoadBalancers>. A plain slice tagged
-// `xml:"vpcSet>item"` writes nothing at all when empty, which the AWS CLI
-// shows as a missing key; an [ItemList] or [MemberList] field tagged
-// `xml:"vpcSet"` writes <vpcSet></vpcSet>, which it shows as []. A nil
-// pointer field is omitted, so optional scalars are pointers.
+// <LoadBalancers><member>…</member></LoadBalancers>: an [ItemList] or
+// [MemberList] field tagged `xml:"vpcSet"`, or a plain slice tagged
+// `xml:"vpcSet>item"`. Both write <vpcSet></vpcSet> for an empty (or nil)
+// list, which clients read as an empty list (the AWS CLI prints []); to leave
+// an empty list out (the CLI then omits the key), tag an ItemList or
+// MemberList `xml:"vpcSet,omitempty"` (omitempty does not drop a plain
+// slice's "vpcSet>" parent). A nil pointer field is left out, so optional
+// scalars are pointers.
 //
 //	type vpc struct {
 //		VpcID     string `xml:"vpcId"`
@@ -233,19 +236,17 @@ func (r *Router) serveQuery(ctx context.Context, w http.ResponseWriter, req *htt
 // the query string (as http.Request.ParseForm orders them); the query string
 // of a GET. A malformed form is a MalformedQueryString *Error.
 func queryParams(req *http.Request, body []byte) (url.Values, error) {
-	malformed := func(error) error {
-		return NewError(CodeMalformedQueryString, http.StatusBadRequest, "The query string contains a syntax error.")
-	}
+	malformed := NewError(CodeMalformedQueryString, http.StatusBadRequest, "The query string contains a syntax error.")
 	q, err := url.ParseQuery(req.URL.RawQuery)
 	if err != nil {
-		return q, malformed(err)
+		return q, malformed
 	}
 	if req.Method != http.MethodPost {
 		return q, nil
 	}
 	params, err := url.ParseQuery(string(body))
 	if err != nil {
-		return params, malformed(err)
+		return params, malformed
 	}
 	for k, vs := range q {
 		params[k] = append(params[k], vs...)

@@ -346,6 +346,9 @@ func (r *Router) readBody(req *http.Request) ([]byte, error) {
 	if req.ContentLength > r.maxBody {
 		return nil, tooLarge
 	}
+	if req.Body == nil { // a client-side request handed to ServeHTTP directly
+		return nil, nil
+	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, r.maxBody+1))
 	if err != nil {
 		return nil, NewError(CodeSerialization, http.StatusBadRequest, "Could not read the request body")

@@ -26,6 +26,7 @@ import (
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/vpc"
 )
 
 // ServerConfig configures the control plane.
@@ -138,8 +139,14 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	vpcSvc, err := vpc.New(vpc.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ec2")})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
-		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword})
+		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc})
+	router.AddQueryService(vpcSvc.QueryService())
 	router.AddJSONService(ecsSvc.JSONService())
 	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
@@ -151,7 +158,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}))
 
 	s.http = &http.Server{Handler: router, ReadHeaderTimeout: 30 * time.Second}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -161,6 +168,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	go func() {
 		defer s.wg.Done()
 		_ = ecsSvc.Run(runCtx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := vpcSvc.Run(runCtx); err != nil && runCtx.Err() == nil {
+			cfg.Logger.Error("firewall reconciler stopped", "err", err)
+		}
 	}()
 	ok = true
 	return s, nil

@@ -12,6 +12,9 @@ import "strings"
 //	├── pending/<task-id>                       a task waiting for placement (the scheduler watches this prefix)
 //	├── ecr/token-secret                        HMAC key of registry passwords (GetAuthorizationToken)
 //	├── ecr/lifecycle/<account>/<region>/<name> a repository's lifecycle policy (one listing for the reconciler)
+//	├── vpc-scopes/<account>/<region>           the scope has VPC state (the firewall reconciler's full pass lists these)
+//	├── publicip/<ip>                           a public address leased to an ENI (global: the pool spans accounts)
+//	├── fw/<node-id>/<eni-id>                   the firewall of an ENI on a node (agentapi.Firewall; the agent watches its prefix)
 //	└── acct/<account>/<region>/
 //	    ├── clusters/<name>
 //	    ├── taskdefs/<family>/<revision %010d>
@@ -19,7 +22,14 @@ import "strings"
 //	    ├── tasks/<cluster>/<task-id>           the task as DescribeTasks shows it
 //	    ├── ecr/repos/<name>                    an ECR repository (its images live in the registry's storage)
 //	    ├── ecr/repo-policies/<name>            its repository policy
-//	    └── ecr/lifecycle-previews/<name>       the policy of its last StartLifecyclePolicyPreview
+//	    ├── ecr/lifecycle-previews/<name>       the policy of its last StartLifecyclePolicyPreview
+//	    ├── vpc/defaults                        the default VPC was made (created once, with it, in one transaction)
+//	    ├── vpc/vpcs/<vpc-id>                   a VPC (rewritten when a subnet or group is created in it)
+//	    ├── vpc/subnets/<subnet-id>             a subnet
+//	    ├── vpc/sgs/<sg-id>                     a security group and its rules (rewritten when a rule references it)
+//	    ├── vpc/enis/<attachment-id>            a task's network interface, by its ECS attachment
+//	    ├── vpc/ipam/<subnet-id>/<ip>           an address of the subnet leased to an ENI
+//	    └── vpc/sg-members/<sg-id>/<attach-id>  an ENI in the group (DeleteSecurityGroup requires none)
 const Root = "/berth/v1/"
 
 // Key joins parts under Root with "/".

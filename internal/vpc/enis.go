@@ -1,0 +1,358 @@
+package vpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+)
+
+// Task network interfaces: AttachENI and ReleaseENI, which ECS calls as it
+// places and stops awsvpc tasks.
+
+// maxENIGroups is how many security groups an ENI may have.
+const maxENIGroups = 5
+
+// maxAttachAttempts bounds AttachENI's optimistic retries; each lost race
+// moves on to another address, so even many concurrent attachers into one
+// subnet finish well within it.
+const maxAttachAttempts = 400
+
+// ENIs returns the network interfaces of an account's region.
+func (s *Service) ENIs(ctx context.Context, account, region string) ([]agentapi.ENI, error) {
+	recs, err := list[eniRecord](ctx, s.st, newScope(account, region).prefix("enis"))
+	if err != nil {
+		return nil, fmt.Errorf("list enis of %s/%s: %w", account, region, err)
+	}
+	out := make([]agentapi.ENI, len(recs))
+	for i, r := range recs {
+		out[i] = r.ENI
+	}
+	return out, nil
+}
+
+// attachPlan is what AttachENI read about the network an ENI goes into.
+type attachPlan struct {
+	vpc     *vpcRecord
+	subnets []versioned[subnetRecord] // in the caller's order of preference
+	groups  []versioned[groupRecord]
+}
+
+// planAttach reads the candidate subnets and the groups (none: the VPC's
+// default group). A configuration that can no longer work (a subnet or
+// group deleted since RunTask checked it) is a stop error.
+func (s *Service) planAttach(ctx context.Context, sc scope, subnets, groups []string) (*attachPlan, error) {
+	plan := &attachPlan{}
+	for _, id := range dedupe(subnets) {
+		sn, rev, found, err := get[subnetRecord](ctx, s.st, sc.subnetKey(id))
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, stopErr("subnet %s does not exist", id)
+		}
+		if len(plan.subnets) > 0 && sn.VpcID != plan.subnets[0].v.VpcID {
+			return nil, stopErr("subnets %s and %s are in different VPCs", plan.subnets[0].v.ID, id)
+		}
+		plan.subnets = append(plan.subnets, versioned[subnetRecord]{v: sn, rev: rev})
+	}
+	vpcID := plan.subnets[0].v.VpcID
+	v, _, found, err := get[vpcRecord](ctx, s.st, sc.vpcKey(vpcID))
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, stopErr("vpc %s does not exist", vpcID)
+	}
+	plan.vpc = v
+	groups = dedupe(groups)
+	if len(groups) == 0 {
+		groups = []string{v.DefaultGroupID}
+	}
+	if len(groups) > maxENIGroups {
+		return nil, stopErr("an ENI can have at most %d security groups, not %d", maxENIGroups, len(groups))
+	}
+	for _, id := range groups {
+		g, rev, found, err := get[groupRecord](ctx, s.st, sc.groupKey(id))
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, stopErr("security group %s does not exist", id)
+		}
+		if g.VpcID != vpcID {
+			return nil, stopErr("security group %s is not in the subnets' VPC %s", id, vpcID)
+		}
+		plan.groups = append(plan.groups, versioned[groupRecord]{v: g, rev: rev})
+	}
+	return plan, nil
+}
+
+func dedupe(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if id != "" && !contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// AttachENI allocates the network interface of an awsvpc task: the lowest
+// free address of the first of subnets (candidates in order of preference,
+// all in one VPC) with room, a MAC, the private DNS name, a public IP from
+// the pool if assignPublicIP, and the ENI's firewall on node. The ENI
+// record, the address leases, the group memberships and the firewall are
+// written in one etcd transaction that fails if any address is taken, so
+// no address is handed out twice, across concurrent calls and replicas.
+//
+// It is idempotent by attachmentID: when the ENI exists it is returned as
+// it is. When every subnet is full (or the public pool is), or the subnets
+// or groups are gone, the error implements StopReason() string: the task
+// cannot start. Any other error is transient.
+func (s *Service) AttachENI(ctx context.Context, account, region, attachmentID, node string, subnets, groups []string, assignPublicIP bool) (agentapi.ENI, error) {
+	if attachmentID == "" || node == "" || len(dedupe(subnets)) == 0 {
+		return agentapi.ENI{}, fmt.Errorf("attach eni: attachment id, node and subnets are required (got %q, %q, %v)", attachmentID, node, subnets)
+	}
+	sc := newScope(account, region)
+	if err := s.ensureDefaults(ctx, sc); err != nil {
+		return agentapi.ENI{}, err
+	}
+	lost := &lostAddrs{private: map[netip.Addr]bool{}, public: map[netip.Addr]bool{}}
+	for attempt := 0; attempt < maxAttachAttempts; attempt++ {
+		eni, done, err := s.tryAttach(ctx, sc, attachmentID, node, subnets, groups, assignPublicIP, lost, attempt)
+		if done || err != nil {
+			if err != nil {
+				return agentapi.ENI{}, fmt.Errorf("attach eni %s: %w", attachmentID, err)
+			}
+			return eni, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return agentapi.ENI{}, fmt.Errorf("attach eni %s: %w", attachmentID, err)
+		}
+	}
+	return agentapi.ENI{}, fmt.Errorf("attach eni %s: too much contention after %d attempts", attachmentID, maxAttachAttempts)
+}
+
+// lostAddrs are the addresses one AttachENI call lost to concurrent ones.
+type lostAddrs struct{ private, public map[netip.Addr]bool }
+
+// tryAttach makes one attempt; done=false means it lost a race and the
+// caller should try again (lost then holds the addresses it lost).
+func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node string, subnets, groups []string,
+	assignPublicIP bool, lost *lostAddrs, attempt int) (agentapi.ENI, bool, error) {
+	if rec, _, found, err := get[eniRecord](ctx, s.st, sc.eniKey(attachmentID)); err != nil || found {
+		if err != nil {
+			return agentapi.ENI{}, false, err
+		}
+		return rec.ENI, true, nil
+	}
+	plan, err := s.planAttach(ctx, sc, subnets, groups)
+	if err != nil {
+		return agentapi.ENI{}, false, err
+	}
+	others, snapRev, err := listRev[eniRecord](ctx, s.st, sc.prefix("enis"), 0)
+	if err != nil {
+		return agentapi.ENI{}, false, err
+	}
+	var full []string
+	for _, cand := range plan.subnets {
+		sn := cand.v
+		pfx, err := netip.ParsePrefix(sn.CIDR)
+		if err != nil {
+			return agentapi.ENI{}, false, fmt.Errorf("subnet %s: %w", sn.ID, err)
+		}
+		ip, ok, err := s.pickAddress(ctx, sc.leasePrefix(sn.ID), lost.private, attempt, func(taken map[netip.Addr]bool, n int) []netip.Addr {
+			return subnetFree(pfx, taken, n)
+		})
+		if err != nil {
+			return agentapi.ENI{}, false, err
+		}
+		if !ok {
+			full = append(full, fmt.Sprintf("%s (%s)", sn.ID, sn.CIDR))
+			continue
+		}
+		var pub netip.Addr
+		if assignPublicIP {
+			pub, ok, err = s.pickAddress(ctx, publicIPPrefix(), lost.public, attempt, func(taken map[netip.Addr]bool, n int) []netip.Addr {
+				return poolFree(s.cfg.PublicIPPool, taken, n)
+			})
+			if err != nil {
+				return agentapi.ENI{}, false, err
+			}
+			if !ok {
+				return agentapi.ENI{}, false, stopErr("unable to assign a public IP address: the public address pool %s has no free addresses", s.cfg.PublicIPPool)
+			}
+		}
+		eni := s.newENI(sc, plan, sn, pfx, ip, pub, attachmentID)
+		return s.commitAttach(ctx, sc, plan, cand, eni, node, others, snapRev, lost)
+	}
+	if len(full) == 1 {
+		return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnet %s has no free addresses", full[0])
+	}
+	return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnets %s have no free addresses", strings.Join(full, ", "))
+}
+
+// pickAddress lists the leases under prefix and picks a free address: the
+// lowest on a first attempt, one of the lowest few at random after lost
+// races, so that concurrent attachers spread out. ok is false when none is
+// free.
+func (s *Service) pickAddress(ctx context.Context, prefix string, lost map[netip.Addr]bool, attempt int,
+	free func(taken map[netip.Addr]bool, n int) []netip.Addr) (netip.Addr, bool, error) {
+	keys, err := s.listKeys(ctx, prefix)
+	if err != nil {
+		return netip.Addr{}, false, err
+	}
+	taken := make(map[netip.Addr]bool, len(keys)+len(lost))
+	for _, k := range keys {
+		if a, err := netip.ParseAddr(k); err == nil {
+			taken[a] = true
+		}
+	}
+	spread := min(attempt+1, 16)
+	cands := free(withLost(taken, lost), spread)
+	if len(cands) == 0 {
+		// What this call lost may have been freed since: only the
+		// stored leases decide that the range is full.
+		if cands = free(taken, spread); len(cands) == 0 {
+			return netip.Addr{}, false, nil
+		}
+	}
+	return cands[rand.IntN(len(cands))], true, nil
+}
+
+func withLost(taken, lost map[netip.Addr]bool) map[netip.Addr]bool {
+	if len(lost) == 0 {
+		return taken
+	}
+	out := make(map[netip.Addr]bool, len(taken)+len(lost))
+	for a := range taken {
+		out[a] = true
+	}
+	for a := range lost {
+		out[a] = true
+	}
+	return out
+}
+
+func (s *Service) newENI(sc scope, plan *attachPlan, sn *subnetRecord, pfx netip.Prefix, ip, pub netip.Addr, attachmentID string) agentapi.ENI {
+	id := newID("eni")
+	eni := agentapi.ENI{
+		AttachmentID: attachmentID, ID: id, VpcID: sn.VpcID, VpcCIDR: plan.vpc.CIDR,
+		SubnetID: sn.ID, SubnetCIDR: pfx.String(), Gateway: gateway(pfx).String(),
+		PrivateIP: ip.String(), MAC: macFor(id), AvailabilityZone: sn.Zone,
+		PrivateDNSName: privateDNSName(sc.region, ip), NATEgress: sn.MapPublicIP || pub.IsValid(),
+	}
+	if pub.IsValid() {
+		eni.PublicIP = pub.String()
+	}
+	for _, g := range plan.groups {
+		eni.SecurityGroups = append(eni.SecurityGroups, g.v.ID)
+	}
+	return eni
+}
+
+// commitAttach writes the ENI, its leases, memberships and firewall in one
+// transaction. On a lost race it records the addresses that were taken in
+// lost and returns done=false.
+func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, cand versioned[subnetRecord],
+	eni agentapi.ENI, node string, others []versioned[eniRecord], snapRev int64, lost *lostAddrs) (agentapi.ENI, bool, error) {
+	groups := map[string]*groupRecord{}
+	for _, g := range plan.groups {
+		groups[g.v.ID] = g.v
+	}
+	members := []*agentapi.ENI{&eni}
+	for _, o := range others {
+		members = append(members, &o.v.ENI)
+	}
+	fw := computeFirewall(&eni, groups, members)
+	fw.Revision = snapRev
+
+	rec := eniRecord{ENI: eni, Node: node, Attached: s.cfg.Now().UTC()}
+	leaseKey := sc.leaseKey(eni.SubnetID, eni.PrivateIP)
+	t := &txn{}
+	t.ifRev(sc.eniKey(eni.AttachmentID), 0)
+	t.ifRev(leaseKey, 0)
+	t.ifRev(sc.subnetKey(cand.v.ID), cand.rev)
+	for _, g := range plan.groups {
+		t.ifRev(sc.groupKey(g.v.ID), g.rev)
+	}
+	t.ifRev(fwKey(node, eni.ID), 0)
+	t.put(sc.eniKey(eni.AttachmentID), rec)
+	t.put(leaseKey, leaseRecord{AttachmentID: eni.AttachmentID, ENIID: eni.ID})
+	for _, g := range eni.SecurityGroups {
+		t.put(sc.memberKey(g, eni.AttachmentID), memberRecord{ENIID: eni.ID, IP: eni.PrivateIP})
+	}
+	t.put(fwKey(node, eni.ID), fw)
+	t.els = append(t.els, clientv3.OpGet(leaseKey, clientv3.WithCountOnly()))
+	if eni.PublicIP != "" {
+		pk := publicIPKey(eni.PublicIP)
+		t.ifRev(pk, 0)
+		t.put(pk, publicIPRecord{Account: sc.account, Region: sc.region, AttachmentID: eni.AttachmentID})
+		t.els = append(t.els, clientv3.OpGet(pk, clientv3.WithCountOnly()))
+	}
+	ok, resp, err := s.commit(ctx, t)
+	if err != nil {
+		return agentapi.ENI{}, false, err
+	}
+	if ok {
+		s.log.Info("attached eni", "account", sc.account, "region", sc.region, "attachment", eni.AttachmentID,
+			"eni", eni.ID, "subnet", eni.SubnetID, "ip", eni.PrivateIP, "publicIp", eni.PublicIP, "node", node)
+		return eni, true, nil
+	}
+	if resp.Responses[0].GetResponseRange().Count > 0 {
+		lost.private[netip.MustParseAddr(eni.PrivateIP)] = true
+	}
+	if eni.PublicIP != "" && resp.Responses[1].GetResponseRange().Count > 0 {
+		lost.public[netip.MustParseAddr(eni.PublicIP)] = true
+	}
+	return agentapi.ENI{}, false, nil
+}
+
+// errReleased ends ReleaseENI's update when there is nothing to release.
+var errReleased = errors.New("eni already released")
+
+// ReleaseENI frees a task's interface: the ENI record, its address and
+// public address leases, its group memberships and its firewall go in one
+// transaction. Releasing an ENI that does not exist is not an error.
+func (s *Service) ReleaseENI(ctx context.Context, account, region, attachmentID string) error {
+	sc := newScope(account, region)
+	var released agentapi.ENI
+	err := s.update(ctx, "release eni", func(t *txn) error {
+		rec, rev, found, err := get[eniRecord](ctx, s.st, sc.eniKey(attachmentID))
+		if err != nil {
+			return err
+		}
+		if !found {
+			return errReleased
+		}
+		e := rec.ENI
+		t.ifRev(sc.eniKey(attachmentID), rev)
+		t.del(sc.eniKey(attachmentID))
+		t.del(sc.leaseKey(e.SubnetID, e.PrivateIP))
+		for _, g := range e.SecurityGroups {
+			t.del(sc.memberKey(g, attachmentID))
+		}
+		if e.PublicIP != "" {
+			t.del(publicIPKey(e.PublicIP))
+		}
+		t.del(fwKey(rec.Node, e.ID))
+		released = e
+		return nil
+	})
+	if errors.Is(err, errReleased) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("release eni %s: %w", attachmentID, err)
+	}
+	s.log.Info("released eni", "account", account, "region", region, "attachment", attachmentID,
+		"eni", released.ID, "ip", released.PrivateIP)
+	return nil
+}

@@ -42,6 +42,9 @@ type Sandboxes interface {
 	// Delete removes the sandbox; absent parts are not an error. A spec
 	// with only TaskID set (an orphan found at start) is enough.
 	Delete(spec agentapi.TaskSpec) error
+	// Sweep removes the sandboxes of this agent whose task keep does not
+	// keep: what a crash left behind.
+	Sweep(keep func(taskID string) bool) error
 }
 
 // ControlPlane is the agent's side of the agent protocol (agentapi.Client).
@@ -244,9 +247,13 @@ func (a *Agent) collectOrphans(ctx context.Context, resp agentapi.TasksResponse,
 				a.log.Warn("delete orphan", "container", c.ID, "err", err)
 			}
 		}
-		if id := cs[0].Labels[labelTaskID]; id != "" {
-			_ = a.cfg.Sandboxes.Delete(agentapi.TaskSpec{TaskID: id, TaskArn: arn})
-		}
+	}
+	ids := map[string]bool{}
+	for _, spec := range resp.Tasks {
+		ids[spec.TaskID] = true
+	}
+	if err := a.cfg.Sandboxes.Sweep(func(id string) bool { return ids[id] }); err != nil {
+		a.log.Warn("remove leftover sandboxes", "err", err)
 	}
 }
 

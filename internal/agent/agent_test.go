@@ -99,6 +99,7 @@ func (s *fakeSandboxes) Create(agentapi.TaskSpec, *agentapi.Firewall) (string, s
 }
 func (s *fakeSandboxes) ApplyFirewall(agentapi.TaskSpec, agentapi.Firewall) error { return nil }
 func (s *fakeSandboxes) Delete(agentapi.TaskSpec) error                           { s.deleted++; return nil }
+func (s *fakeSandboxes) Sweep(func(string) bool) error                            { return nil }
 
 // fakeServer hands out specs and records reports.
 type fakeServer struct {

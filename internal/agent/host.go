@@ -1,11 +1,15 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -18,19 +22,77 @@ import (
 // from the ENI's public IP if it has one, and a cgroup ("/berth/<task id>")
 // holding the task's CPU quota and memory limit, under which each container
 // gets its own cgroup.
+//
+// Each sandbox is recorded in a file under the agent's data dir before any of
+// it is made and forgotten after all of it is gone, so that Sweep can remove
+// what a crash left behind without touching other agents' sandboxes on the
+// same host.
 type HostSandboxes struct {
 	log *slog.Logger
+	dir string
 
 	mu         sync.Mutex
 	forwarders map[string]*netns.PublicForwarder // by task id
 }
 
-// NewHostSandboxes returns the sandboxes of this host.
-func NewHostSandboxes(log *slog.Logger) *HostSandboxes {
+// NewHostSandboxes returns the sandboxes of this host, recorded under dir.
+func NewHostSandboxes(dir string, log *slog.Logger) *HostSandboxes {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &HostSandboxes{log: log, forwarders: map[string]*netns.PublicForwarder{}}
+	return &HostSandboxes{log: log, dir: dir, forwarders: map[string]*netns.PublicForwarder{}}
+}
+
+// sandboxRecord is what Sweep needs to remove a sandbox.
+type sandboxRecord struct {
+	TaskID string        `json:"taskId"`
+	ENI    *agentapi.ENI `json:"eni,omitempty"`
+}
+
+func (h *HostSandboxes) recordPath(taskID string) string {
+	return filepath.Join(h.dir, taskID+".json")
+}
+
+func (h *HostSandboxes) record(spec agentapi.TaskSpec) error {
+	b, err := json.Marshal(sandboxRecord{TaskID: spec.TaskID, ENI: spec.ENI})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(h.dir, 0o700); err != nil {
+		return fmt.Errorf("record sandbox: %w", err)
+	}
+	if err := os.WriteFile(h.recordPath(spec.TaskID), b, 0o600); err != nil {
+		return fmt.Errorf("record sandbox: %w", err)
+	}
+	return nil
+}
+
+// Sweep removes every recorded sandbox whose task keep does not keep, then
+// every VPC namespace on the host left without interfaces.
+func (h *HostSandboxes) Sweep(keep func(taskID string) bool) error {
+	entries, err := os.ReadDir(h.dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("sweep sandboxes: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || keep(id) {
+			continue
+		}
+		var rec sandboxRecord
+		b, err := os.ReadFile(filepath.Join(h.dir, e.Name()))
+		if err == nil {
+			err = json.Unmarshal(b, &rec)
+		}
+		if err != nil || rec.TaskID != id {
+			rec = sandboxRecord{TaskID: id}
+		}
+		h.log.Info("removing leftover sandbox", "task", id)
+		errs = append(errs, h.Delete(agentapi.TaskSpec{TaskID: id, ENI: rec.ENI}))
+	}
+	errs = append(errs, netns.PruneVPCs())
+	return errors.Join(errs...)
 }
 
 // SandboxName is the network namespace name of a task.
@@ -41,6 +103,9 @@ func CgroupPath(taskID string) string { return "/berth/" + taskID }
 
 // Create makes (or finds, after a restart) a task's sandbox.
 func (h *HostSandboxes) Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (string, string, error) {
+	if err := h.record(spec); err != nil {
+		return "", "", err
+	}
 	sb, err := netns.CreateSandbox(SandboxName(spec.TaskID))
 	if err != nil {
 		return "", "", fmt.Errorf("network namespace: %w", err)
@@ -140,7 +205,13 @@ func (h *HostSandboxes) Delete(spec agentapi.TaskSpec) error {
 		errs = append(errs, netns.DetachENI(spec.ENI.VpcID, spec.ENI.ID))
 	}
 	errs = append(errs, netns.DeleteSandbox(SandboxName(spec.TaskID)), runtime.DeleteTaskCgroup(CgroupPath(spec.TaskID)))
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.Remove(h.recordPath(spec.TaskID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("forget sandbox: %w", err)
+	}
+	return nil
 }
 
 // eniConfig maps the control plane's ENI onto the data plane's.

@@ -53,7 +53,28 @@ func CleanupDataDir(dir string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// VPC namespaces left without interfaces (sandboxes go asynchronously,
+	// so a VPC may take a moment to empty).
+	for i := 0; i < 20 && vpcsWithENIs(dir); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = netns.PruneVPCs()
 	_ = os.RemoveAll(dir)
+}
+
+// vpcsWithENIs reports whether the env's recorded sandboxes had ENIs whose
+// VPC namespace still holds interfaces; it is a bounded wait, not a check.
+func vpcsWithENIs(dir string) bool {
+	if err := netns.PruneVPCs(); err != nil {
+		return true
+	}
+	entries, _ := os.ReadDir(netns.RunDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), netns.VPCNamespacePrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // CgroupProcs lists the processes in a cgroup (path as in

@@ -1,11 +1,3 @@
-// Package netns owns the task sandboxes of a berth agent: one named Linux
-// network namespace per task, bind-mounted under /var/run/netns/<name> the
-// way `ip netns add` does it, so that it outlives the agent process and can
-// be reopened after a restart. Every container of a task joins its sandbox.
-//
-// This package is the base for the task networking (veths, bridges,
-// nftables); it only creates, opens and deletes namespaces and brings their
-// loopback interface up.
 package netns
 
 import (
@@ -40,12 +32,7 @@ func (s *Sandbox) Path() string { return s.path }
 // links and addresses it lists or changes are the sandbox's. The caller
 // must Close (Delete) it.
 func (s *Sandbox) Netlink() (*netlink.Handle, error) {
-	ns, err := netns.GetFromPath(s.path)
-	if err != nil {
-		return nil, fmt.Errorf("open sandbox %s: %w", s.Name, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := newHandleAt(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in sandbox %s: %w", s.Name, err)
 	}
@@ -107,7 +94,9 @@ func OpenSandbox(name string) (*Sandbox, error) {
 	return &Sandbox{Name: name, path: path}, nil
 }
 
-// DeleteSandbox unmounts and removes the named namespace. The namespace
+// DeleteSandbox unmounts and removes the named namespace. If the sandbox
+// still has an ENI (AttachENI without DetachENI), the ENI is detached
+// first, so that its VPC does not outlive its last task. The namespace
 // itself goes away once no process is left in it. Deleting a sandbox that
 // does not exist is not an error.
 func DeleteSandbox(name string) error {
@@ -115,14 +104,27 @@ func DeleteSandbox(name string) error {
 		return err
 	}
 	path := filepath.Join(RunDir, name)
+	if vpcID, eniID, ok := sandboxENI(path); ok {
+		if err := DetachENI(vpcID, eniID); err != nil {
+			return fmt.Errorf("delete sandbox %s: %w", name, err)
+		}
+	}
+	if err := deleteNamespace(path); err != nil {
+		return fmt.Errorf("delete sandbox %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteNamespace unmounts and removes a namespace file under RunDir.
+func deleteNamespace(path string) error {
 	// MNT_DETACH: a process still holding the file open must not make the
 	// delete fail; the namespace is freed when its last user leaves.
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil &&
 		!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("delete sandbox %s: unmount %s: %w", name, path, err)
+		return fmt.Errorf("unmount %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete sandbox %s: %w", name, err)
+		return err
 	}
 	return nil
 }
@@ -201,7 +203,7 @@ func newNamespaceAt(path string) error {
 }
 
 func (s *Sandbox) loopbackUp() error {
-	h, err := s.Netlink()
+	h, err := netlinkAt(s.path)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,12 @@ import (
 	"github.com/berthdev/berth/internal/daemon"
 )
 
+// hostEgressHelp documents --host-egress for dev and agent.
+const hostEgressHelp = "let tasks in public subnets (or with a public IP) reach beyond the host: sets net.ipv4.ip_forward=1 and masquerades their traffic (nftables table ip berth-egress)"
+
 func newDevCmd(g *globalFlags) *cobra.Command {
 	var listen string
+	var hostEgress bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything on this host: control plane, one Fargate capacity agent, embedded etcd and registry",
@@ -19,7 +23,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			region := g.regionOr()
 			return daemon.RunDev(cmd.Context(), daemon.DevConfig{
-				DataDir: g.dataDir, Listen: listen, Region: region, Logger: g.logger(),
+				DataDir: g.dataDir, Listen: listen, Region: region, Logger: g.logger(), HostEgress: hostEgress,
 				Started: func(s *daemon.Server) {
 					fmt.Fprintf(os.Stdout, "berth dev is ready\n\n  endpoint  %s\n  region    %s\n  account   000000000000\n"+
 						"  access key id      %s\n  secret access key  %s\n  (the pair test/test works too, on this loopback endpoint)\n\n"+
@@ -30,6 +34,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
+	cmd.Flags().BoolVar(&hostEgress, "host-egress", true, hostEgressHelp)
 	return cmd
 }
 
@@ -66,6 +71,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 
 func newAgentCmd(g *globalFlags) *cobra.Command {
 	var server, token, containerd, listen, advertise string
+	var hostEgress bool
 	var azs []string
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -83,7 +89,7 @@ func newAgentCmd(g *globalFlags) *cobra.Command {
 			}
 			return daemon.RunAgent(cmd.Context(), daemon.AgentConfig{
 				ServerURL: server, Token: token, DataDir: g.dataDir, AvailabilityZones: azs,
-				ContainerdAddress: containerd, Listen: listen, Advertise: advertise, Logger: g.logger(),
+				ContainerdAddress: containerd, Listen: listen, Advertise: advertise, Logger: g.logger(), HostEgress: hostEgress,
 			})
 		},
 	}
@@ -93,6 +99,7 @@ func newAgentCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&containerd, "containerd", "", "use this containerd socket instead of a private one")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the agent's own endpoint (container logs for the server, /metrics)")
 	cmd.Flags().StringVar(&advertise, "advertise", "", "host:port the server reaches --listen at (default: the listen address)")
+	cmd.Flags().BoolVar(&hostEgress, "host-egress", true, hostEgressHelp)
 	return cmd
 }
 

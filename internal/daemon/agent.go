@@ -19,6 +19,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/netns"
 	"github.com/berthdev/berth/internal/runtime"
 	"github.com/berthdev/berth/internal/runtime/logdriver"
 )
@@ -51,6 +52,12 @@ type AgentConfig struct {
 	// Task limits stay hard (CFS quota, memory limit): overcommitting only
 	// lets more mostly idle tasks share the host, as `berth dev` does.
 	Overcommit int
+	// HostEgress forwards and masquerades traffic from tasks with NAT
+	// egress (public subnets, public IPs) out of the host, as a NAT gateway
+	// would: it turns on net.ipv4.ip_forward and adds the nftables table
+	// ip berth-egress, and leaves both in place on exit (other agents on
+	// the host may rely on them).
+	HostEgress bool
 }
 
 // RunAgent runs a host agent until ctx ends.
@@ -105,6 +112,11 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	defer agentSrv.Close()
 	if cfg.Ready != nil {
 		cfg.Ready()
+	}
+	if cfg.HostEgress {
+		if err := netns.EnableHostEgress(); err != nil {
+			cfg.Logger.Warn("tasks will not reach beyond the host", "err", err)
+		}
 	}
 	metrics := agent.NewMetrics(reg)
 	advertise := cfg.Advertise

@@ -17,6 +17,9 @@ type DevConfig struct {
 	Listen  string
 	Region  string
 	Logger  *slog.Logger
+	// HostEgress lets tasks with NAT egress reach beyond the host (see
+	// AgentConfig.HostEgress).
+	HostEgress bool
 	// Started is called once the server serves, with it.
 	Started func(*Server)
 }
@@ -54,7 +57,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 			AvailabilityZones:    []string{cfg.Region + "a", cfg.Region + "b", cfg.Region + "c"},
 			StopContainerdOnExit: true, Logger: cfg.Logger, Registerer: srv.Metrics,
 			// A developer's host runs many small, mostly idle tasks.
-			Overcommit: devOvercommit,
+			Overcommit: devOvercommit, HostEgress: cfg.HostEgress,
 		})
 	}()
 	select {

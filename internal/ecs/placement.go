@@ -64,6 +64,12 @@ func (s *Service) snapshotNodes(ctx context.Context) ([]scheduler.Node, error) {
 		}
 		out[i].UsedCPU += spec.CPU
 		out[i].UsedMemoryMiB += spec.MemoryMiB
+		if spec.AvailabilityZone != "" {
+			if out[i].Placed == nil {
+				out[i].Placed = map[string]int{}
+			}
+			out[i].Placed[spec.AvailabilityZone]++
+		}
 		return nil
 	})
 	return out, err

@@ -14,6 +14,9 @@ type Node struct {
 	// CPU units and MiB offered, and already used by placed tasks.
 	CPU, MemoryMiB         int
 	UsedCPU, UsedMemoryMiB int
+	// Placed counts the tasks already on the host, by zone, so that zones
+	// stay balanced across scheduling passes, not only within one.
+	Placed map[string]int
 }
 
 // Request is a task waiting for a host.
@@ -42,7 +45,7 @@ type Plan struct {
 }
 
 // Place spreads requests over nodes: each task goes to the zone with the
-// fewest tasks placed in this pass among those allowed, then to the host in
+// fewest tasks (already placed, and placed in this pass) among those allowed, then to the host in
 // that zone with the most free memory that fits the task. Requests are placed
 // in order; a request that fits nowhere is reported unplaced with the resource
 // that ran out (RESOURCE:CPU or RESOURCE:MEMORY), or AGENT when no host serves
@@ -51,6 +54,11 @@ func Place(nodes []Node, reqs []Request) Plan {
 	free := make([]Node, len(nodes))
 	copy(free, nodes)
 	perAZ := map[string]int{}
+	for _, n := range nodes {
+		for az, c := range n.Placed {
+			perAZ[az] += c
+		}
+	}
 	var plan Plan
 	for _, r := range reqs {
 		best, bestAZ := -1, ""

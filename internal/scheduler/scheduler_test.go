@@ -47,6 +47,14 @@ func TestPlace(t *testing.T) {
 			want:  Plan{Unplaced: []Unplaced{{TaskID: "t1", Reason: "RESOURCE:CPU"}}},
 		},
 		{
+			name:  "tasks placed before count toward the spread",
+			nodes: []Node{{ID: "n1", AZs: abc, CPU: 4096, MemoryMiB: 8192, Placed: map[string]int{"r-a": 2, "r-b": 1}}},
+			reqs:  []Request{{ID: "t1", CPU: 256, MemoryMiB: 512}, {ID: "t2", CPU: 256, MemoryMiB: 512}},
+			want: Plan{Placements: []Placement{
+				{TaskID: "t1", NodeID: "n1", AZ: "r-c"}, {TaskID: "t2", NodeID: "n1", AZ: "r-b"},
+			}},
+		},
+		{
 			name: "most free memory wins",
 			nodes: []Node{
 				{ID: "n1", AZs: []string{"r-a"}, CPU: 4096, MemoryMiB: 8192, UsedMemoryMiB: 4096},

@@ -15,5 +15,12 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+echo "test: staticcheck"
+staticcheck_bin="$(go env GOPATH)/bin/staticcheck"
+if ! "$staticcheck_bin" -version 2>/dev/null | grep -q '(0.8.2)'; then
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+"$staticcheck_bin" ./...
+
 echo "test: go test ./..."
 go test -count=1 -timeout 20m ./...

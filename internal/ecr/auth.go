@@ -137,6 +137,6 @@ func realmOf(req *http.Request) string {
 const instanceIDKey = "instance.id"
 
 func withInstanceID(ctx context.Context, id string) context.Context {
-	//nolint:staticcheck // SA1029: Distribution looks this key up as a plain string.
+	//lint:ignore SA1029 Distribution looks this key up as a plain string.
 	return context.WithValue(ctx, instanceIDKey, id)
 }

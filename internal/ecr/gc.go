@@ -59,10 +59,7 @@ func (r *Registry) CollectGarbage(ctx context.Context, grace time.Duration) (GCR
 	if err != nil {
 		return res, fmt.Errorf("gc: mark: %w", err)
 	}
-	enum, ok := r.ns.Blobs().(distribution.BlobEnumerator)
-	if !ok {
-		return res, errors.New("gc: the storage cannot list its blobs")
-	}
+	enum := r.ns.Blobs()
 	var unmarked []digest.Digest
 	if err := enum.Enumerate(ctx, func(d digest.Digest) error {
 		if !marked[d] {

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 policy errors are shown to users in AWS's wording, which names fields first.
+
 package ecr
 
 // Repository policies (SetRepositoryPolicy, GetRepositoryPolicy,

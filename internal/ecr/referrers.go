@@ -12,7 +12,6 @@ import (
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
-	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 )
@@ -69,7 +68,7 @@ type manifestFields struct {
 func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, stored, ref string) {
 	subject, err := digest.Parse(ref)
 	if err != nil {
-		writeRegistryError(w, req, v2.ErrorCodeDigestInvalid.WithDetail(err.Error()))
+		writeRegistryError(w, req, errcode.ErrorCodeDigestInvalid.WithDetail(err.Error()))
 		return
 	}
 	list, err := r.referrers(req.Context(), stored, subject, req.URL.Query().Get("artifactType"))
@@ -158,7 +157,7 @@ func subjectOf(req *http.Request) (digest.Digest, error) {
 		return "", nil // Distribution explains what is wrong with it
 	}
 	if f.SchemaVersion != 2 {
-		return "", v2.ErrorCodeManifestInvalid.WithDetail(fmt.Sprintf("unsupported schemaVersion %d: only schema 2 (OCI and Docker v2.2) manifests are accepted", f.SchemaVersion))
+		return "", errcode.ErrorCodeManifestInvalid.WithDetail(fmt.Sprintf("unsupported schemaVersion %d: only schema 2 (OCI and Docker v2.2) manifests are accepted", f.SchemaVersion))
 	}
 	if f.Subject == nil {
 		return "", nil

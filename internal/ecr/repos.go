@@ -116,7 +116,7 @@ func validateRepoName(sc scope, name string) error {
 	if len(name) < 2 {
 		return constraint("repositoryName", "Member must have length greater than or equal to 2")
 	}
-	if max := reference.NameTotalLengthMax - len(sc.storedName("")); len(name) > max {
+	if max := reference.RepositoryNameTotalLengthMax - len(sc.storedName("")); len(name) > max {
 		return constraint("repositoryName", fmt.Sprintf("Member must have length less than or equal to %d", max))
 	}
 	if !repoNameRE.MatchString(name) {

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 these are the registry's messages to users, in ECR's wording.
+
 package ecr
 
 import (
@@ -42,7 +44,7 @@ type tokenSecret struct {
 
 // Token verification failures, as the registry words them.
 var (
-	errTokenInvalid = errors.New("Your authorization token is invalid.") //nolint:staticcheck // ECR's wording
+	errTokenInvalid = errors.New("Your authorization token is invalid.")
 	errTokenExpired = errors.New("Your authorization token has expired. Reauthenticate and try again.")
 )
 

@@ -50,7 +50,6 @@ type Service struct {
 	st    *store.Store
 	log   *slog.Logger
 	place chan struct{} // wakes the placement controller
-	mu    sync.Mutex
 }
 
 // New creates the ECS service.

@@ -57,7 +57,7 @@
 // # Namespace switching
 //
 // Work inside another namespace runs on a fresh goroutine locked to its OS
-// thread (inNamespace); the thread is switched back afterwards, or, if that
-// fails, left locked so that the Go runtime discards it. Sockets created
-// there keep their namespace for life.
+// thread (inNamespace, exported as RunIn); the thread is switched back
+// afterwards, or, if that fails, left locked so that the Go runtime discards
+// it. Sockets created there keep their namespace for life.
 package netns

@@ -18,6 +18,19 @@ import (
 // scheduler; so this package switches threads itself, the way
 // newNamespaceAt does.
 
+// RunIn runs fn on a locked OS thread switched into the network namespace
+// at path (a Sandbox's Path, a VPC namespace under RunDir, or
+// /proc/<pid>/ns/net) and switches the thread back afterwards. Sockets fn
+// creates belong to that namespace for life and may be used from any
+// goroutine once RunIn returns. fn must not start goroutines that expect to
+// run in the namespace and must not block for long: it holds an OS thread.
+func RunIn(path string, fn func() error) error {
+	if err := inNamespace(path, fn); err != nil {
+		return fmt.Errorf("in network namespace %s: %w", path, err)
+	}
+	return nil
+}
+
 // inNamespace runs fn on a locked OS thread switched into the network
 // namespace at path (a bind mount under RunDir, or /proc/<pid>/ns/net).
 // fn must not start goroutines that expect to run in the namespace and

@@ -102,10 +102,7 @@ echo ==end`, secret)
 			t.Errorf("reader's ps lists a process not its own: %q", line)
 		}
 	}
-	var pids []string
-	for _, f := range strings.Fields(section(log, "proc")) {
-		pids = append(pids, f)
-	}
+	pids := strings.Fields(section(log, "proc"))
 	// sh (PID 1), ls and grep: a handful, where the host has hundreds.
 	if len(pids) == 0 || pids[0] != "1" || len(pids) > 5 {
 		t.Errorf("reader's /proc lists pids %v, want only its own few starting at 1", pids)

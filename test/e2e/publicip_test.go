@@ -17,7 +17,7 @@ import (
 // TestPublicIP runs a web task with assignPublicIp ENABLED: its ENI shows a
 // public address from the dev pool (loopback), which the host reaches only
 // once the task's group admits 0.0.0.0/0 — a rule for the VPC's own CIDR
-// does not admit the host.
+// does not admit the host. The public IP survives a kill -9 of berth.
 func TestPublicIP(t *testing.T) {
 	e := startDev(t)
 	ctx := e.ctx()
@@ -93,5 +93,18 @@ func TestPublicIP(t *testing.T) {
 	}
 	if err != nil || strings.TrimSpace(body) != "public-hello" {
 		t.Fatalf("GET %s with 0.0.0.0/0 admitted: %q %v", url, body, err)
+	}
+
+	// kill -9 of berth: the task keeps running; the restarted agent adopts
+	// it and brings its public IP back (the address stays the task's).
+	e.kill()
+	e.start()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if body, err = get(); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || strings.TrimSpace(body) != "public-hello" {
+		t.Fatalf("GET %s after a restart of berth: %q %v", url, body, err)
 	}
 }

@@ -120,8 +120,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); a.heartbeat(ctx, hb) }()
+	go func() { defer wg.Done(); a.fw.run(ctx) }()
 	defer wg.Wait()
 	defer a.wg.Wait()
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"sync"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -11,8 +12,13 @@ import (
 // long poll; an ENI is enforced from when its sandbox exists (attached) until
 // it is torn down (detached). A policy that arrives while a sandbox is being
 // made is applied as soon as it is attached, so none is ever missed.
+//
+// Updates are applied by one worker (run), not by the poll loop: a new
+// member of a group changes the policy of every ENI in it, and applying
+// dozens of policies must not delay the next task's hand-off.
 type firewalls struct {
-	a *Agent
+	a    *Agent
+	kick chan struct{} // wakes run: newer policies are waiting
 
 	mu      sync.Mutex
 	newest  map[string]agentapi.Firewall // by ENI id
@@ -21,7 +27,33 @@ type firewalls struct {
 }
 
 func newFirewalls(a *Agent) *firewalls {
-	return &firewalls{a: a, newest: map[string]agentapi.Firewall{}, enis: map[string]agentapi.TaskSpec{}, applied: map[string]int64{}}
+	return &firewalls{a: a, kick: make(chan struct{}, 1), newest: map[string]agentapi.Firewall{},
+		enis: map[string]agentapi.TaskSpec{}, applied: map[string]int64{}}
+}
+
+// run applies waiting policies until ctx ends.
+func (f *firewalls) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.kick:
+		}
+		f.mu.Lock()
+		ids := make([]string, 0, len(f.enis))
+		for id := range f.enis {
+			ids = append(ids, id)
+		}
+		f.mu.Unlock()
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				return
+			}
+			f.mu.Lock()
+			f.enforceLocked(id)
+			f.mu.Unlock()
+		}
+	}
 }
 
 // latest is the newest policy known for the task's ENI (nil if none).
@@ -38,11 +70,17 @@ func (f *firewalls) latest(spec agentapi.TaskSpec) *agentapi.Firewall {
 	return &fw
 }
 
-// update records the policies of one poll and enforces the changed ones.
-// Policies of ENIs no longer listed are forgotten.
+// update records the policies of one poll and has run enforce the changed
+// ones. Policies of ENIs no longer listed are forgotten.
 func (f *firewalls) update(list []agentapi.Firewall) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer func() {
+		select {
+		case f.kick <- struct{}{}:
+		default:
+		}
+	}()
 	seen := make(map[string]bool, len(list))
 	for _, fw := range list {
 		seen[fw.ENIID] = true
@@ -55,9 +93,6 @@ func (f *firewalls) update(list []agentapi.Firewall) {
 		if !seen[id] {
 			delete(f.newest, id)
 		}
-	}
-	for id := range f.enis {
-		f.enforceLocked(id)
 	}
 }
 

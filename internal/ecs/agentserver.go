@@ -204,6 +204,9 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped && rec.Awsvpc != nil && !rec.Awsvpc.Released {
 		s.markReleased(r.Context(), key)
 	}
+	if err == nil && strings.HasPrefix(rec.Task.Group, "service:") {
+		s.wakeServices()
+	}
 	switch {
 	case err == nil, errors.Is(err, errStaleReport):
 		agentReply(w, struct{}{})

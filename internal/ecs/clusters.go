@@ -103,6 +103,7 @@ func (s *Service) withCounts(ctx context.Context, sc scope, c *Cluster) *Cluster
 		}
 		return nil
 	})
+	out.ActiveServicesCount = s.activeServices(ctx, sc, c.ClusterName)
 	if out.Statistics == nil {
 		out.Statistics = []KeyValuePair{}
 	}

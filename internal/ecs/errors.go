@@ -12,6 +12,8 @@ const (
 	codeAccessDenied         = "AccessDeniedException"
 	codeServer               = "ServerException"
 	codeResourceNotFound     = "ResourceNotFoundException"
+	codeServiceNotFound      = "ServiceNotFoundException"
+	codeServiceNotActive     = "ServiceNotActiveException"
 )
 
 func clientErr(format string, args ...any) error {
@@ -25,3 +27,5 @@ func invalidParam(format string, args ...any) error {
 func clusterNotFound() error {
 	return protocol.NewError(codeClusterNotFound, 400, "Cluster not found.")
 }
+
+func newErr(code, msg string) error { return protocol.NewError(code, 400, "%s", msg) }

@@ -40,16 +40,23 @@ type Config struct {
 	// Networks is the VPC control plane that awsvpc tasks get their network
 	// interfaces from (nil: tasks get none; unit tests of the API alone).
 	Networks Networks
+	// LoadBalancers is the load balancer control plane services register
+	// their tasks with (nil: services with loadBalancers are refused).
+	LoadBalancers LoadBalancers
+	// ServiceBackoff is the first delay before a service launches again after
+	// a task failed to start; it doubles per failure in a row (default 5s).
+	ServiceBackoff time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 }
 
 // Service implements the ECS API.
 type Service struct {
-	cfg   Config
-	st    *store.Store
-	log   *slog.Logger
-	place chan struct{} // wakes the placement controller
+	cfg     Config
+	st      *store.Store
+	log     *slog.Logger
+	place   chan struct{} // wakes the placement controller
+	svcWake chan struct{} // wakes the service scheduler
 }
 
 // New creates the ECS service.
@@ -66,7 +73,10 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1)}
+	if cfg.ServiceBackoff == 0 {
+		cfg.ServiceBackoff = 5 * time.Second
+	}
+	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1)}
 }
 
 // JSONService returns the ECS operations for the protocol router.
@@ -92,6 +102,11 @@ func (s *Service) JSONService() protocol.JSONService {
 			"TagResource":                s.tagResource,
 			"UntagResource":              s.untagResource,
 			"ListTagsForResource":        s.listTagsForResource,
+			"CreateService":              s.createService,
+			"UpdateService":              s.updateService,
+			"DeleteService":              s.deleteService,
+			"DescribeServices":           s.describeServices,
+			"ListServices":               s.listServices,
 		},
 	}
 }
@@ -99,10 +114,12 @@ func (s *Service) JSONService() protocol.JSONService {
 // AgentHandler serves the agent protocol under agentapi.PathPrefix.
 func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveAgent) }
 
-// Run runs the controllers (placement, stopped-task purge) until ctx ends.
+// Run runs the controllers (placement, stopped-task purge, service
+// scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); s.runServices(ctx) }()
 	go func() { defer wg.Done(); s.runPlacement(ctx) }()
 	go func() { defer wg.Done(); s.runPurge(ctx) }()
 	wg.Wait()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -47,31 +48,7 @@ func (s *Service) stopTask(ctx context.Context, body []byte) (any, error) {
 	key := taskKey(sc, cluster.ClusterName, taskID(in.Task))
 	now := s.cfg.Now()
 	rec, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
-		if r.Task.DesiredStatus == agentapi.StatusStopped {
-			return nil, nil
-		}
-		r.Task.DesiredStatus = agentapi.StatusStopped
-		r.Spec.DesiredStatus = agentapi.StatusStopped
-		if r.Task.StopCode == "" {
-			r.Task.StopCode = agentapi.StopUserInitiated
-			r.Task.StoppedReason = reason
-			r.Spec.StopCode, r.Spec.StoppedReason = r.Task.StopCode, reason
-		}
-		r.Task.Version++
-		if r.Node == "" {
-			// Never placed: nothing runs anywhere, so it is stopped now.
-			r.Task.LastStatus = agentapi.StatusStopped
-			r.Task.StoppingAt, r.Task.StoppedAt, r.Task.ExecutionStoppedAt = NewTime(now), NewTime(now), NewTime(now)
-			for i := range r.Task.Containers {
-				r.Task.Containers[i].LastStatus = agentapi.ContainerStopped
-			}
-			return []clientv3.Op{clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))}, nil
-		}
-		b, err := json.Marshal(r.Spec)
-		if err != nil {
-			return nil, err
-		}
-		return []clientv3.Op{clientv3.OpPut(store.Key("assign", r.Node, r.Spec.TaskID), string(b))}, nil
+		return stopRecord(r, agentapi.StopUserInitiated, reason, now)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidParam("The referenced task was not found.")
@@ -205,4 +182,36 @@ func (s *Service) listTasks(ctx context.Context, body []byte) (any, error) {
 		pg = []string{}
 	}
 	return map[string]any{"taskArns": pg, "nextToken": omitEmpty(next)}, nil
+}
+
+// stopRecord sets a task's desired status to STOPPED with a stop code and
+// reason (the first ones given stay), and returns the ops that tell its host;
+// a task never placed is stopped at once. StopTask and the service scheduler
+// both stop tasks through it.
+func stopRecord(r *taskRecord, code, reason string, now time.Time) ([]clientv3.Op, error) {
+	if r.Task.DesiredStatus == agentapi.StatusStopped {
+		return nil, nil
+	}
+	r.Task.DesiredStatus = agentapi.StatusStopped
+	r.Spec.DesiredStatus = agentapi.StatusStopped
+	if r.Task.StopCode == "" {
+		r.Task.StopCode = code
+		r.Task.StoppedReason = reason
+		r.Spec.StopCode, r.Spec.StoppedReason = r.Task.StopCode, reason
+	}
+	r.Task.Version++
+	if r.Node == "" {
+		// Never placed: nothing runs anywhere, so it is stopped now.
+		r.Task.LastStatus = agentapi.StatusStopped
+		r.Task.StoppingAt, r.Task.StoppedAt, r.Task.ExecutionStoppedAt = NewTime(now), NewTime(now), NewTime(now)
+		for i := range r.Task.Containers {
+			r.Task.Containers[i].LastStatus = agentapi.ContainerStopped
+		}
+		return []clientv3.Op{clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))}, nil
+	}
+	b, err := json.Marshal(r.Spec)
+	if err != nil {
+		return nil, err
+	}
+	return []clientv3.Op{clientv3.OpPut(store.Key("assign", r.Node, r.Spec.TaskID), string(b))}, nil
 }

@@ -128,21 +128,9 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if in.PlatformVersion != "" && in.PlatformVersion != "LATEST" && in.PlatformVersion != "1.4.0" {
 		return nil, invalidParam("The specified platform version does not exist. Use LATEST or 1.4.0.")
 	}
-	var vpc *AwsVpcConfiguration
-	if td.NetworkMode == "awsvpc" {
-		if in.NetworkConfiguration == nil || in.NetworkConfiguration.AwsvpcConfiguration == nil {
-			return nil, invalidParam("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
-		}
-		vpc = in.NetworkConfiguration.AwsvpcConfiguration
-		if len(vpc.Subnets) == 0 {
-			return nil, invalidParam("subnets can not be empty.")
-		}
-		if len(vpc.Subnets) > 16 || len(vpc.SecurityGroups) > 5 {
-			return nil, invalidParam("awsvpcConfiguration allows at most 16 subnets and 5 security groups.")
-		}
-		if p := vpc.AssignPublicIp; p != "" && p != "ENABLED" && p != "DISABLED" {
-			return nil, invalidParam("assignPublicIp must be ENABLED or DISABLED.")
-		}
+	vpc, err := awsvpcConfig(td, in.NetworkConfiguration)
+	if err != nil {
+		return nil, err
 	}
 	overrides := TaskOverride{ContainerOverrides: []ContainerOverride{}}
 	if in.Overrides != nil {
@@ -154,27 +142,19 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 			overrides.ContainerOverrides = []ContainerOverride{}
 		}
 	}
-	cpu, mem, err := taskSize(td, &overrides)
-	if err != nil {
+	if _, _, err := taskSize(td, &overrides); err != nil {
 		return nil, err
 	}
 	plan, err := s.resolveAwsvpc(ctx, sc, vpc)
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	recs, ops, err := s.newTasks(sc, cluster, td, &in, overrides, launchType, vpc, plan, count, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
 	tasks := make([]*Task, 0, count)
-	var ops []clientv3.Op
-	for i := 0; i < count; i++ {
-		rec := s.newTaskRecord(sc, cluster, td, &in, overrides, launchType, vpc, cpu, mem, now)
-		rec.Awsvpc = plan
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return nil, err
-		}
-		ops = append(ops,
-			clientv3.OpPut(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), string(b)),
-			clientv3.OpPut(store.Key("pending", rec.Spec.TaskID), rec.Task.TaskArn))
+	for _, rec := range recs {
 		tasks = append(tasks, &rec.Task)
 	}
 	if _, err := s.st.C.Txn(ctx).Then(ops...).Commit(); err != nil {
@@ -182,6 +162,55 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	}
 	s.wakePlacement()
 	return map[string]any{"tasks": tasks, "failures": []Failure{}}, nil
+}
+
+// awsvpcConfig checks the network configuration a task of td needs: an
+// awsvpc definition must have one, with subnets; other modes ignore it.
+func awsvpcConfig(td *TaskDefinition, nc *NetworkConfiguration) (*AwsVpcConfiguration, error) {
+	var vpc *AwsVpcConfiguration
+	if td.NetworkMode == "awsvpc" {
+		if nc == nil || nc.AwsvpcConfiguration == nil {
+			return nil, invalidParam("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+		}
+		vpc = nc.AwsvpcConfiguration
+		if len(vpc.Subnets) == 0 {
+			return nil, invalidParam("subnets can not be empty.")
+		}
+		if len(vpc.Subnets) > 16 || len(vpc.SecurityGroups) > 5 {
+			return nil, invalidParam("awsvpcConfiguration allows at most 16 subnets and 5 security groups.")
+		}
+		if p := vpc.AssignPublicIp; p != "" && p != "ENABLED" && p != "DISABLED" {
+			return nil, invalidParam("assignPublicIp must be ENABLED or DISABLED.")
+		}
+	}
+	return vpc, nil
+}
+
+// newTasks makes count task records of a resolved definition, overrides and
+// network plan, and the etcd ops that store them and queue them for
+// placement (RunTask and the service scheduler commit them in their own
+// transactions).
+func (s *Service) newTasks(sc scope, cluster *Cluster, td *TaskDefinition, in *runTaskInput, o TaskOverride,
+	launchType string, vpc *AwsVpcConfiguration, plan *awsvpcPlan, count int, now time.Time) ([]*taskRecord, []clientv3.Op, error) {
+	cpu, mem, err := taskSize(td, &o)
+	if err != nil {
+		return nil, nil, err
+	}
+	recs := make([]*taskRecord, 0, count)
+	var ops []clientv3.Op
+	for i := 0; i < count; i++ {
+		rec := s.newTaskRecord(sc, cluster, td, in, o, launchType, vpc, cpu, mem, now)
+		rec.Awsvpc = plan
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops = append(ops,
+			clientv3.OpPut(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), string(b)),
+			clientv3.OpPut(store.Key("pending", rec.Spec.TaskID), rec.Task.TaskArn))
+		recs = append(recs, rec)
+	}
+	return recs, ops, nil
 }
 
 // taskSize is the task's cpu units and memory MiB after overrides.

@@ -24,6 +24,7 @@ import (
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/elb"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/vpc"
@@ -144,9 +145,18 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	elbSvc, err := elb.New(elb.Config{Store: s.Store, Networks: vpcSvc, Logger: cfg.Logger.With("service", "elasticloadbalancing")})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
 		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc})
+	// ECS services get load balancers (ecs.Config.LoadBalancers) once the
+	// data plane reports target health: until then a target would stay
+	// "initial" and no rollout behind a load balancer could finish.
 	router.AddQueryService(vpcSvc.QueryService())
+	router.AddQueryService(elbSvc.QueryService())
 	router.AddJSONService(ecsSvc.JSONService())
 	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
@@ -158,7 +168,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}))
 
 	s.http = &http.Server{Handler: router, ReadHeaderTimeout: 30 * time.Second}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -168,6 +178,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	go func() {
 		defer s.wg.Done()
 		_ = ecsSvc.Run(runCtx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := elbSvc.Run(runCtx); err != nil && runCtx.Err() == nil {
+			cfg.Logger.Error("load balancer reconciler stopped", "err", err)
+		}
 	}()
 	go func() {
 		defer s.wg.Done()

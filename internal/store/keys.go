@@ -15,6 +15,7 @@ import "strings"
 //	├── vpc-scopes/<account>/<region>           the scope has VPC state (the firewall reconciler's full pass lists these)
 //	├── publicip/<ip>                           a public address leased to an ENI (global: the pool spans accounts)
 //	├── fw/<node-id>/<eni-id>                   the firewall of an ENI on a node (agentapi.Firewall; the agent watches its prefix)
+//	├── elb-scopes/<account>/<region>           the scope has ELB state (LoadBalancers and the drained-target reconciler list these)
 //	└── acct/<account>/<region>/
 //	    ├── clusters/<name>
 //	    ├── taskdefs/<family>/<revision %010d>
@@ -29,7 +30,13 @@ import "strings"
 //	    ├── vpc/sgs/<sg-id>                     a security group and its rules (rewritten when a rule references it)
 //	    ├── vpc/enis/<attachment-id>            a task's network interface, by its ECS attachment
 //	    ├── vpc/ipam/<subnet-id>/<ip>           an address of the subnet leased to an ENI
-//	    └── vpc/sg-members/<sg-id>/<attach-id>  an ENI in the group (DeleteSecurityGroup requires none)
+//	    ├── vpc/sg-members/<sg-id>/<attach-id>  an ENI in the group (DeleteSecurityGroup requires none)
+//	    ├── elb/cfg/seq                         bumped by every ELB configuration change (serialises them)
+//	    ├── elb/cfg/lb/<lb-id>                  a load balancer (id: the 16 hex digits ending its ARN)
+//	    ├── elb/cfg/tg/<tg-id>                  a target group with its health check and attributes
+//	    ├── elb/cfg/listener/<lb-id>/<id>       a listener with its default actions
+//	    ├── elb/cfg/rule/<listener-id>/<id>     a listener rule (the default rule lives in its listener)
+//	    └── elb/targets/<tg-id>/<ip>:<port>     a registered target, its health and deregistration time
 const Root = "/berth/v1/"
 
 // Key joins parts under Root with "/".

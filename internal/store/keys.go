@@ -16,11 +16,14 @@ import "strings"
 //	├── publicip/<ip>                           a public address leased to an ENI (global: the pool spans accounts)
 //	├── fw/<node-id>/<eni-id>                   the firewall of an ENI on a node (agentapi.Firewall; the agent watches its prefix)
 //	├── elb-scopes/<account>/<region>           the scope has ELB state (LoadBalancers and the drained-target reconciler list these)
+//	├── services/<account>/<region>/<cluster>/<name>  a service exists (the service scheduler walks these)
 //	└── acct/<account>/<region>/
 //	    ├── clusters/<name>
 //	    ├── taskdefs/<family>/<revision %010d>
 //	    ├── families/<family>                   last revision handed out
 //	    ├── tasks/<cluster>/<task-id>           the task as DescribeTasks shows it
+//	    ├── services/<cluster>/<name>           an ECS service with its deployments and events
+//	    ├── service-tasks/<cluster>/<name>/<id> the service's tasks (deleted when the scheduler has counted the stop)
 //	    ├── ecr/repos/<name>                    an ECR repository (its images live in the registry's storage)
 //	    ├── ecr/repo-policies/<name>            its repository policy
 //	    ├── ecr/lifecycle-previews/<name>       the policy of its last StartLifecyclePolicyPreview

@@ -58,6 +58,11 @@ func TestHostEgressInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
+	// A new namespace inherits the host's ip_forward (devconf_inherit_init_net
+	// 0), which is 1 on a host where berth enabled egress: start from 0.
+	if err := inNamespaceFd(fd, func() error { return setSysctl("net/ipv4/ip_forward", "0") }); err != nil {
+		t.Fatal(err)
+	}
 	saved := filepath.Join(t.TempDir(), "ip_forward.saved")
 	state := func() (forward string, table bool) {
 		t.Helper()

@@ -194,9 +194,17 @@ func reach(path, addr string) error {
 	return nil
 }
 
+// mustReach retries for a few seconds: on a loaded host (the e2e tests run
+// beside these) a first SYN can be lost and TCP resends it only after 1 s.
 func mustReach(t testing.TB, from *Sandbox, addr string) {
 	t.Helper()
-	if err := reach(from.path, addr); err != nil {
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err = reach(from.path, addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("%s cannot reach %s: %v", from.Name, addr, err)
 	}
 }

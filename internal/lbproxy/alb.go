@@ -1,0 +1,260 @@
+package lbproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// serverHeader is the Server header of ALB's own answers.
+const serverHeader = "awselb/2.0"
+
+// proxyCtxKey carries a *proxyReq through the reverse proxy.
+type proxyCtxKey struct{}
+
+// proxyReq is one proxied request's state.
+type proxyReq struct {
+	t        *target
+	timer    *time.Timer // the idle (response header) timeout
+	timedOut atomic.Bool
+	port     string // listener port the client connected to
+	clientIP netip.Addr
+}
+
+// ServeHTTP is the ALB: rules, then the action.
+func (rl *runningListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isH2CUpgrade(r) {
+		rl.serveH2CUpgrade(w, r)
+		return
+	}
+	rl.serveRouted(w, r)
+}
+
+// serveRouted evaluates the rules and runs the chosen action.
+func (rl *runningListener) serveRouted(w http.ResponseWriter, r *http.Request) {
+	rt := rl.route.Load()
+	ri := &requestInfo{r: r, clientIP: remoteIP(r)}
+	act := rt.defaults
+rules:
+	for i := range rt.rules {
+		for _, m := range rt.rules[i].conds {
+			if !m(ri) {
+				continue rules
+			}
+		}
+		act = rt.rules[i].action
+		break
+	}
+	switch act.typ {
+	case ActionFixedResponse:
+		writeFixed(w, act)
+	case ActionRedirect:
+		writeRedirect(w, r, act.redirect, localPort(r))
+	default:
+		rl.e.forward(w, r, rt, act, ri.clientIP)
+	}
+}
+
+// forward proxies r to a target of one of the action's target groups.
+func (e *Engine) forward(w http.ResponseWriter, r *http.Request, rt *route, act *compiledAction, clientIP netip.Addr) {
+	tg := act.pickTG(rand.Uint64())
+	t, err := tg.pick(nil)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable)
+		return
+	}
+	defer t.release()
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(t.ctx, cancel) // the target is gone: abort
+	defer stop()
+	pr := &proxyReq{t: t, port: localPort(r), clientIP: clientIP}
+	pr.timer = time.AfterFunc(rt.idleTimeout, func() {
+		pr.timedOut.Store(true)
+		cancel()
+	})
+	defer pr.timer.Stop()
+	e.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyCtxKey{}, pr)))
+}
+
+func (e *Engine) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(p *httputil.ProxyRequest) {
+			pr := p.In.Context().Value(proxyCtxKey{}).(*proxyReq)
+			p.Out.URL.Scheme = "http"
+			p.Out.URL.Host = pr.t.addr
+			p.Out.Host = p.In.Host
+			h := p.Out.Header
+			xff := pr.clientIP.String()
+			if prior := p.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+				xff = strings.Join(prior, ", ") + ", " + xff
+			}
+			h.Set("X-Forwarded-For", xff)
+			h.Set("X-Forwarded-Proto", "http")
+			h.Set("X-Forwarded-Port", pr.port)
+			if h.Get("X-Amzn-Trace-Id") == "" {
+				h.Set("X-Amzn-Trace-Id", newTraceID(time.Now()))
+			}
+		},
+		Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			pr := req.Context().Value(proxyCtxKey{}).(*proxyReq)
+			return pr.t.transport.RoundTrip(req)
+		}),
+		ModifyResponse: func(resp *http.Response) error {
+			pr := resp.Request.Context().Value(proxyCtxKey{}).(*proxyReq)
+			pr.timer.Stop() // headers arrived in time
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			pr := r.Context().Value(proxyCtxKey{}).(*proxyReq)
+			code := http.StatusBadGateway
+			var ne net.Error
+			switch {
+			case pr.timedOut.Load(), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+				code = http.StatusGatewayTimeout
+			case r.Context().Err() != nil && pr.t.ctx.Err() == nil:
+				// The client went away: nobody to answer (ALB logs 460).
+				return
+			}
+			e.log.Debug("target request failed", "target", pr.t.addr, "status", code, "err", err)
+			writeError(w, code)
+		},
+		BufferPool: &e.bufPool,
+		ErrorLog:   slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// bufferPool is httputil.BufferPool over sync.Pool.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+// newTraceID is an X-Amzn-Trace-Id value: Root=1-<epoch hex>-<96 random bits>.
+func newTraceID(now time.Time) string {
+	return fmt.Sprintf("Root=1-%08x-%08x%016x", uint32(now.Unix()), rand.Uint32(), rand.Uint64())
+}
+
+// remoteIP is the client's address (not X-Forwarded-For).
+func remoteIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// localPort is the listener port the request arrived on.
+func localPort(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, p, err := net.SplitHostPort(a.String()); err == nil {
+			return p
+		}
+	}
+	return "80"
+}
+
+// errorPage is the body of ALB's own error answers.
+func errorPage(code int) string {
+	st := strconv.Itoa(code) + " " + http.StatusText(code)
+	return "<html>\r\n<head><title>" + st + "</title></head>\r\n<body>\r\n<center><h1>" + st +
+		"</h1></center>\r\n</body>\r\n</html>\r\n"
+}
+
+func writeError(w http.ResponseWriter, code int) {
+	body := errorPage(code)
+	h := w.Header()
+	h.Set("Server", serverHeader)
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+func writeFixed(w http.ResponseWriter, a *compiledAction) {
+	ct := a.fixed.ContentType
+	if ct == "" {
+		ct = "text/plain"
+	}
+	h := w.Header()
+	h.Set("Server", serverHeader)
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(a.fixed.MessageBody)))
+	w.WriteHeader(a.fixedSC)
+	_, _ = w.Write([]byte(a.fixed.MessageBody))
+}
+
+// writeRedirect answers with ELBv2's redirect: each URI component is the
+// configured one with #{...} placeholders expanded, or the request's own.
+func writeRedirect(w http.ResponseWriter, r *http.Request, rd *Redirect, port string) {
+	loc := redirectLocation(r, rd, port)
+	code := http.StatusFound
+	if rd.StatusCode == "HTTP_301" {
+		code = http.StatusMovedPermanently
+	}
+	h := w.Header()
+	h.Set("Server", serverHeader)
+	h.Set("Location", loc)
+	h.Set("Content-Type", "text/html")
+	body := errorPage(code)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+func redirectLocation(r *http.Request, rd *Redirect, port string) string {
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	repl := strings.NewReplacer(
+		"#{protocol}", "HTTP",
+		"#{host}", hostOnly(r.Host),
+		"#{port}", port,
+		"#{path}", strings.TrimPrefix(path, "/"), // the default path is "/#{path}"
+		"#{query}", r.URL.RawQuery,
+	)
+	or := func(v, def string) string {
+		if v == "" {
+			return repl.Replace(def)
+		}
+		return repl.Replace(v)
+	}
+	proto := strings.ToLower(or(rd.Protocol, "#{protocol}"))
+	host := or(rd.Host, "#{host}")
+	p := or(rd.Port, "#{port}")
+	newPath := or(rd.Path, "/#{path}")
+	newPath = "/" + strings.TrimLeft(newPath, "/")
+	query := or(rd.Query, "#{query}")
+	u := proto + "://" + host
+	if !(proto == "http" && p == "80") && !(proto == "https" && p == "443") {
+		u += ":" + p
+	}
+	u += newPath
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}

@@ -118,6 +118,8 @@ type TasksResponse struct {
 	Known    []KnownState `json:"known"`
 	// Firewalls are the security-group policies of the ENIs on the node.
 	Firewalls []Firewall `json:"firewalls,omitempty"`
+	// LoadBalancers are the load balancers placed on the node.
+	LoadBalancers []LoadBalancerSpec `json:"loadBalancers,omitempty"`
 }
 
 // KnownState is what the control plane last accepted from the agent for a task,

@@ -10,12 +10,14 @@ import (
 // firewalls keeps each ENI on this host enforcing the newest security-group
 // policy the control plane has computed for it. Policies arrive with every
 // long poll; an ENI is enforced from when its sandbox exists (attached) until
-// it is torn down (detached). A policy that arrives while a sandbox is being
-// made is applied as soon as it is attached, so none is ever missed.
+// it is torn down (detached). A sandbox is made with the newest policy known
+// then; a newer one that arrives meanwhile is applied once it is attached, so
+// none is ever missed.
 //
-// Updates are applied by one worker (run), not by the poll loop: a new
-// member of a group changes the policy of every ENI in it, and applying
-// dozens of policies must not delay the next task's hand-off.
+// One worker (run) applies every update, outside the lock: a new member of a
+// group changes the policy of every ENI in it, and applying dozens of them
+// must neither delay the poll loop nor the next task's sandbox, and a single
+// applier keeps an ENI's policies in order.
 type firewalls struct {
 	a    *Agent
 	kick chan struct{} // wakes run: newer policies are waiting
@@ -39,20 +41,51 @@ func (f *firewalls) run(ctx context.Context) {
 			return
 		case <-f.kick:
 		}
-		f.mu.Lock()
-		ids := make([]string, 0, len(f.enis))
-		for id := range f.enis {
-			ids = append(ids, id)
-		}
-		f.mu.Unlock()
-		for _, id := range ids {
+		for _, j := range f.pending() {
 			if ctx.Err() != nil {
 				return
 			}
-			f.mu.Lock()
-			f.enforceLocked(id)
-			f.mu.Unlock()
+			if err := f.a.cfg.Sandboxes.ApplyFirewall(j.spec, j.fw); err != nil {
+				f.a.log.Warn("apply firewall", "task", j.spec.TaskID, "eni", j.fw.ENIID, "err", err)
+				continue
+			}
+			f.done(j.fw)
 		}
+	}
+}
+
+type fwJob struct {
+	spec agentapi.TaskSpec
+	fw   agentapi.Firewall
+}
+
+// pending lists the attached ENIs whose newest policy is not enforced yet.
+func (f *firewalls) pending() []fwJob {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var jobs []fwJob
+	for id, spec := range f.enis {
+		fw, known := f.newest[id]
+		if rev, done := f.applied[id]; known && (!done || rev < fw.Revision) {
+			jobs = append(jobs, fwJob{spec: spec, fw: fw})
+		}
+	}
+	return jobs
+}
+
+// done records that fw is enforced (unless its ENI went meanwhile).
+func (f *firewalls) done(fw agentapi.Firewall) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.enis[fw.ENIID]; ok && f.applied[fw.ENIID] < fw.Revision {
+		f.applied[fw.ENIID] = fw.Revision
+	}
+}
+
+func (f *firewalls) wake() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -70,17 +103,10 @@ func (f *firewalls) latest(spec agentapi.TaskSpec) *agentapi.Firewall {
 	return &fw
 }
 
-// update records the policies of one poll and has run enforce the changed
-// ones. Policies of ENIs no longer listed are forgotten.
+// update records the policies of one poll and wakes the worker. Policies of
+// ENIs no longer listed are forgotten.
 func (f *firewalls) update(list []agentapi.Firewall) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	defer func() {
-		select {
-		case f.kick <- struct{}{}:
-		default:
-		}
-	}()
 	seen := make(map[string]bool, len(list))
 	for _, fw := range list {
 		seen[fw.ENIID] = true
@@ -94,22 +120,24 @@ func (f *firewalls) update(list []agentapi.Firewall) {
 			delete(f.newest, id)
 		}
 	}
+	f.mu.Unlock()
+	f.wake()
 }
 
 // attached starts enforcing the task's ENI: its sandbox now exists, made
 // with policy used (nil: none yet). A newer policy that arrived meanwhile is
-// applied now.
+// applied by the worker.
 func (f *firewalls) attached(spec agentapi.TaskSpec, used *agentapi.Firewall) {
 	if spec.ENI == nil {
 		return
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.enis[spec.ENI.ID] = spec
 	if used != nil {
 		f.applied[spec.ENI.ID] = used.Revision
 	}
-	f.enforceLocked(spec.ENI.ID)
+	f.mu.Unlock()
+	f.wake()
 }
 
 // detached stops enforcing the task's ENI: its sandbox is going away.
@@ -121,22 +149,4 @@ func (f *firewalls) detached(spec agentapi.TaskSpec) {
 	defer f.mu.Unlock()
 	delete(f.enis, spec.ENI.ID)
 	delete(f.applied, spec.ENI.ID)
-}
-
-// enforceLocked applies the newest policy of an attached ENI if it is newer
-// than the one enforced.
-func (f *firewalls) enforceLocked(eniID string) {
-	spec, ok := f.enis[eniID]
-	fw, known := f.newest[eniID]
-	if !ok || !known {
-		return
-	}
-	if rev, done := f.applied[eniID]; done && rev >= fw.Revision {
-		return
-	}
-	if err := f.a.cfg.Sandboxes.ApplyFirewall(spec, fw); err != nil {
-		f.a.log.Warn("apply firewall", "task", spec.TaskID, "eni", eniID, "err", err)
-		return
-	}
-	f.applied[eniID] = fw.Revision
 }

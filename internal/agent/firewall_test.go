@@ -73,6 +73,9 @@ func TestFirewallsFollowTheNewestPolicy(t *testing.T) {
 	used := a.fw.latest(spec2) // nil: none yet
 	a.fw.update([]agentapi.Firewall{fw(7), {ENIID: "eni-2", Revision: 3}})
 	a.fw.attached(spec2, used)
+	for deadline := time.Now().Add(5 * time.Second); len(sb.revisions("eni-2")) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := sb.revisions("eni-2"); len(got) != 1 || got[0] != 3 {
 		t.Fatalf("eni-2 applied %v, want [3]", got)
 	}

@@ -54,6 +54,7 @@ type ControlPlane interface {
 	Tasks(ctx context.Context, node string, since int64, wait time.Duration) (agentapi.TasksResponse, error)
 	Report(ctx context.Context, r agentapi.StateReport) error
 	RegistryAuth(ctx context.Context, r agentapi.RegistryAuthRequest) (agentapi.RegistryAuth, error)
+	TargetHealth(ctx context.Context, r agentapi.TargetHealthReport) error
 }
 
 // Config configures an agent.
@@ -68,6 +69,12 @@ type Config struct {
 	PollWait time.Duration
 	// Metrics, if set, times the agent's steps (see Metrics).
 	Metrics *Metrics
+	// HostsFile is where the load balancers' DNS names are kept (default
+	// /etc/hosts, see hosts.go).
+	HostsFile string
+	// LBNetwork is how load balancers reach their VPCs (default the
+	// host's, internal/netns).
+	LBNetwork LBNetwork
 }
 
 // Agent runs the tasks placed on one host.
@@ -80,7 +87,8 @@ type Agent struct {
 	done  map[string]bool         // tasks that reached STOPPED here
 	wg    sync.WaitGroup
 
-	fw *firewalls
+	fw  *firewalls
+	lbs *lbRunner
 }
 
 // New creates an agent.
@@ -94,6 +102,7 @@ func New(cfg Config) *Agent {
 	cfg = cfg.Metrics.instrument(cfg)
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
 	a.fw = newFirewalls(a)
+	a.lbs = newLBRunner(a)
 	return a
 }
 
@@ -120,9 +129,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.heartbeat(ctx, hb) }()
 	go func() { defer wg.Done(); a.fw.run(ctx) }()
+	go func() { defer wg.Done(); a.lbs.run(ctx) }()
 	defer wg.Wait()
 	defer a.wg.Wait()
 
@@ -141,6 +151,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		since = resp.Revision
 		a.fw.update(resp.Firewalls)
+		a.lbs.update(resp.LoadBalancers)
 		a.reconcile(ctx, resp, byTask)
 		if first {
 			a.collectOrphans(ctx, resp, byTask)

@@ -353,3 +353,5 @@ func TestContainerID(t *testing.T) {
 		t.Fatalf("short id %q", id)
 	}
 }
+
+func (s *fakeServer) TargetHealth(context.Context, agentapi.TargetHealthReport) error { return nil }

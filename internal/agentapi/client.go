@@ -108,3 +108,9 @@ func (c *Client) RegistryAuth(ctx context.Context, r RegistryAuthRequest) (Regis
 	err := c.do(ctx, http.MethodPost, PathRegistry, r, &out)
 	return out, err
 }
+
+// TargetHealth reports the health of the targets of one load balancer the
+// node runs.
+func (c *Client) TargetHealth(ctx context.Context, r TargetHealthReport) error {
+	return c.do(ctx, http.MethodPost, PathTargetHealth, r, nil)
+}

@@ -123,7 +123,8 @@ func removeVPC(vpcID string) error {
 	return err
 }
 
-// PruneVPCs deletes every VPC namespace on the host that has no ENI left,
+// PruneVPCs deletes every VPC namespace on the host that has no ENI and no
+// VPC address (AddVPCAddress) left,
 // e.g. because its tasks' sandboxes were deleted while no agent was
 // running, each under its lock, as DetachENI of its last ENI does. A VPC
 // namespace some process is attaching to is never empty under the lock.
@@ -143,7 +144,7 @@ func PruneVPCs() error {
 	return errors.Join(errs...)
 }
 
-// pruneVPC deletes the VPC's namespace if it has no ENI.
+// pruneVPC deletes the VPC's namespace if it has no ENI and no address.
 func pruneVPC(vpcID string) error {
 	lk, err := lockVPC(vpcID)
 	if err != nil {
@@ -159,9 +160,9 @@ func pruneVPC(vpcID string) error {
 		lk.release(false)
 		return err
 	}
-	enis, err := v.enis()
+	n, err := v.users()
 	v.close()
-	if err != nil || len(enis) > 0 {
+	if err != nil || n > 0 {
 		lk.release(false)
 		return err
 	}

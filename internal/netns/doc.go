@@ -13,6 +13,7 @@
 //	├─ berth-vpc-<vpc id>  (a VPC's router, /var/run/netns/berth-vpc-<vpc id>)
 //	│    uplink  169.254.64.x+2/30 ───┘   default route via the host side
 //	│    lo      169.254.170.2/32          task metadata address (served by a later issue)
+//	│            address/32 "lo:berth-lb"  load balancers' addresses in the VPC (vpcaddr.go)
 //	│    br<12 hex>  gateway/prefix        one bridge per subnet ("br" + hash of the subnet id)
 //	│      └ eni<12 hex>                   VPC end of each ENI ("eni" + hash of the ENI id)
 //	│    inet berth-vpc                    NAT egress for ENIs in set @nat, nothing else out or in
@@ -37,6 +38,7 @@
 //	sandbox.go   task sandboxes (named namespaces)
 //	vpc.go       VPC namespaces, bridges, names and aliases
 //	eni.go       AttachENI, DetachENI
+//	vpcaddr.go   the VPC namespace's own addresses (AddVPCAddress, DialInVPCFrom)
 //	uplink.go    uplinks, host egress
 //	vpcnft.go    the VPC namespace's nftables (NAT egress, source check)
 //	firewall.go  security groups in the sandbox (ApplyFirewall)

@@ -183,9 +183,9 @@ func attachVPCSide(sb *Sandbox, sbh *netlink.Handle, cfg ENIConfig) (*vpcNS, int
 	index, err := v.attachENILink(sb, sbh, cfg)
 	if err != nil {
 		// Do not leave a VPC namespace that no ENI will ever detach from.
-		enis, lerr := v.enis()
+		n, lerr := v.users()
 		v.close()
-		if lerr == nil && len(enis) == 0 {
+		if lerr == nil && n == 0 {
 			err = errors.Join(err, teardownVPC(cfg.VpcID))
 		}
 		return nil, 0, err
@@ -300,7 +300,8 @@ func fixENILink(v *vpcNS, sbh *netlink.Handle, vl, eth0 netlink.Link, br int, al
 // DetachENI removes an ENI: its VPC end is taken off the VPC at once (set
 // down and out of the VPC's sets) and deleted, and the sandbox's eth0, its
 // address and routes go with it. When it was the VPC's last ENI on this
-// host, the VPC namespace is deleted too (listeners opened in it by
+// host and it holds no VPC address (AddVPCAddress), the VPC namespace is
+// deleted too (listeners opened in it by
 // ListenInVPC closed, uplink deleted, namespace unmounted). It is
 // idempotent, and safe to call while other tasks of the VPC attach: the
 // deletion itself, which the kernel makes take 10 to 20 ms, runs after the
@@ -381,16 +382,16 @@ func (v *vpcNS) takeOff(eniID string) (netlink.Link, int, error) {
 			return nil, 0, fmt.Errorf("mark %s detached: %w", name, err)
 		}
 	}
-	enis, err := v.enis()
+	n, err := v.users()
 	if err != nil {
 		return nil, 0, err
 	}
-	if len(enis) > 0 {
+	if n > 0 {
 		if err := v.syncTables(false); err != nil {
 			return nil, 0, err
 		}
 	}
-	return vl, len(enis), nil
+	return vl, n, nil
 }
 
 // deleteLink deletes l (nil: nothing); a link already gone is not an error.

@@ -145,16 +145,15 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	elbSvc, err := elb.New(elb.Config{Store: s.Store, Networks: vpcSvc, Logger: cfg.Logger.With("service", "elasticloadbalancing")})
+	elbSvc, err := elb.New(elb.Config{Store: s.Store, Networks: vpcSvc, Logger: cfg.Logger.With("service", "elasticloadbalancing"),
+		Nodes: nodeLister(s.Store), ENIs: vpcSvc, Firewall: vpcSvc, PublicPool: elb.DefaultPublicPool})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
-		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc})
-	// ECS services get load balancers (ecs.Config.LoadBalancers) once the
-	// data plane reports target health: until then a target would stay
-	// "initial" and no rollout behind a load balancer could finish.
+		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc,
+		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth})
 	router.AddQueryService(vpcSvc.QueryService())
 	router.AddQueryService(elbSvc.QueryService())
 	router.AddJSONService(ecsSvc.JSONService())

@@ -1,7 +1,6 @@
 package ecs
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -49,6 +48,8 @@ func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {
 		s.agentReport(w, r)
 	case r.URL.Path == agentapi.PathRegistry && r.Method == http.MethodPost:
 		s.agentRegistryAuth(w, r)
+	case r.URL.Path == agentapi.PathTargetHealth && r.Method == http.MethodPost:
+		s.agentTargetHealth(w, r)
 	default:
 		agentError(w, http.StatusNotFound, "no such agent call: "+r.Method+" "+r.URL.Path)
 	}
@@ -112,25 +113,17 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	if err != nil || wait <= 0 || wait > time.Minute {
 		wait = 30 * time.Second
 	}
-	prefix, fwPrefix := store.Prefix("assign", node), store.Prefix("fw", node)
+	prefix, fwPrefix, lbPrefix := store.Prefix("assign", node), store.Prefix("fw", node), store.Prefix("lbs", node)
 	if since > 0 {
-		wctx, cancel := context.WithTimeout(r.Context(), wait)
-		wctx = clientv3.WithRequireLeader(wctx)
-		tasksCh := s.st.C.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(since+1))
-		fwCh := s.st.C.Watch(wctx, fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(since+1))
-		select {
-		case <-tasksCh:
-		case <-fwCh:
-		case <-wctx.Done():
-		}
-		cancel()
+		s.hub.wait(r.Context(), node, since, wait)
 		if r.Context().Err() != nil {
 			return
 		}
 	}
-	// One read of both prefixes, at one revision.
+	// One read of the three prefixes, at one revision.
 	snap, err := s.st.C.Txn(r.Context()).Then(
-		clientv3.OpGet(prefix, clientv3.WithPrefix()), clientv3.OpGet(fwPrefix, clientv3.WithPrefix())).Commit()
+		clientv3.OpGet(prefix, clientv3.WithPrefix()), clientv3.OpGet(fwPrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(lbPrefix, clientv3.WithPrefix())).Commit()
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -144,7 +137,15 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 			firewalls = append(firewalls, fw)
 		}
 	}
-	out := agentapi.TasksResponse{Revision: resp.Header.Revision, Tasks: []agentapi.TaskSpec{}, Known: []agentapi.KnownState{}, Firewalls: firewalls}
+	var lbs []agentapi.LoadBalancerSpec
+	for _, kv := range snap.Responses[2].GetResponseRange().Kvs {
+		var lb agentapi.LoadBalancerSpec
+		if json.Unmarshal(kv.Value, &lb) == nil {
+			lbs = append(lbs, lb)
+		}
+	}
+	out := agentapi.TasksResponse{Revision: resp.Header.Revision, Tasks: []agentapi.TaskSpec{}, Known: []agentapi.KnownState{},
+		Firewalls: firewalls, LoadBalancers: lbs}
 	var gets []clientv3.Op
 	for _, kv := range resp.Kvs {
 		var spec agentapi.TaskSpec
@@ -327,4 +328,30 @@ func (s *Service) agentRegistryAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	agentReply(w, agentapi.RegistryAuth{Username: "AWS", Password: pw, ExpiresAt: exp, Hosts: []string{r.Host}})
+}
+
+// agentTargetHealth applies a host's health report of the targets of a load
+// balancer it runs; only the node the load balancer is placed on
+// (lbs/<node>/<lb-id>) may report.
+func (s *Service) agentTargetHealth(w http.ResponseWriter, r *http.Request) {
+	var rep agentapi.TargetHealthReport
+	if err := decodeAgent(r, &rep); err != nil || rep.NodeID == "" || rep.LoadBalancerARN == "" {
+		agentError(w, http.StatusBadRequest, "a target-health report needs a nodeId and a loadBalancerArn")
+		return
+	}
+	if s.cfg.TargetHealth == nil {
+		agentError(w, http.StatusNotFound, "this control plane takes no target health reports")
+		return
+	}
+	id := rep.LoadBalancerARN[strings.LastIndex(rep.LoadBalancerARN, "/")+1:]
+	var spec agentapi.LoadBalancerSpec
+	if _, err := s.st.Get(r.Context(), store.Key("lbs", rep.NodeID, id), &spec); err != nil || spec.ARN != rep.LoadBalancerARN {
+		agentError(w, http.StatusForbidden, "load balancer "+rep.LoadBalancerARN+" is not placed on node "+rep.NodeID)
+		return
+	}
+	if err := s.cfg.TargetHealth(r.Context(), rep); err != nil {
+		agentError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	agentReply(w, struct{}{})
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -43,6 +44,10 @@ type Config struct {
 	// LoadBalancers is the load balancer control plane services register
 	// their tasks with (nil: services with loadBalancers are refused).
 	LoadBalancers LoadBalancers
+	// TargetHealth applies an agent's health report of the targets of a
+	// load balancer placed on its node (nil: reports are refused). The
+	// agent server has checked that the load balancer is placed there.
+	TargetHealth func(ctx context.Context, r agentapi.TargetHealthReport) error
 	// ServiceBackoff is the first delay before a service launches again after
 	// a task failed to start; it doubles per failure in a row (default 5s).
 	ServiceBackoff time.Duration
@@ -57,6 +62,7 @@ type Service struct {
 	log     *slog.Logger
 	place   chan struct{} // wakes the placement controller
 	svcWake chan struct{} // wakes the service scheduler
+	hub     *nodeHub      // wakes agents' long polls
 }
 
 // New creates the ECS service.
@@ -76,7 +82,8 @@ func New(cfg Config) *Service {
 	if cfg.ServiceBackoff == 0 {
 		cfg.ServiceBackoff = 5 * time.Second
 	}
-	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1)}
+	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
+		hub: newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs"))}
 }
 
 // JSONService returns the ECS operations for the protocol router.
@@ -118,7 +125,8 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); s.hub.run(ctx) }()
 	go func() { defer wg.Done(); s.runServices(ctx) }()
 	go func() { defer wg.Done(); s.runPlacement(ctx) }()
 	go func() { defer wg.Done(); s.runPurge(ctx) }()

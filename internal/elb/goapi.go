@@ -387,10 +387,19 @@ func (s *Service) scopes(ctx context.Context) ([]scope, error) {
 }
 
 // Run deletes drained targets (deregistered longer ago than their group's
-// deregistration delay) every Config.ReconcileInterval until ctx ends. It is
+// deregistration delay) every Config.ReconcileInterval until ctx ends and,
+// with Config.Nodes and Config.ENIs, runs placement (placement.go). It is
 // safe to run on several replicas at once. DescribeTargetHealth hides
 // drained targets already, so this only keeps etcd tidy.
 func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.Nodes != nil && s.cfg.ENIs != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			s.runPlacement(ctx)
+		}()
+	}
 	tick := time.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()
 	for {

@@ -26,6 +26,8 @@ import (
 // and globally:
 //
 //	elb-scopes/<account>/<region>   the scope has ELB state (the reconciler and LoadBalancers list these)
+//	lbs/<node>/<lb-id>              agentapi.LoadBalancerSpec of a load balancer placed on a node (the agent watches its prefix)
+//	lbaddr/<ip>                     addrLease: a public address leased to a load balancer (created only if absent)
 //
 // Consistency: a change reads the whole cfg/ directory in one request (one
 // revision), requires seq to be unchanged when it commits and rewrites seq,
@@ -72,6 +74,9 @@ type lbRecord struct {
 	SecurityGroups []string          `json:"securityGroups,omitempty"`
 	Tags           []tag             `json:"tags,omitempty"`
 	Created        time.Time         `json:"created"`
+	// Placement is where the load balancer runs (placement.go); nil until
+	// it is placed.
+	Placement *lbPlacement `json:"placement,omitempty"`
 }
 
 type subnetPlacement struct {

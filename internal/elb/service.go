@@ -8,11 +8,15 @@
 // as targets and read their health (RegisterTargets, DeregisterTargets,
 // TargetHealth, TargetGroup); gives the future data plane a snapshot of every
 // load balancer to build its proxies from (LoadBalancers) and a way to report
-// health (SetTargetHealth); and runs a reconciler (Run) that deletes targets
-// once their deregistration delay has passed. It does not proxy traffic.
+// health (SetTargetHealth, ReportTargetHealth); and runs reconcilers (Run)
+// that delete targets once their deregistration delay has passed and place
+// load balancers on nodes (placement.go: node, public address, ENIs and the
+// agentapi.LoadBalancerSpec the node's agent runs). It does not proxy
+// traffic.
 //
 // A load balancer is "provisioning" for Config.ProvisioningTime after it is
-// created and "active" after, computed when it is read. Its DNSName,
+// created and, when placement runs, until it is placed; "active" after,
+// computed when it is read. Its DNSName,
 // NAME-<10 digits>.REGION.elb.localhost (internal-NAME-… for an internal
 // one), is resolved on the host by the data plane, not here.
 //
@@ -29,6 +33,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -77,6 +82,20 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// Nodes lists the registered agent nodes load balancers may be placed
+	// on. With Nodes and ENIs set, Run also places load balancers
+	// (placement.go); without, they are never placed and turn "active"
+	// after ProvisioningTime.
+	Nodes func(ctx context.Context) ([]string, error)
+	// ENIs gives placed load balancers their network interfaces.
+	ENIs ENIs
+	// Firewall resolves load balancers' security groups into the ingress
+	// rules of their specs (nil: specs carry no ingress of groups).
+	Firewall GroupIngress
+	// PublicPool is where load balancers' public addresses come from
+	// (default DefaultPublicPool); its network address and first address
+	// are never handed out.
+	PublicPool netip.Prefix
 }
 
 // Service implements the ELBv2 API and its Go API.
@@ -107,6 +126,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if !cfg.PublicPool.IsValid() {
+		cfg.PublicPool = DefaultPublicPool
+	}
+	if !cfg.PublicPool.Addr().Is4() || cfg.PublicPool.Bits() > 30 {
+		return nil, fmt.Errorf("new elb service: public pool %s: need an IPv4 prefix of /30 or larger", cfg.PublicPool)
+	}
+	cfg.PublicPool = cfg.PublicPool.Masked()
 	return &Service{cfg: cfg, st: cfg.Store, net: cfg.Networks, log: cfg.Logger}, nil
 }
 

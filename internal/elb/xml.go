@@ -256,9 +256,10 @@ func dnsName(sc scope, lb *lbRecord) string {
 	return name
 }
 
-// lbState is provisioning until ProvisioningTime after creation.
+// lbState is provisioning until ProvisioningTime after creation and, when
+// placement runs, until the load balancer is placed.
 func (s *Service) lbState(lb *lbRecord) string {
-	if s.cfg.Now().Sub(lb.Created) < s.cfg.ProvisioningTime {
+	if s.cfg.Now().Sub(lb.Created) < s.cfg.ProvisioningTime || s.cfg.Nodes != nil && s.cfg.ENIs != nil && !placed(lb) {
 		return "provisioning"
 	}
 	return "active"

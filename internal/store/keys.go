@@ -16,6 +16,8 @@ import "strings"
 //	├── publicip/<ip>                           a public address leased to an ENI (global: the pool spans accounts)
 //	├── fw/<node-id>/<eni-id>                   the firewall of an ENI on a node (agentapi.Firewall; the agent watches its prefix)
 //	├── elb-scopes/<account>/<region>           the scope has ELB state (LoadBalancers and the drained-target reconciler list these)
+//	├── lbs/<node-id>/<lb-id>                   a load balancer placed on a node (agentapi.LoadBalancerSpec; the agent watches its prefix)
+//	├── lbaddr/<ip>                             a public address leased to a load balancer (global: the pool spans accounts)
 //	├── services/<account>/<region>/<cluster>/<name>  a service exists (the service scheduler walks these)
 //	└── acct/<account>/<region>/
 //	    ├── clusters/<name>

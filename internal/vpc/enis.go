@@ -356,3 +356,27 @@ func (s *Service) ReleaseENI(ctx context.Context, account, region, attachmentID 
 		"eni", released.ID, "ip", released.PrivateIP)
 	return nil
 }
+
+// SetENIDescription sets the description DescribeNetworkInterfaces shows
+// for an interface: load balancers name theirs "ELB app/NAME/ID". An
+// interface that does not exist is not an error.
+func (s *Service) SetENIDescription(ctx context.Context, account, region, attachmentID, description string) error {
+	sc := newScope(account, region)
+	err := s.update(ctx, "set eni description", func(t *txn) error {
+		rec, rev, found, err := get[eniRecord](ctx, s.st, sc.eniKey(attachmentID))
+		if err != nil {
+			return err
+		}
+		if !found || rec.Description == description {
+			return errReleased
+		}
+		rec.Description = description
+		t.ifRev(sc.eniKey(attachmentID), rev)
+		t.put(sc.eniKey(attachmentID), rec)
+		return nil
+	})
+	if errors.Is(err, errReleased) {
+		return nil
+	}
+	return err
+}

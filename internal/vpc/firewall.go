@@ -2,6 +2,7 @@ package vpc
 
 import (
 	"cmp"
+	"context"
 	"slices"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -85,4 +86,37 @@ func sameRules(a, b []agentapi.FirewallRule) bool {
 	return slices.EqualFunc(a, b, func(x, y agentapi.FirewallRule) bool {
 		return x.Protocol == y.Protocol && x.FromPort == y.FromPort && x.ToPort == y.ToPort && slices.Equal(x.CIDRs, y.CIDRs)
 	})
+}
+
+// GroupIngress returns the ingress rules of the security groups groupIDs
+// (all of one VPC) as an ENI in those groups would get them: source groups
+// resolved to the /32 of their members, merged and sorted as
+// computeFirewall does. Load balancers use it for their listeners. Unknown
+// groups add nothing.
+func (s *Service) GroupIngress(ctx context.Context, account, region string, groupIDs []string) ([]agentapi.FirewallRule, error) {
+	sc := newScope(account, region)
+	enis, rev, err := listRev[eniRecord](ctx, s.st, sc.prefix("enis"), 0)
+	if err != nil {
+		return nil, err
+	}
+	groupList, _, err := listRev[groupRecord](ctx, s.st, sc.prefix("sgs"), rev)
+	if err != nil {
+		return nil, err
+	}
+	groups := make(map[string]*groupRecord, len(groupList))
+	for _, g := range groupList {
+		groups[g.v.ID] = g.v
+	}
+	probe := agentapi.ENI{SecurityGroups: groupIDs}
+	for _, id := range groupIDs {
+		if g := groups[id]; g != nil {
+			probe.VpcID = g.VpcID
+			break
+		}
+	}
+	members := make([]*agentapi.ENI, len(enis))
+	for i, e := range enis {
+		members[i] = &e.v.ENI
+	}
+	return computeFirewall(&probe, groups, members).Ingress, nil
 }

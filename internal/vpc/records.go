@@ -158,6 +158,9 @@ type eniRecord struct {
 	Node     string       `json:"node"`
 	Attached time.Time    `json:"attached"`
 	Tags     []tag        `json:"tags,omitempty"`
+	// Description overrides the ECS attachment description
+	// DescribeNetworkInterfaces shows (SetENIDescription).
+	Description string `json:"description,omitempty"`
 }
 
 type leaseRecord struct {

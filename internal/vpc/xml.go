@@ -2,6 +2,7 @@ package vpc
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/berthdev/berth/internal/protocol"
@@ -322,6 +323,9 @@ type privateAddrXML struct {
 // requesterECS is the requesterId of the interfaces ECS manages.
 const requesterECS = "amazon-ecs"
 
+// requesterELB manages load balancers' interfaces.
+const requesterELB = "amazon-elb"
+
 func (sc scope) eniXML(r *eniRecord, groupNames map[string]string) eniXML {
 	e := r.ENI
 	x := eniXML{
@@ -333,6 +337,16 @@ func (sc scope) eniXML(r *eniRecord, groupNames map[string]string) eniXML {
 		Attachment: eniAttachmentXML{AttachmentID: eniAttachmentID(e.ID), AttachTime: r.Attached.UTC(), DeviceIndex: 1,
 			InstanceOwnerID: requesterECS, Status: "attached"},
 		TagSet: tagSetOrEmpty(r.Tags), Ipv6AddressesSet: items[struct{}]{}, tags: r.Tags,
+	}
+	// A load balancer's interface (internal/elb attaches them as
+	// "elb-<lb-id>-<subnet-id>" and names them with SetENIDescription).
+	if rest, ok := strings.CutPrefix(e.AttachmentID, "elb-"); ok {
+		lbID, _, _ := strings.Cut(rest, "-")
+		x.Description = "ELB " + lbID
+		x.RequesterID, x.Attachment.InstanceOwnerID = requesterELB, requesterELB
+	}
+	if r.Description != "" {
+		x.Description = r.Description
 	}
 	for _, g := range e.SecurityGroups {
 		x.GroupSet = append(x.GroupSet, groupIdentXML{GroupID: g, GroupName: groupNames[g]})

@@ -1,0 +1,173 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/store"
+)
+
+// nodeHub tells the agents' long polls when something of their node has
+// changed: a task placed on it or its desired state (assign/<node>/…), an
+// ENI firewall (fw/<node>/…), a load balancer (lbs/<node>/…).
+//
+// One etcd watch per prefix for the whole server, from the revision the hub
+// started at, feeds a map of node → last revision that touched it. A poll
+// that asks for changes after revision `since` returns at once if the map is
+// already past it, and otherwise waits to be woken. This replaces a watch per
+// poll, which etcd serves from its "unsynced" group when its start revision
+// is in the past, i.e. only on its next 100 ms sync: every poll that follows
+// an early answer paid up to 100 ms, and thousands of hosts would make
+// thousands of watches.
+type nodeHub struct {
+	st       *store.Store
+	prefixes []string
+
+	log *slog.Logger
+
+	mu      sync.Mutex
+	start   int64                      // revisions up to this are not known
+	rev     map[string]int64           // node → last revision that changed it
+	waiters map[string][]chan struct{} // node → polls waiting for a change
+}
+
+// unknown is the start of a hub whose watch is not running: every poll
+// returns at once.
+const unknown = int64(1) << 62
+
+func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
+	return &nodeHub{st: st, log: log, prefixes: prefixes, start: unknown, rev: map[string]int64{}, waiters: map[string][]chan struct{}{}}
+}
+
+// run follows the watches until ctx ends, starting over (and waking every
+// poll) when a watch fails.
+func (h *nodeHub) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := h.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Warn("agent long-poll watch restarting", "err", err)
+		h.reset(unknown) // nothing is known until the watch is back
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (h *nodeHub) follow(ctx context.Context) error {
+	resp, err := h.st.C.Get(ctx, store.Key("nodehub-start"), clientv3.WithCountOnly())
+	if err != nil {
+		return err
+	}
+	from := resp.Header.Revision
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	type event struct {
+		node string
+		rev  int64
+	}
+	events := make(chan []event)
+	errc := make(chan error, len(h.prefixes))
+	for _, p := range h.prefixes {
+		wch := h.st.C.Watch(wctx, p, clientv3.WithPrefix(), clientv3.WithRev(from+1))
+		go func() {
+			for wr := range wch {
+				if err := wr.Err(); err != nil {
+					errc <- err
+					return
+				}
+				var evs []event
+				for _, ev := range wr.Events {
+					if node, _, ok := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), p), "/"); ok {
+						evs = append(evs, event{node, ev.Kv.ModRevision})
+					}
+				}
+				select {
+				case events <- evs:
+				case <-wctx.Done():
+					return
+				}
+			}
+			errc <- errors.New("watch closed")
+		}()
+	}
+	h.reset(from)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case evs := <-events:
+			h.mu.Lock()
+			for _, ev := range evs {
+				if ev.rev > h.rev[ev.node] {
+					h.rev[ev.node] = ev.rev
+				}
+				for _, ch := range h.waiters[ev.node] {
+					close(ch)
+				}
+				delete(h.waiters, ev.node)
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+// reset forgets what is known: revisions up to start are treated as
+// changed, and every waiting poll is woken.
+func (h *nodeHub) reset(start int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.start = start
+	h.rev = map[string]int64{}
+	for _, chs := range h.waiters {
+		for _, ch := range chs {
+			close(ch)
+		}
+	}
+	h.waiters = map[string][]chan struct{}{}
+}
+
+// wait returns once something of node changed after revision since, or the
+// hub cannot tell (a revision before it started), or wait has passed, or
+// ctx ends.
+func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.Duration) {
+	h.mu.Lock()
+	if since < h.start || h.rev[node] > since {
+		h.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	h.waiters[node] = append(h.waiters[node], ch)
+	h.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	chs := h.waiters[node]
+	for i, c := range chs {
+		if c == ch {
+			h.waiters[node] = append(chs[:i:i], chs[i+1:]...)
+			break
+		}
+	}
+	if len(h.waiters[node]) == 0 {
+		delete(h.waiters, node)
+	}
+}

@@ -32,6 +32,7 @@ type nodeHub struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
+	ready   chan struct{}              // closed while the watch runs
 	start   int64                      // revisions up to this are not known
 	rev     map[string]int64           // node → last revision that changed it
 	waiters map[string][]chan struct{} // node → polls waiting for a change
@@ -42,7 +43,8 @@ type nodeHub struct {
 const unknown = int64(1) << 62
 
 func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
-	return &nodeHub{st: st, log: log, prefixes: prefixes, start: unknown, rev: map[string]int64{}, waiters: map[string][]chan struct{}{}}
+	return &nodeHub{st: st, log: log, prefixes: prefixes, ready: make(chan struct{}), start: unknown, rev: map[string]int64{},
+		waiters: map[string][]chan struct{}{}}
 }
 
 // run follows the watches until ctx ends, starting over (and waking every
@@ -128,6 +130,12 @@ func (h *nodeHub) follow(ctx context.Context) error {
 func (h *nodeHub) reset(start int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	switch ready := h.ready; {
+	case start == unknown && isClosed(ready):
+		h.ready = make(chan struct{})
+	case start != unknown && !isClosed(ready):
+		close(ready)
+	}
 	h.start = start
 	h.rev = map[string]int64{}
 	for _, chs := range h.waiters {
@@ -138,20 +146,54 @@ func (h *nodeHub) reset(start int64) {
 	h.waiters = map[string][]chan struct{}{}
 }
 
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // wait returns once something of node changed after revision since, or the
 // hub cannot tell (a revision before it started), or wait has passed, or
-// ctx ends.
+// ctx ends. While the hub's watch is not running it first waits for it, so
+// that agents do not spin.
 func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	h.mu.Lock()
-	if since < h.start || h.rev[node] > since {
+	ready := h.ready
+	h.mu.Unlock()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return
+	case <-t.C:
+		return
+	}
+	h.mu.Lock()
+	if h.rev[node] > since {
 		h.mu.Unlock()
 		return
+	}
+	if since < h.start {
+		// The hub started after since: ask etcd whether a key of the node
+		// was written since (a delete in between is seen at the next change
+		// or timeout; this happens only at a (re)start of the hub).
+		h.mu.Unlock()
+		if changed, err := h.changedSince(ctx, node, since); err != nil || changed {
+			return
+		}
+		h.mu.Lock()
+		if h.rev[node] > since {
+			h.mu.Unlock()
+			return
+		}
 	}
 	ch := make(chan struct{})
 	h.waiters[node] = append(h.waiters[node], ch)
 	h.mu.Unlock()
-	t := time.NewTimer(wait)
-	defer t.Stop()
 	select {
 	case <-ch:
 		return
@@ -170,4 +212,18 @@ func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.
 	if len(h.waiters[node]) == 0 {
 		delete(h.waiters, node)
 	}
+}
+
+// changedSince reports whether a key of node was written after revision since.
+func (h *nodeHub) changedSince(ctx context.Context, node string, since int64) (bool, error) {
+	for _, p := range h.prefixes {
+		resp, err := h.st.C.Get(ctx, p+node+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(since+1), clientv3.WithCountOnly())
+		if err != nil {
+			return false, err
+		}
+		if resp.Count > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -53,8 +53,13 @@ func TestNodeHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := resp.Header.Revision
+	// A revision from before the hub started: etcd is asked (n1 was
+	// written since revision 1; n2 never was).
 	if d := waited("n1", 1, time.Minute); d > time.Second {
-		t.Errorf("a revision from before the hub started waited %s", d)
+		t.Errorf("a change from before the hub started waited %s", d)
+	}
+	if d := waited("n2", 1, 100*time.Millisecond); d < 90*time.Millisecond {
+		t.Errorf("no change of n2 since revision 1, but the poll returned after %s", d)
 	}
 	if d := waited("n1", now, 100*time.Millisecond); d < 90*time.Millisecond {
 		t.Errorf("nothing changed, but the poll returned after %s", d)

@@ -367,7 +367,16 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 	plan := decide(&rec, tasks, now, s.cfg.ServiceBackoff)
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
+	byID := make(map[string]*svcTask, len(tasks))
+	for _, t := range tasks {
+		byID[t.ID] = t
+	}
 	for _, id := range plan.forget {
+		// A task that stopped on its own leaves its target groups too (its
+		// address may be handed to another task next).
+		if t := byID[id]; t != nil {
+			s.deregisterTargets(ctx, &rec, t)
+		}
 		ops = append(ops, clientv3.OpDelete(serviceTaskKey(sc, cluster, name, id)))
 	}
 	var stoppedIDs []string

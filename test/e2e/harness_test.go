@@ -75,6 +75,7 @@ type devEnv struct {
 	EC2       *ec2.Client
 	cmd       *exec.Cmd
 	subnetIDs []string
+	cfg       aws.Config
 	logPath   string
 }
 
@@ -105,6 +106,7 @@ func startDev(t *testing.T) *devEnv {
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
 	e.ECS = ecs.NewFromConfig(cfg)
 	e.EC2 = ec2.NewFromConfig(cfg)
+	e.cfg = cfg
 	out := e.berth("image", "build-demo")
 	e.Image = strings.TrimPrefix(e.URL, "http://") + "/busybox:latest"
 	if !strings.Contains(out, "busybox@sha256:") {
@@ -258,6 +260,9 @@ func (e *devEnv) runTask(cluster, taskDef string) string {
 	}
 	return aws.ToString(out.Tasks[0].TaskArn)
 }
+
+// awsConfig is the SDK configuration for this env (keys test/test).
+func (e *devEnv) awsConfig() aws.Config { return e.cfg }
 
 // subnets are the default VPC's subnets, one per zone.
 func (e *devEnv) subnets() []string {

@@ -32,10 +32,16 @@ type nodeHub struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	ready   chan struct{}              // closed while the watch runs
-	start   int64                      // revisions up to this are not known
-	rev     map[string]int64           // node → last revision that changed it
-	waiters map[string][]chan struct{} // node → polls waiting for a change
+	ready   chan struct{}       // closed while the watch runs
+	start   int64               // revisions up to this are not known
+	rev     map[string]int64    // node → last revision that changed it
+	waiters map[string][]waiter // node → polls waiting for a change
+}
+
+// waiter is a poll waiting for a change of its node after revision since.
+type waiter struct {
+	ch    chan struct{}
+	since int64
 }
 
 // unknown is the start of a hub whose watch is not running: every poll
@@ -44,7 +50,7 @@ const unknown = int64(1) << 62
 
 func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
 	return &nodeHub{st: st, log: log, prefixes: prefixes, ready: make(chan struct{}), start: unknown, rev: map[string]int64{},
-		waiters: map[string][]chan struct{}{}}
+		waiters: map[string][]waiter{}}
 }
 
 // run follows the watches until ctx ends, starting over (and waking every
@@ -115,10 +121,21 @@ func (h *nodeHub) follow(ctx context.Context) error {
 				if ev.rev > h.rev[ev.node] {
 					h.rev[ev.node] = ev.rev
 				}
-				for _, ch := range h.waiters[ev.node] {
-					close(ch)
+				// Only a change after its since wakes a poll: the hub's
+				// events may trail the poll's own read.
+				kept := h.waiters[ev.node][:0]
+				for _, w := range h.waiters[ev.node] {
+					if ev.rev > w.since {
+						close(w.ch)
+					} else {
+						kept = append(kept, w)
+					}
 				}
-				delete(h.waiters, ev.node)
+				if len(kept) == 0 {
+					delete(h.waiters, ev.node)
+				} else {
+					h.waiters[ev.node] = kept
+				}
 			}
 			h.mu.Unlock()
 		}
@@ -138,12 +155,12 @@ func (h *nodeHub) reset(start int64) {
 	}
 	h.start = start
 	h.rev = map[string]int64{}
-	for _, chs := range h.waiters {
-		for _, ch := range chs {
-			close(ch)
+	for _, ws := range h.waiters {
+		for _, w := range ws {
+			close(w.ch)
 		}
 	}
-	h.waiters = map[string][]chan struct{}{}
+	h.waiters = map[string][]waiter{}
 }
 
 func isClosed(ch chan struct{}) bool {
@@ -192,7 +209,7 @@ func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.
 		}
 	}
 	ch := make(chan struct{})
-	h.waiters[node] = append(h.waiters[node], ch)
+	h.waiters[node] = append(h.waiters[node], waiter{ch: ch, since: since})
 	h.mu.Unlock()
 	select {
 	case <-ch:
@@ -202,10 +219,10 @@ func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	chs := h.waiters[node]
-	for i, c := range chs {
-		if c == ch {
-			h.waiters[node] = append(chs[:i:i], chs[i+1:]...)
+	ws := h.waiters[node]
+	for i, w := range ws {
+		if w.ch == ch {
+			h.waiters[node] = append(ws[:i:i], ws[i+1:]...)
 			break
 		}
 	}

@@ -27,10 +27,9 @@ curl -fsS "http://$LISTEN/_berth/health" >/dev/null || { cat "$DATA/berth.log"; 
 echo "demo: pushing the demo image to berth's registry"
 "${B[@]}" image build-demo
 echo "demo: running a Fargate task (0.25 vCPU, 512 MiB)"
-"${B[@]}" run --wait --cpu 256 --memory 512 "$LISTEN/busybox:latest" \
-  sh -c 'echo "hello from a berth task: $(hostname), pid $$"; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status'
+task=$("${B[@]}" run --wait --cpu 256 --memory 512 "$LISTEN/busybox:latest" \
+  sh -c 'echo "hello from a berth task: $(hostname), pid $$, eth0 $(ip -4 -o addr show dev eth0 | sed "s/.*inet \([0-9.\/]*\).*/\1/")"; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status')
 "${B[@]}" ps -a | tail -n 3
-task=$("${B[@]}" ps -a | awk 'NR==2 {print $1}')
 echo "demo: logs of task $task"
 "${B[@]}" logs "$task"
 cat <<MSG

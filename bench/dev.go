@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -91,4 +92,71 @@ func (h *Harness) StartDev(ctx context.Context) (*Dev, error) {
 // Metrics scrapes the env's /metrics.
 func (d *Dev) Metrics(ctx context.Context) (Metrics, error) {
 	return Scrape(ctx, d.HTTP, d.URL)
+}
+
+// MetricStep is the agent's histogram of its task steps.
+const MetricStep = "berth_agent_task_step_seconds"
+
+// StopTasks stops tasks of cluster, waits until all are STOPPED and then
+// until the agent has finished with them (see settle), so that nothing of
+// the stops runs during the next measurement.
+func (d *Dev) StopTasks(ctx context.Context, cluster string, arns []string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, arn := range arns {
+		if _, err := d.ECS.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(cluster), Task: aws.String(arn)}); err != nil {
+			return fmt.Errorf("StopTask %s: %w", arn, err)
+		}
+	}
+	for {
+		out, err := d.ECS.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: arns})
+		if err != nil {
+			return fmt.Errorf("wait for tasks to stop: %w", err)
+		}
+		stopped := 0
+		for _, t := range out.Tasks {
+			if aws.ToString(t.LastStatus) == "STOPPED" {
+				stopped++
+			}
+		}
+		if stopped == len(arns) {
+			return d.settle(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d tasks not STOPPED: %w", len(arns)-stopped, len(arns), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// settle waits until the agent's step metrics stop changing: its last
+// report and the sandbox removal come a moment after the client sees
+// STOPPED.
+func (d *Dev) settle(ctx context.Context) error {
+	count := func(m Metrics) uint64 {
+		var n uint64
+		for _, st := range []string{"report", "stop", "delete", "sandbox_delete"} {
+			_, c := m.Histogram(MetricStep, "step", st)
+			n += c
+		}
+		return n
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	prev, err := d.Metrics(ctx)
+	if err != nil {
+		return err
+	}
+	for time.Now().Before(deadline) {
+		time.Sleep(25 * time.Millisecond)
+		cur, err := d.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if count(cur) == count(prev) {
+			return nil
+		}
+		prev = cur
+	}
+	return errors.New("the agent kept working 5 s after its tasks stopped")
 }

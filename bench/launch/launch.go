@@ -115,7 +115,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 	if err != nil {
 		return nil, fmt.Errorf("warm-up task: %w", err)
 	}
-	if err := r.stopAll(ctx, []string{arn}); err != nil {
+	if err := r.dev.StopTasks(ctx, r.cluster, []string{arn}); err != nil {
 		return nil, err
 	}
 	h.Log.Info("warm-up done", "took", warm.total)
@@ -168,7 +168,7 @@ func (b *Benchmark) measure(ctx context.Context, h *bench.Harness, r *runner, fl
 			}
 		}
 		if len(running) >= batch || (len(running) > 0 && i == b.tasks-1) {
-			if err := r.stopAll(ctx, running); err != nil {
+			if err := r.dev.StopTasks(ctx, r.cluster, running); err != nil {
 				return m, err
 			}
 			running = nil
@@ -335,68 +335,6 @@ func breakdown(before, after bench.Metrics, t0, t1, seen time.Time) sample {
 	s.observe = s.total - s.api - s.handoff - s.launch
 	s.cpu = time.Duration((after.Counter("process_cpu_seconds_total") - before.Counter("process_cpu_seconds_total")) * float64(time.Second))
 	return s
-}
-
-// stopAll stops tasks and waits until all are STOPPED.
-func (r *runner) stopAll(ctx context.Context, arns []string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for _, arn := range arns {
-		if _, err := r.dev.ECS.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(r.cluster), Task: aws.String(arn)}); err != nil {
-			return fmt.Errorf("StopTask %s: %w", arn, err)
-		}
-	}
-	for {
-		out, err := r.dev.ECS.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(r.cluster), Tasks: arns})
-		if err != nil {
-			return fmt.Errorf("wait for tasks to stop: %w", err)
-		}
-		stopped := 0
-		for _, t := range out.Tasks {
-			if aws.ToString(t.LastStatus) == "STOPPED" {
-				stopped++
-			}
-		}
-		if stopped == len(arns) {
-			return r.settle(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d tasks not STOPPED: %w", len(arns)-stopped, len(arns), ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// settle waits until the agent's step metrics stop changing (the agent
-// records its last report a moment after the client sees STOPPED), so that
-// nothing of the stops leaks into the next launch's breakdown.
-func (r *runner) settle(ctx context.Context) error {
-	count := func(m bench.Metrics) uint64 {
-		var n uint64
-		for _, st := range []string{"report", "stop", "delete", "sandbox_delete"} {
-			_, c := m.Histogram(metricStep, "step", st)
-			n += c
-		}
-		return n
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	prev, err := r.dev.Metrics(ctx)
-	if err != nil {
-		return err
-	}
-	for time.Now().Before(deadline) {
-		time.Sleep(25 * time.Millisecond)
-		cur, err := r.dev.Metrics(ctx)
-		if err != nil {
-			return err
-		}
-		if count(cur) == count(prev) {
-			return nil
-		}
-		prev = cur
-	}
-	return errors.New("the agent kept working 5 s after its tasks stopped")
 }
 
 // describeRTT is the mean DescribeTasks round trip while waiting for RUNNING.

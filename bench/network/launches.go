@@ -73,7 +73,7 @@ func newLauncher(ctx context.Context, dev *bench.Dev, poll time.Duration) (*laun
 func (r *launcher) launchAndStop(ctx context.Context) (launchSample, error) {
 	s, arn, err := r.launch(ctx, 2*time.Minute)
 	if arn != "" {
-		if serr := r.stopAll(ctx, []string{arn}); err == nil {
+		if serr := r.dev.StopTasks(ctx, r.cluster, []string{arn}); err == nil {
 			err = serr
 		}
 	}
@@ -169,67 +169,4 @@ func (r *launcher) awaitLaunchMetrics(ctx context.Context, before bench.Metrics)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-}
-
-// stopAll stops tasks, waits until all are STOPPED and the agent has
-// finished with them.
-func (r *launcher) stopAll(ctx context.Context, arns []string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for _, arn := range arns {
-		if _, err := r.dev.ECS.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(r.cluster), Task: aws.String(arn)}); err != nil {
-			return fmt.Errorf("StopTask %s: %w", arn, err)
-		}
-	}
-	for {
-		out, err := r.dev.ECS.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(r.cluster), Tasks: arns})
-		if err != nil {
-			return fmt.Errorf("wait for tasks to stop: %w", err)
-		}
-		stopped := 0
-		for _, t := range out.Tasks {
-			if aws.ToString(t.LastStatus) == "STOPPED" {
-				stopped++
-			}
-		}
-		if stopped == len(arns) {
-			return r.settle(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d tasks not STOPPED: %w", len(arns)-stopped, len(arns), ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// settle waits until the agent's step metrics stop changing (its last
-// report and the sandbox removal come a moment after the client sees
-// STOPPED), so that nothing of the stops runs during the next measurement.
-func (r *launcher) settle(ctx context.Context) error {
-	count := func(m bench.Metrics) uint64 {
-		var n uint64
-		for _, st := range []string{"report", "stop", "delete", "sandbox_delete"} {
-			_, c := m.Histogram(metricStep, "step", st)
-			n += c
-		}
-		return n
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	prev, err := r.dev.Metrics(ctx)
-	if err != nil {
-		return err
-	}
-	for time.Now().Before(deadline) {
-		time.Sleep(25 * time.Millisecond)
-		cur, err := r.dev.Metrics(ctx)
-		if err != nil {
-			return err
-		}
-		if count(cur) == count(prev) {
-			return nil
-		}
-		prev = cur
-	}
-	return errors.New("the agent kept working 5 s after its tasks stopped")
 }

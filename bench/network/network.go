@@ -201,7 +201,7 @@ func (b *Benchmark) measureLaunch(ctx context.Context, h *bench.Harness, vpc *be
 			}
 			m.launches = append(m.launches, s)
 			if len(running) >= r.batch || i == b.tasks-1 {
-				if err := r.stopAll(ctx, running); err != nil {
+				if err := r.dev.StopTasks(ctx, r.cluster, running); err != nil {
 					return err
 				}
 				running = nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -16,6 +17,7 @@ const hostEgressHelp = "let tasks in public subnets (or with a public IP) reach 
 func newDevCmd(g *globalFlags) *cobra.Command {
 	var listen string
 	var hostEgress bool
+	var pools poolFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything on this host: control plane, one Fargate capacity agent, embedded etcd and registry",
@@ -24,6 +26,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 			region := g.regionOr()
 			return daemon.RunDev(cmd.Context(), daemon.DevConfig{
 				DataDir: g.dataDir, Listen: listen, Region: region, Logger: g.logger(), HostEgress: hostEgress,
+				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb,
 				Started: func(s *daemon.Server) {
 					fmt.Fprintf(os.Stdout, "berth dev is ready\n\n  endpoint  %s\n  region    %s\n  account   000000000000\n"+
 						"  access key id      %s\n  secret access key  %s\n  (the pair test/test works too, on this loopback endpoint)\n\n"+
@@ -35,20 +38,52 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
 	cmd.Flags().BoolVar(&hostEgress, "host-egress", true, hostEgressHelp)
+	pools.add(cmd)
 	return cmd
 }
+
+// poolFlags are the address pools of public IPs and load balancers.
+type poolFlags struct{ publicIP, lb netip.Prefix }
+
+func (p *poolFlags) add(cmd *cobra.Command) {
+	cmd.Flags().Var(prefixValue{&p.publicIP}, "public-ip-pool", "where tasks' public IPs come from (default 127.100.0.0/16)")
+	cmd.Flags().Var(prefixValue{&p.lb}, "lb-address-pool", "where load balancers' addresses come from (default 127.101.0.0/16)")
+}
+
+// prefixValue is a pflag.Value for a netip.Prefix.
+type prefixValue struct{ p *netip.Prefix }
+
+func (v prefixValue) String() string {
+	if v.p == nil || !v.p.IsValid() {
+		return ""
+	}
+	return v.p.String()
+}
+
+func (v prefixValue) Set(s string) error {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return err
+	}
+	*v.p = p
+	return nil
+}
+
+func (v prefixValue) Type() string { return "prefix" }
 
 func newServerCmd(g *globalFlags) *cobra.Command {
 	var listen string
 	var etcd []string
 	var anonRegistry bool
+	var pools poolFlags
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane (APIs, scheduler, controllers)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd,
-				AnonymousRegistry: anonRegistry, Logger: g.logger()})
+				AnonymousRegistry: anonRegistry, Logger: g.logger(),
+				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb})
 			if err != nil {
 				return err
 			}
@@ -66,6 +101,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
 	cmd.Flags().StringSliceVar(&etcd, "etcd-endpoints", nil, "external etcd cluster (default: embedded in the data dir)")
 	cmd.Flags().BoolVar(&anonRegistry, "allow-anonymous-registry", false, "let callers without ECR credentials push and pull images as account 000000000000 (a push creates a missing repository); for development only")
+	pools.add(cmd)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,8 @@ type DevConfig struct {
 	// HostEgress lets tasks with NAT egress reach beyond the host (see
 	// AgentConfig.HostEgress).
 	HostEgress bool
+	// PublicIPPool and LBAddressPool: see ServerConfig.
+	PublicIPPool, LBAddressPool netip.Prefix
 	// Started is called once the server serves, with it.
 	Started func(*Server)
 }
@@ -37,7 +40,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, AnonymousRegistry: true, Region: cfg.Region, Logger: cfg.Logger})
+	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, AnonymousRegistry: true, Region: cfg.Region, Logger: cfg.Logger,
+		PublicIPPool: cfg.PublicIPPool, LBAddressPool: cfg.LBAddressPool})
 	if err != nil {
 		return err
 	}

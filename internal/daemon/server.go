@@ -4,12 +4,14 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -46,7 +48,13 @@ type ServerConfig struct {
 	// Region is the region anonymous registry callers act in (default
 	// us-east-1).
 	Region string
-	Logger *slog.Logger
+	// PublicIPPool is where tasks' public IPs come from (default
+	// vpc.DefaultPublicIPPool); LBAddressPool is where load balancers'
+	// addresses come from (default elb.DefaultPublicPool). Two berth
+	// instances on one host need disjoint pools.
+	PublicIPPool  netip.Prefix
+	LBAddressPool netip.Prefix
+	Logger        *slog.Logger
 }
 
 // Server is a running control plane.
@@ -140,13 +148,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	vpcSvc, err := vpc.New(vpc.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ec2")})
+	vpcSvc, err := vpc.New(vpc.Config{Store: s.Store, PublicIPPool: cfg.PublicIPPool, Logger: cfg.Logger.With("service", "ec2")})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	elbSvc, err := elb.New(elb.Config{Store: s.Store, Networks: vpcSvc, Logger: cfg.Logger.With("service", "elasticloadbalancing"),
-		Nodes: nodeLister(s.Store), ENIs: vpcSvc, Firewall: vpcSvc, PublicPool: elb.DefaultPublicPool})
+		Nodes: nodeLister(s.Store), ENIs: vpcSvc, Firewall: vpcSvc, PublicPool: cmp.Or(cfg.LBAddressPool, elb.DefaultPublicPool)})
 	if err != nil {
 		ln.Close()
 		return nil, err

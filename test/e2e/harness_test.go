@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -77,6 +78,7 @@ type devEnv struct {
 	subnetIDs []string
 	cfg       aws.Config
 	logPath   string
+	pool      int // third octet of this env's public IP and load balancer pools
 }
 
 func freeAddr(t *testing.T) string {
@@ -124,7 +126,13 @@ func (e *devEnv) start() {
 		e.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(berthBin, "dev", "--data-dir", e.DataDir, "--listen", strings.TrimPrefix(e.URL, "http://"))
+	if e.pool == 0 {
+		// Disjoint address pools, so that envs of tests (or of two test
+		// runs) on one host never hand out the same loopback address.
+		e.pool = 1 + mrand.IntN(254)
+	}
+	cmd := exec.Command(berthBin, "dev", "--data-dir", e.DataDir, "--listen", strings.TrimPrefix(e.URL, "http://"),
+		"--public-ip-pool", fmt.Sprintf("127.100.%d.0/24", e.pool), "--lb-address-pool", fmt.Sprintf("127.101.%d.0/24", e.pool))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -25,11 +25,53 @@ type proxyCtxKey struct{}
 
 // proxyReq is one proxied request's state.
 type proxyReq struct {
-	t        *target
+	tg       *targetGroup
+	t        *target     // the target it is sent to (moves on a failed connect)
+	tried    []*target   // targets a connection failed to reach
+	cancel   func()      // aborts the request
+	unwatch  func() bool // stops watching t's context
 	timer    *time.Timer // the idle (response header) timeout
 	timedOut atomic.Bool
 	port     string // listener port the client connected to
 	clientIP netip.Addr
+}
+
+// watch makes the end of t's registration (drained, engine closed) abort
+// the request.
+func (pr *proxyReq) watch(t *target) {
+	if pr.unwatch != nil {
+		pr.unwatch()
+	}
+	pr.t = t
+	pr.unwatch = context.AfterFunc(t.ctx, pr.cancel)
+}
+
+// maxConnectTries bounds how many targets one request tries to connect to.
+const maxConnectTries = 3
+
+// roundTrip sends req to pr's target. When the connection cannot be made
+// and the request has no body (nothing was sent, and it can be sent
+// again), it goes to another target of the group: a task that just died
+// costs its clients nothing.
+func (pr *proxyReq) roundTrip(req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := pr.t.transport.RoundTrip(req)
+		if err == nil || !isDialError(err) {
+			return resp, err
+		}
+		pr.t.dialFailed()
+		pr.tried = append(pr.tried, pr.t)
+		if (req.Body != nil && req.Body != http.NoBody) || len(pr.tried) >= maxConnectTries || req.Context().Err() != nil {
+			return nil, err
+		}
+		next, perr := pr.tg.pick(nil, pr.tried...)
+		if perr != nil {
+			return nil, err
+		}
+		pr.t.release()
+		pr.watch(next)
+		req.URL.Host = next.addr
+	}
 }
 
 // ServeHTTP is the ALB: rules, then the action.
@@ -74,13 +116,14 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, rt *route, act 
 		writeError(w, http.StatusServiceUnavailable)
 		return
 	}
-	defer t.release()
-
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	stop := context.AfterFunc(t.ctx, cancel) // the target is gone: abort
-	defer stop()
-	pr := &proxyReq{t: t, port: localPort(r), clientIP: clientIP}
+	pr := &proxyReq{tg: tg, cancel: cancel, port: localPort(r), clientIP: clientIP}
+	pr.watch(t)
+	defer func() {
+		pr.unwatch()
+		pr.t.release()
+	}()
 	pr.timer = time.AfterFunc(rt.idleTimeout, func() {
 		pr.timedOut.Store(true)
 		cancel()
@@ -109,8 +152,7 @@ func (e *Engine) newReverseProxy() *httputil.ReverseProxy {
 			}
 		},
 		Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			pr := req.Context().Value(proxyCtxKey{}).(*proxyReq)
-			return pr.t.transport.RoundTrip(req)
+			return req.Context().Value(proxyCtxKey{}).(*proxyReq).roundTrip(req)
 		}),
 		ModifyResponse: func(resp *http.Response) error {
 			pr := resp.Request.Context().Value(proxyCtxKey{}).(*proxyReq)

@@ -64,16 +64,15 @@ func (rl *runningListener) serveTCP(c net.Conn) {
 		resetConn(c)
 		return
 	}
-	defer t.release()
-	ctx, cancel := context.WithCancel(t.ctx)
-	defer cancel()
-	up, err := rl.e.dialTarget(ctx, "tcp", t.addr)
+	t, up, err := rl.connect(tg, t, flow)
 	if err != nil {
-		rl.e.log.Debug("nlb: dial target", "target", t.addr, "err", err)
 		resetConn(c)
 		return
 	}
+	defer t.release()
 	defer up.Close()
+	ctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
 	// The target drains out or the engine closes: cut the connection.
 	stop := context.AfterFunc(ctx, func() {
 		_ = c.Close()
@@ -93,6 +92,36 @@ func (rl *runningListener) serveTCP(c net.Conn) {
 	wg.Go(func() { pipe(up, c) })
 	pipe(c, up)
 	wg.Wait()
+}
+
+// connect dials target t for a client's flow. A target that cannot be
+// reached is avoided for a while (dialFailed) and the flow goes to the next
+// target by its hash: the client has sent nothing the target could have
+// seen, so the connection is as good as new. It returns the target reached
+// (counted in flight) or an error, with nothing left in flight.
+func (rl *runningListener) connect(tg *targetGroup, t *target, flow uint64) (*target, net.Conn, error) {
+	var tried []*target
+	for {
+		up, err := rl.e.dialTarget(t.ctx, "tcp", t.addr)
+		if err == nil {
+			return t, up, nil
+		}
+		rl.e.log.Debug("nlb: dial target", "target", t.addr, "err", err)
+		t.release()
+		if !isDialError(err) || t.ctx.Err() != nil {
+			return nil, nil, err
+		}
+		t.dialFailed()
+		tried = append(tried, t)
+		if len(tried) >= maxConnectTries {
+			return nil, nil, err
+		}
+		next, perr := tg.pick(&flow, tried...)
+		if perr != nil {
+			return nil, nil, err
+		}
+		t = next
+	}
 }
 
 // pipe copies src to dst, then half-closes dst's write side.

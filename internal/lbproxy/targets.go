@@ -43,6 +43,9 @@ type target struct {
 	inflight atomic.Int64
 	// idle is signalled when inflight drops to zero while draining.
 	idle chan struct{}
+	// shunUntil (unix nanoseconds) is set when a connection to the target
+	// failed: until then pick prefers other targets (see dialFailed).
+	shunUntil atomic.Int64
 
 	// Guarded by tg.mu.
 	state, reason, desc  string
@@ -194,26 +197,22 @@ func (tg *targetGroup) retire() {
 // flight; the caller must call release. With flow != nil the choice is the
 // flow hash (NLB), otherwise the group's algorithm. Healthy targets are
 // preferred; when none is healthy the group fails open to every registered
-// target, as ELBv2 does.
-func (tg *targetGroup) pick(flow *uint64) (*target, error) {
+// target, as ELBv2 does. Among those, targets a connection recently failed
+// to reach (see dialFailed) and those in skip are left out while another
+// remains.
+func (tg *targetGroup) pick(flow *uint64, skip ...*target) (*target, error) {
+	now := time.Now().UnixNano()
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
-	n := 0
-	for _, t := range tg.order {
-		if t.state == StateHealthy {
-			n++
-		}
-	}
 	cands := tg.order
-	if n > 0 && n < len(tg.order) {
-		cands = make([]*target, 0, n)
-		for _, t := range tg.order {
-			if t.state == StateHealthy {
-				cands = append(cands, t)
-			}
-		}
+	for _, keep := range []func(*target) bool{
+		func(t *target) bool { return t.state == StateHealthy },
+		func(t *target) bool { return t.shunUntil.Load() <= now },
+		func(t *target) bool { return !slices.Contains(skip, t) },
+	} {
+		cands = narrow(cands, keep)
 	}
-	if len(cands) == 0 {
+	if len(cands) == 0 || slices.Contains(skip, cands[0]) {
 		return nil, errNoTargets
 	}
 	var best *target
@@ -238,6 +237,48 @@ func (tg *targetGroup) pick(flow *uint64) (*target, error) {
 	}
 	best.inflight.Add(1)
 	return best, nil
+}
+
+// narrow returns the targets of ts that keep accepts, or ts itself when it
+// accepts none or all (a preference, never an empty choice).
+func narrow(ts []*target, keep func(*target) bool) []*target {
+	n := 0
+	for _, t := range ts {
+		if keep(t) {
+			n++
+		}
+	}
+	if n == 0 || n == len(ts) {
+		return ts
+	}
+	out := make([]*target, 0, n)
+	for _, t := range ts {
+		if keep(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// shunFor is how long a target that refused a connection is avoided: about
+// the time the control plane needs to notice a stopped task and deregister
+// it, well below a health check's unhealthy threshold.
+const shunFor = 5 * time.Second
+
+// dialFailed records that a connection to t could not be made (refused,
+// unreachable, timed out): new requests prefer other targets for shunFor.
+// ALB itself keeps sending to such a target until its health check fails;
+// berth steers around it at once, which is what keeps a service's requests
+// from failing when one of its tasks dies.
+func (t *target) dialFailed() {
+	t.shunUntil.Store(time.Now().Add(shunFor).UnixNano())
+}
+
+// isDialError reports whether err is a failure to connect, so that nothing
+// of the request reached the target and it may be sent elsewhere.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // mix64 is splitmix64's finalizer: a cheap, well-spread hash of x.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -210,7 +211,7 @@ func deregistrationDelay(tg *tgRecord) time.Duration {
 // is true once a deregistered target has drained.
 func (s *Service) health(st *state, tg *tgRecord, r *targetRecord) (state, reason, desc string, gone bool) {
 	if r.Deregistered != nil {
-		if !s.cfg.Now().Before(r.Deregistered.Add(deregistrationDelay(tg))) {
+		if !s.cfg.Now().Before(r.Deregistered.Add(deregistrationDelay(tg))) || drainedEverywhere(st.tgLoadBalancers(tg.ID), r.DrainedBy) {
 			return "", "", "", true
 		}
 		return StateDraining, ReasonDeregistrationInProgress, "Target deregistration is in progress", false
@@ -225,6 +226,17 @@ func (s *Service) health(st *state, tg *tgRecord, r *targetRecord) (state, reaso
 		return r.State, r.Reason, r.Description, false
 	}
 	return StateInitial, ReasonRegistrationInProgress, "Target registration is in progress", false
+}
+
+// drainedEverywhere reports whether every load balancer of lbs has drained
+// the target (a group no load balancer uses has nothing to drain).
+func drainedEverywhere(lbs, drainedBy []string) bool {
+	for _, id := range lbs {
+		if !slices.Contains(drainedBy, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // StateUnavailable is the state of a target whose group has health checks

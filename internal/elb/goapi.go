@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -96,14 +97,9 @@ func (s *Service) SetTargetHealth(ctx context.Context, tgArn, id string, port in
 	if !oneOf(state, healthStates...) {
 		return fmt.Errorf("set target health: unknown state %q", state)
 	}
-	parts := strings.SplitN(tgArn, ":", 6)
-	if len(parts) != 6 {
-		return fmt.Errorf("set target health: bad target group ARN %q", tgArn)
-	}
-	sc := newScope(parts[4], parts[3])
-	tgID, err := sc.arnID(tgArn, arnTG)
+	sc, tgID, err := parseTGArn(tgArn)
 	if err != nil {
-		return fmt.Errorf("set target health: bad target group ARN %q", tgArn)
+		return fmt.Errorf("set target health: %w", err)
 	}
 	key := sc.targetKey(tgID, id, port)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -133,6 +129,55 @@ func (s *Service) SetTargetHealth(ctx context.Context, tgArn, id string, port in
 		}
 	}
 	return errors.New("set target health: too many concurrent changes")
+}
+
+// parseTGArn is the scope and id of a target group ARN.
+func parseTGArn(arn string) (scope, string, error) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 {
+		return scope{}, "", fmt.Errorf("bad target group ARN %q", arn)
+	}
+	sc := newScope(parts[4], parts[3])
+	id, err := sc.arnID(arn, arnTG)
+	if err != nil {
+		return scope{}, "", fmt.Errorf("bad target group ARN %q", arn)
+	}
+	return sc, id, nil
+}
+
+// markDrained records that load balancer lbID's data plane has finished
+// draining the deregistered targets of group tgArn that its report no
+// longer lists (present holds those it lists, by targetID). A target that
+// every load balancer of its group has drained is gone at once, before its
+// deregistration delay: ELBv2 likewise completes a deregistration early
+// when the target has no in-flight requests and no active connections.
+func (s *Service) markDrained(ctx context.Context, tgArn, lbID string, present map[string]bool) error {
+	sc, tgID, err := parseTGArn(tgArn)
+	if err != nil {
+		return fmt.Errorf("mark drained: %w", err)
+	}
+	have, err := s.targets(ctx, sc, tgID)
+	if err != nil {
+		return fmt.Errorf("mark drained: %w", err)
+	}
+	for _, v := range have {
+		r := v.t
+		if r.Deregistered == nil || present[targetID(r.ID, r.Port)] || slices.Contains(r.DrainedBy, lbID) {
+			continue
+		}
+		r.DrainedBy = append(r.DrainedBy, lbID)
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		key := sc.targetKey(tgID, r.ID, r.Port)
+		// A lost race (the target changed) waits for the next report.
+		if _, err := s.st.C.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", v.rev)).
+			Then(clientv3.OpPut(key, string(b))).Commit(); err != nil {
+			return fmt.Errorf("mark drained: %w", err)
+		}
+	}
+	return nil
 }
 
 // LoadBalancerConfig is one load balancer as the data plane needs it: what

@@ -637,7 +637,8 @@ func attrSeconds(attrs map[string]string, name string, def int) time.Duration {
 // load balancer placed on its node: for every target of that load
 // balancer's groups, SetTargetHealth. Groups the load balancer does not
 // forward to are ignored, as are draining reports (deregistration is the
-// control plane's to decide). A load balancer not placed on r.NodeID is an
+// control plane's to decide); a deregistered target the report no longer
+// lists has drained (markDrained). A load balancer not placed on r.NodeID is an
 // error.
 func (s *Service) ReportTargetHealth(ctx context.Context, r agentapi.TargetHealthReport) error {
 	id := r.LoadBalancerARN[strings.LastIndex(r.LoadBalancerARN, "/")+1:]
@@ -653,6 +654,13 @@ func (s *Service) ReportTargetHealth(ctx context.Context, r agentapi.TargetHealt
 	for arn, ts := range r.TargetGroups {
 		if !groups[arn] {
 			continue
+		}
+		present := make(map[string]bool, len(ts))
+		for _, t := range ts {
+			present[targetID(t.ID, t.Port)] = true
+		}
+		if err := s.markDrained(ctx, arn, id, present); err != nil {
+			errs = append(errs, err)
 		}
 		for _, t := range ts {
 			if t.State == lbproxy.StateDraining || !oneOf(t.State, healthStates...) {

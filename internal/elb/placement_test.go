@@ -317,6 +317,27 @@ func TestPlacement(t *testing.T) {
 	if err := pe.s.ReportTargetHealth(context.Background(), rep); err == nil {
 		t.Error("report from the wrong node accepted")
 	}
+	rep.NodeID = "node-c"
+
+	// A deregistered target drains while the data plane still lists it,
+	// and is gone (before its 5 s delay) once a report no longer does.
+	if err := pe.s.DeregisterTargets(context.Background(), e.acct, "us-east-1", a.TargetGroupArn, []Target{{ID: "10.0.1.10", Port: 8080}}); err != nil {
+		t.Fatal(err)
+	}
+	rep.TargetGroups[a.TargetGroupArn][0].State = "draining"
+	if err := pe.s.ReportTargetHealth(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := pe.s.TargetHealth(context.Background(), e.acct, "us-east-1", a.TargetGroupArn); len(h) != 1 || h[0].State != "draining" {
+		t.Errorf("health while draining %+v", h)
+	}
+	rep.TargetGroups[a.TargetGroupArn] = nil
+	if err := pe.s.ReportTargetHealth(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := pe.s.TargetHealth(context.Background(), e.acct, "us-east-1", a.TargetGroupArn); len(h) != 0 {
+		t.Errorf("health once drained %+v", h)
+	}
 
 	// Deletion releases everything.
 	e.do("DeleteLoadBalancer", "LoadBalancerArn", lb.LoadBalancerArn)

@@ -196,6 +196,10 @@ type targetRecord struct {
 	// drains until Deregistered + the group's deregistration delay, then the
 	// reconciler deletes it.
 	Deregistered *time.Time `json:"deregistered,omitempty"`
+	// DrainedBy are the load balancers (ids) whose data plane has finished
+	// draining the deregistered target: once every load balancer of the
+	// group has, the target is gone before its delay ends.
+	DrainedBy []string `json:"drainedBy,omitempty"`
 	// Health as the data plane's checker reported it ("" before any).
 	State       string    `json:"state,omitempty"`
 	Reason      string    `json:"reason,omitempty"`

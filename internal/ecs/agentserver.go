@@ -167,12 +167,21 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 			for _, kv := range rr.GetResponseRange().Kvs {
 				var rec taskRecord
 				if unmarshalTask(kv.Value, &rec) == nil {
-					out.Known = append(out.Known, agentapi.KnownState{TaskArn: rec.Task.TaskArn, LastStatus: rec.Task.LastStatus})
+					out.Known = append(out.Known, agentapi.KnownState{TaskArn: rec.Task.TaskArn, LastStatus: rec.knownStatus()})
 				}
 			}
 		}
 	}
 	agentReply(w, out)
+}
+
+// knownStatus is the last status the task's host reached, as it resumes
+// from: a task the control plane is deactivating is still RUNNING there.
+func (r *taskRecord) knownStatus() string {
+	if r.Deactivating != nil && r.Task.LastStatus == agentapi.StatusDeactivating && r.Spec.DesiredStatus != agentapi.StatusStopped {
+		return agentapi.StatusRunning
+	}
+	return r.Task.LastStatus
 }
 
 var errStaleReport = errors.New("stale report")

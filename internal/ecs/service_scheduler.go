@@ -374,17 +374,37 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 	for _, id := range plan.forget {
 		// A task that stopped on its own leaves its target groups too (its
 		// address may be handed to another task next).
-		if t := byID[id]; t != nil {
+		if t := byID[id]; t != nil && (t.Rec == nil || t.Rec.Deactivating == nil) {
 			s.deregisterTargets(ctx, &rec, t)
 		}
 		ops = append(ops, clientv3.OpDelete(serviceTaskKey(sc, cluster, name, id)))
+	}
+	// Tasks whose targets have drained are told to stop.
+	for _, t := range tasks {
+		if !s.deactivated(ctx, &rec, t, now) {
+			continue
+		}
+		extra, err := releaseStop(t.Rec, now)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(t.Rec)
+		if err != nil {
+			return err
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(taskKey(sc, cluster, t.ID)), "=", t.Rev))
+		ops = append(ops, clientv3.OpPut(taskKey(sc, cluster, t.ID), string(b)))
+		ops = append(ops, extra...)
 	}
 	var stoppedIDs []string
 	for _, o := range plan.stops {
 		s.deregisterTargets(ctx, &rec, o.task)
 		r := o.task.Rec
-		extra, err := stopRecord(r, agentapi.StopServiceSchedulerInitiated, o.reason, now)
-		if err != nil {
+		var extra []clientv3.Op
+		var err error
+		if s.drainsFirst(&rec, o.task) {
+			deactivateRecord(r, agentapi.StopServiceSchedulerInitiated, o.reason, now)
+		} else if extra, err = stopRecord(r, agentapi.StopServiceSchedulerInitiated, o.reason, now); err != nil {
 			return err
 		}
 		b, err := json.Marshal(r)
@@ -555,6 +575,55 @@ func (s *Service) assessHealth(ctx context.Context, rec *serviceRecord, tasks []
 			}
 		}
 	}
+}
+
+// maxDeactivation bounds how long a task waits for its targets to drain:
+// ELBv2's longest deregistration delay (3600 s) and a minute to spare.
+const maxDeactivation = 3660 * time.Second
+
+// drainsFirst reports whether stopping t begins with draining it out of
+// the service's load balancers: it runs and has targets in them.
+func (s *Service) drainsFirst(rec *serviceRecord, t *svcTask) bool {
+	if s.cfg.LoadBalancers == nil || !t.running() {
+		return false
+	}
+	for _, lb := range rec.Service.LoadBalancers {
+		if _, ok := lbTarget(t.Rec, lb); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// deactivated reports whether t, deactivating, may now stop: none of its
+// targets is draining any more (the load balancers finished, or the
+// deregistration delay passed), or maxDeactivation has passed.
+func (s *Service) deactivated(ctx context.Context, rec *serviceRecord, t *svcTask, now time.Time) bool {
+	if !t.live() || t.Rec.Deactivating == nil || t.Rec.Spec.DesiredStatus == agentapi.StatusStopped {
+		return false
+	}
+	if now.Sub(t.Rec.Deactivating.Time) > maxDeactivation || s.cfg.LoadBalancers == nil {
+		return true
+	}
+	sc := rec.scope()
+	for _, lb := range rec.Service.LoadBalancers {
+		target, ok := lbTarget(t.Rec, lb)
+		if !ok {
+			continue
+		}
+		h, err := s.cfg.LoadBalancers.TargetHealth(ctx, sc.account, sc.region, lb.TargetGroupArn, []LBTarget{target})
+		if err != nil {
+			if ok, xerr := s.cfg.LoadBalancers.TargetGroupExists(ctx, sc.account, sc.region, lb.TargetGroupArn); xerr == nil && !ok {
+				continue // the group was deleted: nothing left to drain
+			}
+			s.log.Warn("target health", "task", t.ID, "targetGroup", lb.TargetGroupArn, "err", err)
+			return false
+		}
+		if h[target] == "draining" {
+			return false
+		}
+	}
+	return true
 }
 
 // lbTarget is a task's target in a load balancer: its address and the container port.

@@ -187,19 +187,49 @@ func (s *Service) listTasks(ctx context.Context, body []byte) (any, error) {
 // stopRecord sets a task's desired status to STOPPED with a stop code and
 // reason (the first ones given stay), and returns the ops that tell its host;
 // a task never placed is stopped at once. StopTask and the service scheduler
-// both stop tasks through it.
+// both stop tasks through it. A task deactivating behind its load balancers
+// (deactivateRecord) is told to stop now, its drain cut short.
 func stopRecord(r *taskRecord, code, reason string, now time.Time) ([]clientv3.Op, error) {
 	if r.Task.DesiredStatus == agentapi.StatusStopped {
+		if r.Deactivating != nil && r.Spec.DesiredStatus != agentapi.StatusStopped {
+			r.Task.Version++
+			return releaseStop(r, now)
+		}
 		return nil, nil
 	}
+	markStopping(r, code, reason)
+	return releaseStop(r, now)
+}
+
+// markStopping records the control plane's decision to stop a task.
+func markStopping(r *taskRecord, code, reason string) {
 	r.Task.DesiredStatus = agentapi.StatusStopped
-	r.Spec.DesiredStatus = agentapi.StatusStopped
 	if r.Task.StopCode == "" {
 		r.Task.StopCode = code
 		r.Task.StoppedReason = reason
-		r.Spec.StopCode, r.Spec.StoppedReason = r.Task.StopCode, reason
 	}
 	r.Task.Version++
+}
+
+// deactivateRecord begins the stop of a running service task behind load
+// balancers, as ECS does: the task shows desiredStatus STOPPED and
+// lastStatus DEACTIVATING while its targets drain, and its host keeps
+// running it (the spec still says RUNNING) until releaseStop. It returns
+// no ops: the caller stores the record.
+func deactivateRecord(r *taskRecord, code, reason string, now time.Time) {
+	markStopping(r, code, reason)
+	r.Task.LastStatus = agentapi.StatusDeactivating
+	if r.Task.StoppingAt == nil {
+		r.Task.StoppingAt = NewTime(now)
+	}
+	r.Deactivating = NewTime(now)
+}
+
+// releaseStop tells the task's host to stop it (or stops a task never
+// placed) and returns the ops that do so.
+func releaseStop(r *taskRecord, now time.Time) ([]clientv3.Op, error) {
+	r.Spec.DesiredStatus = agentapi.StatusStopped
+	r.Spec.StopCode, r.Spec.StoppedReason = r.Task.StopCode, r.Task.StoppedReason
 	if r.Node == "" {
 		// Never placed: nothing runs anywhere, so it is stopped now.
 		r.Task.LastStatus = agentapi.StatusStopped

@@ -26,6 +26,10 @@ type taskRecord struct {
 	ReportSeq int64 `json:"reportSeq,omitempty"`
 	// Awsvpc is the resolved network of an awsvpc task.
 	Awsvpc *awsvpcPlan `json:"awsvpc,omitempty"`
+	// Deactivating is when the service scheduler began stopping the task
+	// behind its load balancers (lastStatus DEACTIVATING set by the control
+	// plane while the host still runs it; see deactivateRecord).
+	Deactivating *Time `json:"deactivating,omitempty"`
 }
 
 func unmarshalTask(b []byte, r *taskRecord) error { return json.Unmarshal(b, r) }

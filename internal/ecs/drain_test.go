@@ -1,0 +1,164 @@
+package ecs_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	becs "github.com/berthdev/berth/internal/ecs"
+)
+
+// fakeNetworks gives every task an address 10.0.0.N in subnet-1 (us-east-1a).
+type fakeNetworks struct {
+	mu   sync.Mutex
+	next int
+	ips  map[string]string // attachment → address
+}
+
+func (f *fakeNetworks) ResolveAwsvpc(_ context.Context, _, _ string, subnets, groups []string) (string, map[string]string, []string, error) {
+	azs := map[string]string{}
+	for _, s := range subnets {
+		azs[s] = "us-east-1a"
+	}
+	return "vpc-1", azs, append([]string{"sg-1"}, groups...), nil
+}
+
+func (f *fakeNetworks) AttachENI(_ context.Context, _, _, attachment, _ string, subnets, _ []string, _ bool) (agentapi.ENI, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ips[attachment] == "" {
+		f.next++
+		f.ips[attachment] = fmt.Sprintf("10.0.0.%d", f.next)
+	}
+	return agentapi.ENI{AttachmentID: attachment, ID: "eni-" + attachment[:8], VpcID: "vpc-1", SubnetID: subnets[0],
+		VpcCIDR: "10.0.0.0/16", SubnetCIDR: "10.0.0.0/24", Gateway: "10.0.0.1", PrivateIP: f.ips[attachment]}, nil
+}
+
+func (f *fakeNetworks) ReleaseENI(context.Context, string, string, string) error { return nil }
+
+// fakeLBs is one target group whose registered targets are healthy at once
+// and whose deregistered targets drain until the test lets them go.
+type fakeLBs struct {
+	mu       sync.Mutex
+	healthy  map[becs.LBTarget]bool
+	draining map[becs.LBTarget]bool
+}
+
+func (f *fakeLBs) RegisterTargets(_ context.Context, _, _, _ string, ts []becs.LBTarget) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range ts {
+		if !f.draining[t] {
+			f.healthy[t] = true
+		}
+	}
+	return nil
+}
+
+func (f *fakeLBs) DeregisterTargets(_ context.Context, _, _, _ string, ts []becs.LBTarget) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range ts {
+		if f.healthy[t] {
+			delete(f.healthy, t)
+			f.draining[t] = true
+		}
+	}
+	return nil
+}
+
+func (f *fakeLBs) TargetHealth(_ context.Context, _, _, _ string, ts []becs.LBTarget) (map[becs.LBTarget]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[becs.LBTarget]string{}
+	for _, t := range ts {
+		switch {
+		case f.healthy[t]:
+			out[t] = "healthy"
+		case f.draining[t]:
+			out[t] = "draining"
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLBs) TargetGroupExists(context.Context, string, string, string) (bool, error) { return true, nil }
+
+// drained ends every drain and returns how many targets were draining.
+func (f *fakeLBs) drained() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := len(f.draining)
+	clear(f.draining)
+	return n
+}
+
+// TestDeploymentDrainsBeforeStopping: a rolling deployment behind a load
+// balancer deregisters each old task and keeps it running, DEACTIVATING,
+// until its target has drained; only then is its host told to stop it.
+func TestDeploymentDrainsBeforeStopping(t *testing.T) {
+	lbs := &fakeLBs{healthy: map[becs.LBTarget]bool{}, draining: map[becs.LBTarget]bool{}}
+	e := newEnvWith(t, becs.Config{Networks: &fakeNetworks{ips: map[string]string{}}, LoadBalancers: lbs})
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.startAgent(t, "n1")
+	v1, v2 := e.registerImage(t, "web", "app:1"), e.registerImage(t, "web", "app:2")
+	e.createService(t, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(2),
+		LoadBalancers: []types.LoadBalancer{{TargetGroupArn: aws.String("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/1"),
+			ContainerName: aws.String("app"), ContainerPort: aws.Int32(80)}}})
+	e.waitStable(t, "web")
+	old := e.serviceTasks(t, "web")
+
+	if _, err := e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("web"), TaskDefinition: aws.String(v2)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "old tasks deactivating", func() bool {
+		out, err := e.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: old})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range out.Tasks {
+			if aws.ToString(tk.LastStatus) != "DEACTIVATING" || aws.ToString(tk.DesiredStatus) != "STOPPED" || tk.StoppingAt == nil {
+				return false
+			}
+		}
+		return len(out.Tasks) == 2
+	})
+	// While their targets drain, the host is not told to stop them.
+	time.Sleep(1500 * time.Millisecond)
+	a.mu.Lock()
+	for _, arn := range old {
+		if a.last[arn] != "RUNNING" {
+			t.Errorf("old task %s reported %s while draining", arn, a.last[arn])
+		}
+	}
+	a.mu.Unlock()
+	if s := e.service(t, "web"); len(s.Deployments) != 2 {
+		t.Errorf("deployments while draining: %d, want the old one still ACTIVE", len(s.Deployments))
+	}
+	if n := lbs.drained(); n != 2 {
+		t.Fatalf("%d targets draining, want 2", n)
+	}
+	s := e.waitStable(t, "web")
+	if aws.ToString(s.TaskDefinition) != v2 || s.RunningCount != 2 {
+		t.Fatalf("after the rollout: %+v", s)
+	}
+	out, err := e.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range out.Tasks {
+		if aws.ToString(tk.LastStatus) != "STOPPED" || tk.StopCode != types.TaskStopCodeServiceSchedulerInitiated {
+			t.Errorf("old task %s: %s %s", aws.ToString(tk.TaskArn), aws.ToString(tk.LastStatus), tk.StopCode)
+		}
+	}
+}

@@ -89,7 +89,9 @@ func (f *fakeLBs) TargetHealth(_ context.Context, _, _, _ string, ts []becs.LBTa
 	return out, nil
 }
 
-func (f *fakeLBs) TargetGroupExists(context.Context, string, string, string) (bool, error) { return true, nil }
+func (f *fakeLBs) TargetGroupExists(context.Context, string, string, string) (bool, error) {
+	return true, nil
+}
 
 // drained ends every drain and returns how many targets were draining.
 func (f *fakeLBs) drained() int {

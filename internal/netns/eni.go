@@ -242,7 +242,34 @@ func (v *vpcNS) attachENILink(sb *Sandbox, sbh *netlink.Handle, cfg ENIConfig) (
 			return 0, err
 		}
 	}
+	if err := v.reachable(cfg.Address); err != nil {
+		return 0, err
+	}
 	return vl.Attrs().Index, nil
+}
+
+// unreachable makes addr, an ENI's address that just left, fail at once
+// from inside the VPC namespace (an unreachable /32 route): a load balancer
+// or a health check connecting to a task that stopped gets "no route to
+// host" now rather than after seconds of ARP probes for a stale neighbour.
+// reachable undoes it when an ENI takes the address again.
+func (v *vpcNS) unreachable(addr netip.Addr) error {
+	if err := v.h.RouteReplace(deadRoute(addr)); err != nil {
+		return fmt.Errorf("route %s unreachable: %w", addr, err)
+	}
+	return nil
+}
+
+func (v *vpcNS) reachable(addr netip.Addr) error {
+	if err := v.h.RouteDel(deadRoute(addr)); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("delete unreachable route to %s: %w", addr, err)
+	}
+	return nil
+}
+
+func deadRoute(addr netip.Addr) *netlink.Route {
+	return &netlink.Route{Dst: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(addr.BitLen(), addr.BitLen())},
+		Type: unix.RTN_UNREACHABLE, Table: unix.RT_TABLE_MAIN}
 }
 
 // createENILink creates the veth pair straight across the two namespaces:
@@ -380,6 +407,11 @@ func (v *vpcNS) takeOff(eniID string) (netlink.Link, int, error) {
 		}
 		if err := v.h.LinkSetAlias(vl, aliasDetached+eniID); err != nil {
 			return nil, 0, fmt.Errorf("mark %s detached: %w", name, err)
+		}
+		if ok && r.addr.IsValid() {
+			if err := v.unreachable(r.addr); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 	n, err := v.users()

@@ -1,6 +1,8 @@
 package netns
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -138,6 +140,29 @@ func TestDetachLastENIRemovesVPC(t *testing.T) {
 	}
 	if got := natSet(t, v.id); len(got) != 0 {
 		t.Errorf("nat set after detaching the NAT ENI: %v", got)
+	}
+	// The detached address fails at once from inside the VPC (no seconds
+	// of ARP probing), until an ENI takes it again.
+	dialDead := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		c, err := DialInVPC(ctx, v.id, "tcp", netip.AddrPortFrom(ca.Address, 80).String())
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dialDead(); !errors.Is(err, unix.EHOSTUNREACH) {
+		t.Errorf("dial the detached address: %v, want EHOSTUNREACH at once", err)
+	}
+	if err := AttachENI(a, ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialDead(); errors.Is(err, unix.EHOSTUNREACH) {
+		t.Errorf("dial the re-attached address: %v, want it routed again", err)
+	}
+	if err := DetachENI(v.id, ca.ID); err != nil {
+		t.Fatal(err)
 	}
 	h, err := a.Netlink()
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package cli is berth's command line: the role subcommands (dev, server,
-// agent) and the human verbs (run, ps, stop, logs, image), one file per noun.
-// The verbs talk to berth through aws-sdk-go-v2, the wire protocol every
-// user's tools use.
+// agent) and the human verbs (run, ps, stop, logs, image, service, deploy),
+// one file per noun. The verbs talk to berth through aws-sdk-go-v2, the wire
+// protocol every user's tools use.
 package cli
 
 import (
@@ -71,7 +71,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.endpoint, "endpoint", "", "berth endpoint (default $AWS_ENDPOINT_URL or http://127.0.0.1:4566)")
 	root.PersistentFlags().StringVar(&g.region, "region", "", "region (default $AWS_REGION or us-east-1)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(newDevCmd(g), newServerCmd(g), newAgentCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newLogsCmd(g), newImageCmd(g))
+	root.AddCommand(newDevCmd(g), newServerCmd(g), newAgentCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newLogsCmd(g), newImageCmd(g), newServiceCmd(g), newDeployCmd(g))
 	return root
 }
 

@@ -242,27 +242,45 @@ func (v *vpcNS) attachENILink(sb *Sandbox, sbh *netlink.Handle, cfg ENIConfig) (
 			return 0, err
 		}
 	}
-	if err := v.reachable(cfg.Address); err != nil {
+	if err := v.reachable(cfg.Address, br, cfg.MAC); err != nil {
 		return 0, err
 	}
 	return vl.Attrs().Index, nil
 }
 
-// unreachable makes addr, an ENI's address that just left, fail at once
-// from inside the VPC namespace (an unreachable /32 route): a load balancer
-// or a health check connecting to a task that stopped gets "no route to
-// host" now rather than after seconds of ARP probes for a stale neighbour.
-// reachable undoes it when an ENI takes the address again.
-func (v *vpcNS) unreachable(addr netip.Addr) error {
+// unreachable makes addr, an ENI's address that just left bridge br, fail
+// at once from inside the VPC namespace (an unreachable /32 route, and no
+// neighbour entry): a load balancer or a health check connecting to a task
+// that stopped gets "no route to host" now rather than after seconds of ARP
+// probes. reachable undoes it when an ENI takes the address again.
+func (v *vpcNS) unreachable(addr netip.Addr, br int) error {
 	if err := v.h.RouteReplace(deadRoute(addr)); err != nil {
 		return fmt.Errorf("route %s unreachable: %w", addr, err)
+	}
+	n := &netlink.Neigh{LinkIndex: br, Family: netlink.FAMILY_V4, IP: addr.AsSlice()}
+	if err := v.h.NeighDel(n); br > 0 && err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("forget neighbour %s: %w", addr, err)
 	}
 	return nil
 }
 
-func (v *vpcNS) reachable(addr netip.Addr) error {
+// reachable routes addr again and points its neighbour entry at the new
+// ENI's MAC: addresses are reused, MACs are not, and a stale entry for the
+// previous holder would black-hole the first seconds of traffic (until the
+// kernel's unicast probes of the old MAC give up).
+func (v *vpcNS) reachable(addr netip.Addr, br int, mac net.HardwareAddr) error {
 	if err := v.h.RouteDel(deadRoute(addr)); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("delete unreachable route to %s: %w", addr, err)
+	}
+	n := &netlink.Neigh{LinkIndex: br, Family: netlink.FAMILY_V4, State: netlink.NUD_STALE, IP: addr.AsSlice(), HardwareAddr: mac}
+	if len(mac) == 0 { // the kernel picked it: learn it by ARP
+		if err := v.h.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("forget neighbour %s: %w", addr, err)
+		}
+		return nil
+	}
+	if err := v.h.NeighSet(n); err != nil {
+		return fmt.Errorf("set neighbour %s: %w", addr, err)
 	}
 	return nil
 }
@@ -409,7 +427,7 @@ func (v *vpcNS) takeOff(eniID string) (netlink.Link, int, error) {
 			return nil, 0, fmt.Errorf("mark %s detached: %w", name, err)
 		}
 		if ok && r.addr.IsValid() {
-			if err := v.unreachable(r.addr); err != nil {
+			if err := v.unreachable(r.addr, vl.Attrs().MasterIndex); err != nil {
 				return nil, 0, err
 			}
 		}

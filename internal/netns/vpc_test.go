@@ -155,11 +155,31 @@ func TestDetachLastENIRemovesVPC(t *testing.T) {
 	if err := dialDead(); !errors.Is(err, unix.EHOSTUNREACH) {
 		t.Errorf("dial the detached address: %v, want EHOSTUNREACH at once", err)
 	}
+	ca.MAC = net.HardwareAddr{0x02, 0xbe, 0x00, 0x00, 0x00, 0x10} // a new holder's
 	if err := AttachENI(a, ca); err != nil {
 		t.Fatal(err)
 	}
 	if err := dialDead(); errors.Is(err, unix.EHOSTUNREACH) {
 		t.Errorf("dial the re-attached address: %v, want it routed again", err)
+	}
+	// Its neighbour entry names the new holder's MAC (no stale one).
+	vn, err := openVPC(v.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	neighs, err := vn.h.NeighList(0, netlink.FAMILY_V4)
+	vn.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var macs []string
+	for _, n := range neighs {
+		if n.IP.Equal(ca.Address.AsSlice()) {
+			macs = append(macs, n.HardwareAddr.String())
+		}
+	}
+	if len(macs) != 1 || macs[0] != ca.MAC.String() {
+		t.Errorf("neighbour entries of %s: %v, want [%s]", ca.Address, macs, ca.MAC)
 	}
 	if err := DetachENI(v.id, ca.ID); err != nil {
 		t.Fatal(err)

@@ -172,8 +172,9 @@ func checkActions(st *state, lb *lbRecord, listenerProto string, actions []actio
 			}
 			arn := st.sc.tgARN(tg)
 			if tg.VpcID != lb.VpcID {
-				return errValidation("The target group '%s' is in VPC '%s', but the load balancer is in VPC '%s'; they must be in the same VPC",
-					arn, tg.VpcID, lb.VpcID)
+				// ELBv2 refuses this as a configuration conflict, not a
+				// malformed request.
+				return errInvalidConfig("Target group '%s' is in a different VPC than load balancer '%s'", arn, st.sc.lbARN(lb))
 			}
 			if !compatible(listenerProto, tg.Protocol) {
 				return errIncompatibleProtocols(listenerProto, tg.Protocol)

@@ -82,7 +82,8 @@ func TestListenerErrors(t *testing.T) {
 		kv              []string
 	}{
 		{"port taken", codeDuplicateListener, "already exists on this port", fwd(lb.LoadBalancerArn, "HTTP", "80", a.TargetGroupArn)},
-		{"other vpc", codeValidation, "same VPC", fwd(lb.LoadBalancerArn, "HTTP", "81", other.TargetGroupArn)},
+		{"other vpc", codeInvalidConfiguration, "Target group '" + other.TargetGroupArn + "' is in a different VPC than load balancer '" +
+			lb.LoadBalancerArn + "'", fwd(lb.LoadBalancerArn, "HTTP", "81", other.TargetGroupArn)},
 		{"alb tcp", codeUnsupportedProtocol, "TCP", fwd(lb.LoadBalancerArn, "TCP", "81", tcp.TargetGroupArn)},
 		{"nlb http", codeUnsupportedProtocol, "HTTP", fwd(nlb.LoadBalancerArn, "HTTP", "81", a.TargetGroupArn)},
 		{"incompatible", codeIncompatibleProtocols, "'HTTP'", fwd(lb.LoadBalancerArn, "HTTP", "81", tcp.TargetGroupArn)},
@@ -106,6 +107,10 @@ func TestListenerErrors(t *testing.T) {
 			t.Errorf("%s: message %q, want %q", c.name, msg, c.msg)
 		}
 	}
+	// ModifyListener to another VPC's group: the same refusal.
+	l80 := ok[*listenersResult](e, "DescribeListeners", "LoadBalancerArn", lb.LoadBalancerArn).Listeners[0]
+	e.fails(codeInvalidConfiguration, "ModifyListener", "ListenerArn", l80.ListenerArn,
+		"DefaultActions.member.1.Type", "forward", "DefaultActions.member.1.TargetGroupArn", other.TargetGroupArn)
 	if e.snapshot() != before {
 		t.Error("failed calls changed the store")
 	}

@@ -10,6 +10,7 @@ func TestRules(t *testing.T) {
 	lb := e.createALB("lb")
 	a := e.createTG("a", "HTTP", "vpc-a")
 	b := e.createTG("b", "HTTP", "vpc-a")
+	other := e.createTG("other", "HTTP", "vpc-b")
 	l := e.createListener(lb.LoadBalancerArn, "HTTP", "80", a.TargetGroupArn)
 	fwdB := []string{"Actions.member.1.Type", "forward", "Actions.member.1.TargetGroupArn", b.TargetGroupArn}
 	r1 := ok[*rulesResult](e, "CreateRule", append([]string{"ListenerArn", l.ListenerArn, "Priority", "10",
@@ -57,6 +58,9 @@ func TestRules(t *testing.T) {
 		{"bad source ip", codeValidation, "CIDR", base("11", "Conditions.member.1.Field", "source-ip", "Conditions.member.1.SourceIpConfig.Values.member.1", "nope")},
 		{"no listener", codeListenerNotFound, "", append([]string{"ListenerArn", strings.Replace(l.ListenerArn, "/lb/", "/zz/", 1), "Priority", "11"},
 			append(fwdB, path...)...)},
+		{"other vpc", codeInvalidConfiguration, "Target group '" + other.TargetGroupArn + "' is in a different VPC than load balancer '" +
+			lb.LoadBalancerArn + "'", append([]string{"ListenerArn", l.ListenerArn, "Priority", "11",
+			"Actions.member.1.Type", "forward", "Actions.member.1.TargetGroupArn", other.TargetGroupArn}, path...)},
 	}
 	for _, c := range cases {
 		msg := e.fails(c.code, "CreateRule", c.kv...)

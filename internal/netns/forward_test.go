@@ -15,13 +15,14 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// publicAddr is a random loopback address, 127.100.x.y.
+// publicAddr is a random loopback address, 127.102.x.y (apart from the
+// pools berth dev hands out, which tests running beside these use).
 func publicAddr(t testing.TB) netip.Addr {
 	b := make([]byte, 2)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
-	return netip.AddrFrom4([4]byte{127, 100, b[0], b[1] | 1})
+	return netip.AddrFrom4([4]byte{127, 102, b[0], b[1] | 1})
 }
 
 func startForwarder(t testing.TB, cfg ForwarderConfig) *PublicForwarder {

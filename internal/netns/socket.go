@@ -164,7 +164,17 @@ func dialIn(ctx context.Context, path, network string, local netip.AddrPort, add
 	}
 	switch network {
 	case "tcp", "tcp4", "tcp6":
-		return dialTCPIn(ctx, path, local, remote)
+		c, err := dialTCPIn(ctx, path, local, remote)
+		if err != nil {
+			// As net.Dialer reports it, so callers can tell a failed
+			// connect (nothing sent) from a failure on a connection.
+			oe := &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(remote), Err: err}
+			if local.IsValid() {
+				oe.Source = net.TCPAddrFromAddrPort(local)
+			}
+			return nil, oe
+		}
+		return c, nil
 	case "udp", "udp4", "udp6":
 		// A UDP connect does not block: all of it may run in the namespace.
 		var c net.Conn

@@ -152,8 +152,12 @@ func TestDetachLastENIRemovesVPC(t *testing.T) {
 		}
 		return err
 	}
-	if err := dialDead(); !errors.Is(err, unix.EHOSTUNREACH) {
+	err := dialDead()
+	if !errors.Is(err, unix.EHOSTUNREACH) {
 		t.Errorf("dial the detached address: %v, want EHOSTUNREACH at once", err)
+	}
+	if oe := (*net.OpError)(nil); !errors.As(err, &oe) || oe.Op != "dial" {
+		t.Errorf("dial error %#v is not a *net.OpError of a dial", err)
 	}
 	ca.MAC = net.HardwareAddr{0x02, 0xbe, 0x00, 0x00, 0x00, 0x10} // a new holder's
 	if err := AttachENI(a, ca); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -46,22 +48,48 @@ func (pr *proxyReq) watch(t *target) {
 	pr.unwatch = context.AfterFunc(t.ctx, pr.cancel)
 }
 
+// retriable reports whether req, which failed with err, may be sent to
+// another target: it has no body, the client is still there, it did not
+// time out, and either nothing reached the target (a failed connect) or
+// the method is idempotent and the connection broke (reset, closed)
+// before a response.
+func (pr *proxyReq) retriable(req *http.Request, err error) bool {
+	if (req.Body != nil && req.Body != http.NoBody) || req.Context().Err() != nil || pr.timedOut.Load() {
+		return false
+	}
+	if isDialError(err) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+			errors.Is(err, syscall.EPIPE)
+	}
+	return false
+}
+
 // maxConnectTries bounds how many targets one request tries to connect to.
 const maxConnectTries = 3
 
-// roundTrip sends req to pr's target. When the connection cannot be made
-// and the request has no body (nothing was sent, and it can be sent
-// again), it goes to another target of the group: a task that just died
-// costs its clients nothing.
+// roundTrip sends req to pr's target. When the request has no body and
+// the target could not be reached, or (for an idempotent method) its
+// connection broke before any answer, the request goes to another target
+// of the group: a task that just died costs its clients nothing. ALB
+// answers 502 there; berth retries as Envoy's connect-failure and reset
+// retry policies do.
 func (pr *proxyReq) roundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		resp, err := pr.t.transport.RoundTrip(req)
-		if err == nil || !isDialError(err) {
+		if err == nil || !pr.retriable(req, err) {
 			return resp, err
 		}
 		pr.t.dialFailed()
 		pr.tried = append(pr.tried, pr.t)
-		if (req.Body != nil && req.Body != http.NoBody) || len(pr.tried) >= maxConnectTries || req.Context().Err() != nil {
+		if len(pr.tried) >= maxConnectTries {
 			return nil, err
 		}
 		next, perr := pr.tg.pick(nil, pr.tried...)

@@ -100,3 +100,46 @@ func TestConnectFailureWithBodyIs502(t *testing.T) {
 		t.Fatalf("status %d, want 502", resp.StatusCode)
 	}
 }
+
+// A target that resets the connection before answering: an idempotent
+// request goes to another target, a POST gets ALB's 502.
+func TestResetBeforeAnswer(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	reset := newBackend(t, "reset", func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	live := newBackend(t, "live", nil)
+	tg := httpTG("tg", reset.target(), live.target())
+	tg.HealthCheck.Enabled = false
+	mustApply(t, e, alb(Listener{DefaultActions: forward("tg")}, tg))
+	base := listenerURL(t, e, "listener/app/lb/1")
+	for i := range 6 {
+		resp, body := get(t, http.DefaultClient, base+"/")
+		if resp.StatusCode != http.StatusOK || body != "live" {
+			t.Fatalf("GET #%d: %s %q", i, resp.Status, body)
+		}
+	}
+	if reset.count() > 1 {
+		t.Errorf("the resetting target got %d requests after its first reset", reset.count())
+	}
+	// POST is not idempotent: once the shun lapses it may reach the
+	// resetting target, and then it is not re-sent.
+	e2 := newTestEngine(t, Options{})
+	tg2 := httpTG("tg", reset.target())
+	tg2.HealthCheck.Enabled = false
+	mustApply(t, e2, alb(Listener{DefaultActions: forward("tg")}, tg2))
+	req, _ := http.NewRequest(http.MethodPost, listenerURL(t, e2, "listener/app/lb/1")+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("POST to a resetting target: %d, want 502", resp.StatusCode)
+	}
+}

@@ -1,154 +1,119 @@
 package e2e
 
 import (
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 )
 
-// TestServiceBehindALB: an ALB in the default subnets (its group admits
-// the world on port 80), a service of 3 web tasks whose group admits only
-// the ALB's group, registered in a target group by the service scheduler;
-// the service becomes stable once its targets are healthy, and the ALB's
-// DNS name, resolved through /etc/hosts on the host, serves every task.
+// TestServiceBehindALB: a service of 3 web tasks behind an ALB, registered
+// in its target group by the service scheduler, becomes stable once its
+// targets are healthy, and the ALB's DNS name, resolved through /etc/hosts
+// on the host, serves every task. Then, with requests going through the
+// ALB all along, not one of them fails while
+//   - one task's container is killed and the service replaces it, and
+//   - the service is updated to a new revision (minimumHealthyPercent 100,
+//     maximumPercent 200): the old tasks drain and stop.
 func TestServiceBehindALB(t *testing.T) {
 	e := startDev(t)
 	ctx := e.ctx()
-	cfg := e.awsConfig()
-	lbc := elb.NewFromConfig(cfg)
+	app := newALBApp(e, "alb", "web", 3, "v1")
+	app.waitStable()
+	ips := app.waitHealthy(3)
 
-	subnets, err := e.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: e.subnets()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vpcID := aws.ToString(subnets.Subnets[0].VpcId)
-	group := func(name string) string {
-		out, err := e.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(name),
-			Description: aws.String(name), VpcId: aws.String(vpcID)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return aws.ToString(out.GroupId)
-	}
-	albSG, webSG := group("alb"), group("web")
-	if _, err := e.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(albSG),
-		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), CidrIp: aws.String("0.0.0.0/0")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(webSG),
-		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(8080), ToPort: aws.Int32(8080),
-			UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(albSG)}}}}}); err != nil {
-		t.Fatal(err)
-	}
-
-	lb, err := lbc.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("web"), Subnets: e.subnets(),
-		SecurityGroups: []string{albSG}, Type: elbtypes.LoadBalancerTypeEnumApplication})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lbArn, dns := aws.ToString(lb.LoadBalancers[0].LoadBalancerArn), aws.ToString(lb.LoadBalancers[0].DNSName)
-	tg, err := lbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String("web"), Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(8080), VpcId: aws.String(vpcID), TargetType: elbtypes.TargetTypeEnumIp,
-		HealthCheckIntervalSeconds: aws.Int32(5), HealthCheckTimeoutSeconds: aws.Int32(2), HealthyThresholdCount: aws.Int32(2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgArn := aws.ToString(tg.TargetGroups[0].TargetGroupArn)
-	if _, err := lbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: aws.String(lbArn), Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(tgArn)}}}); err != nil {
-		t.Fatal(err)
-	}
-
-	if _, err := e.ECS.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("alb")}); err != nil {
-		t.Fatal(err)
-	}
-	web := e.container("web", "sh", "-c", `mkdir -p /www && ip -4 -o addr show dev eth0 | sed 's/.*inet \([0-9.]*\).*/\1/' > /www/index.html && exec httpd -f -p 8080 -h /www`)
-	web.PortMappings = []types.PortMapping{{ContainerPort: aws.Int32(8080)}}
-	td := e.registerTask("albweb", "256", "512", web)
-	if _, err := e.ECS.CreateService(ctx, &ecs.CreateServiceInput{Cluster: aws.String("alb"), ServiceName: aws.String("web"),
-		TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3), LaunchType: types.LaunchTypeFargate,
-		LoadBalancers: []types.LoadBalancer{{TargetGroupArn: aws.String(tgArn), ContainerName: aws.String("web"), ContainerPort: aws.Int32(8080)}},
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-			Subnets: e.subnets(), SecurityGroups: []string{webSG}}}}); err != nil {
-		t.Fatal(err)
-	}
-	waiter := ecs.NewServicesStableWaiter(e.ECS, func(o *ecs.ServicesStableWaiterOptions) { o.MinDelay, o.MaxDelay = time.Second, 2*time.Second })
-	if err := waiter.Wait(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("alb"), Services: []string{"web"}}, 90*time.Second); err != nil {
-		svc, _ := e.ECS.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("alb"), Services: []string{"web"}})
-		health, _ := lbc.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(tgArn)})
-		var b strings.Builder
-		if svc != nil && len(svc.Services) == 1 {
-			s := svc.Services[0]
-			fmt.Fprintf(&b, "running %d pending %d desired %d\n", s.RunningCount, s.PendingCount, s.DesiredCount)
-			for _, ev := range s.Events {
-				fmt.Fprintf(&b, "event: %s\n", aws.ToString(ev.Message))
-			}
-		}
-		if health != nil {
-			for _, h := range health.TargetHealthDescriptions {
-				fmt.Fprintf(&b, "target %s:%d %s %s %s\n", aws.ToString(h.Target.Id), aws.ToInt32(h.Target.Port), h.TargetHealth.State,
-					h.TargetHealth.Reason, aws.ToString(h.TargetHealth.Description))
-			}
-		}
-		t.Fatalf("services-stable: %v\n%s", err, b.String())
-	}
-	// services-stable counts RUNNING tasks (as ECS's waiter does); the
-	// targets turn healthy after two 5-second health checks.
-	ips := map[string]bool{}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
-		health, err := lbc.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(tgArn)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clear(ips)
-		var notHealthy []string
-		for _, h := range health.TargetHealthDescriptions {
-			ips[aws.ToString(h.Target.Id)] = true
-			if h.TargetHealth.State != elbtypes.TargetHealthStateEnumHealthy {
-				notHealthy = append(notHealthy, fmt.Sprintf("%s: %s %s", aws.ToString(h.Target.Id), h.TargetHealth.State,
-					aws.ToString(h.TargetHealth.Description)))
-			}
-		}
-		if len(notHealthy) == 0 && len(ips) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("targets %v not healthy: %v", ips, notHealthy)
-		}
-	}
-	if len(ips) != 3 {
-		t.Fatalf("targets %v, want the 3 tasks", ips)
-	}
-
-	// Through the ALB's DNS name, as a user would curl it.
 	client := &http.Client{Timeout: 5 * time.Second}
 	seen := map[string]int{}
-	for i := 0; i < 30; i++ {
-		resp, err := client.Get(fmt.Sprintf("http://%s/", dns))
-		if err != nil {
-			t.Fatalf("GET http://%s/: %v", dns, err)
+	for range 30 {
+		code, body, err := app.get(client)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET http://%s/: %d %q %v", app.dns, code, body, err)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET http://%s/: %s %q", dns, resp.Status, b)
-		}
-		seen[strings.TrimSpace(string(b))]++
+		seen[strings.TrimPrefix(body, "v1 ")]++
 	}
 	for ip := range ips {
 		if seen[ip] == 0 {
 			t.Errorf("no request reached task %s (answers %v)", ip, seen)
 		}
 	}
+
+	// Kill one task's container: the service replaces it.
+	tasks := app.tasks()
+	victim := tasks[0]
+	id := victim[strings.LastIndex(victim, "/")+1:]
+	loop := app.startLoop()
+	time.Sleep(500 * time.Millisecond)
+	pids := taskPids(id)
+	if len(pids) == 0 {
+		t.Fatalf("task %s has no processes", id)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	t.Logf("killed %v of task %s", pids, id)
+	waitUntil(t, "the killed task replaced", 90*time.Second, func() bool {
+		now := app.tasks()
+		return len(now) == 3 && !strings.Contains(strings.Join(now, " "), id)
+	})
+	app.waitStable()
+	app.waitHealthy(3)
+	loop.end(t, "while a task was killed and replaced")
+	out, err := e.ECS.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String("alb"), Tasks: []string{victim}})
+	if err != nil || len(out.Tasks) != 1 || out.Tasks[0].StopCode != types.TaskStopCodeEssentialContainerExited {
+		t.Errorf("killed task: %v %+v", err, out)
+	}
+
+	// Roll out v2: the loop never fails and ends up seeing v2 only.
+	old := app.tasks()
+	v2 := app.register("v2")
+	loop = app.startLoop()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	if _, err := e.ECS.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("alb"), Service: aws.String("web"),
+		TaskDefinition: aws.String(v2)}); err != nil {
+		t.Fatal(err)
+	}
+	deactivating := map[string]bool{}
+	waitUntil(t, "v2 serving every request", 3*time.Minute, func() bool {
+		out, err := e.ECS.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String("alb"), Tasks: old})
+		if err == nil {
+			for _, tk := range out.Tasks {
+				if aws.ToString(tk.LastStatus) == "DEACTIVATING" {
+					deactivating[aws.ToString(tk.TaskArn)] = true
+				}
+			}
+		}
+		return loop.onlyServing("v2", 30)
+	})
+	t.Logf("v2 served 100%% of requests %v after UpdateService; old tasks seen DEACTIVATING: %d of %d", time.Since(start).Round(time.Millisecond), len(deactivating), len(old))
+	app.waitStable()
+	loop.end(t, "during the rollout to v2")
+	svc, err := e.ECS.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("alb"), Services: []string{"web"}})
+	if err != nil || len(svc.Services) != 1 || aws.ToString(svc.Services[0].TaskDefinition) != v2 || len(svc.Services[0].Deployments) != 1 {
+		t.Fatalf("after the rollout: %v\n%s", err, app.describe())
+	}
+	out, err = e.ECS.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String("alb"), Tasks: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range out.Tasks {
+		if aws.ToString(tk.LastStatus) != "STOPPED" || tk.StopCode != types.TaskStopCodeServiceSchedulerInitiated {
+			t.Errorf("old task %s: %s %s", aws.ToString(tk.TaskArn), aws.ToString(tk.LastStatus), tk.StopCode)
+		}
+	}
+}
+
+// tasks lists the service's tasks that are meant to run.
+func (a *albApp) tasks() []string {
+	out, err := a.e.ECS.ListTasks(a.e.ctx(), &ecs.ListTasksInput{Cluster: aws.String(a.cluster), ServiceName: aws.String(a.name),
+		DesiredStatus: types.DesiredStatusRunning})
+	if err != nil {
+		a.e.t.Fatal(err)
+	}
+	return out.TaskArns
 }

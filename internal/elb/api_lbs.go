@@ -112,6 +112,11 @@ func (s *Service) placeLB(ctx context.Context, sc scope, lb *lbRecord, subnets, 
 	if lb.Type == typeNetwork && len(groups) == 0 {
 		return nil
 	}
+	return s.resolveGroups(ctx, sc, lb, groups)
+}
+
+// resolveGroups checks groups (at most 5, in lb's VPC) and sets them on lb.
+func (s *Service) resolveGroups(ctx context.Context, sc scope, lb *lbRecord, groups []string) error {
 	groups = dedupe(groups)
 	if len(groups) > 5 {
 		return errValidation("A load balancer can have at most 5 security groups")
@@ -220,6 +225,9 @@ func (s *Service) deleteLoadBalancer(ctx context.Context, sc scope, p url.Values
 		lb, err := st.lbByARN(arn)
 		if err != nil {
 			return nil // deleting an absent load balancer succeeds, as in AWS
+		}
+		if err := deletionProtected(lb); err != nil {
+			return err
 		}
 		for _, l := range st.listeners {
 			if l.LBID == lb.ID {

@@ -192,7 +192,9 @@ type LoadBalancerConfig struct {
 	VpcID           string
 	Subnets         []SubnetConfig
 	SecurityGroups  []string
-	Listeners       []ListenerConfig
+	// Attributes are the load balancer's attributes, defaults included.
+	Attributes map[string]string
+	Listeners  []ListenerConfig
 	// TargetGroups are the groups its listeners and rules forward to, by ARN.
 	TargetGroups map[string]TargetGroupConfig
 }
@@ -323,7 +325,7 @@ func (s *Service) lbConfig(ctx context.Context, st *state, lb *lbRecord) (LoadBa
 	sc := st.sc
 	c := LoadBalancerConfig{Account: sc.account, Region: sc.region, ARN: sc.lbARN(lb), Name: lb.Name, Type: lb.Type,
 		Scheme: lb.Scheme, DNSName: dnsName(sc, lb), State: s.lbState(lb), VpcID: lb.VpcID,
-		SecurityGroups: lb.SecurityGroups, TargetGroups: map[string]TargetGroupConfig{}}
+		SecurityGroups: lb.SecurityGroups, Attributes: lb.attributes(), TargetGroups: map[string]TargetGroupConfig{}}
 	for _, sn := range lb.Subnets {
 		c.Subnets = append(c.Subnets, SubnetConfig{ID: sn.SubnetID, Zone: sn.Zone, CIDR: sn.CIDR})
 	}

@@ -549,7 +549,7 @@ func (s *Service) buildSpec(ctx context.Context, st *state, lb *lbRecord) (agent
 // proxyConfig converts a load balancer's configuration into the proxy
 // engine's. Draining targets are left out: the engine drains what leaves.
 func proxyConfig(c LoadBalancerConfig) lbproxy.LoadBalancer {
-	out := lbproxy.LoadBalancer{ARN: c.ARN, Type: c.Type, IdleTimeout: DefaultIdleTimeout,
+	out := lbproxy.LoadBalancer{ARN: c.ARN, Type: c.Type, IdleTimeout: attrSeconds(c.Attributes, "idle_timeout.timeout_seconds", int(DefaultIdleTimeout/time.Second)),
 		Listeners: []lbproxy.Listener{}, TargetGroups: []lbproxy.TargetGroup{}}
 	for _, l := range c.Listeners {
 		pl := lbproxy.Listener{ARN: l.ARN, Protocol: l.Protocol, Port: l.Port}

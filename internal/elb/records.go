@@ -72,8 +72,11 @@ type lbRecord struct {
 	VpcID          string            `json:"vpcId"`
 	Subnets        []subnetPlacement `json:"subnets"`
 	SecurityGroups []string          `json:"securityGroups,omitempty"`
-	Tags           []tag             `json:"tags,omitempty"`
-	Created        time.Time         `json:"created"`
+	// Attributes are those ModifyLoadBalancerAttributes set (defaults are
+	// not stored: see attributes).
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Tags       []tag             `json:"tags,omitempty"`
+	Created    time.Time         `json:"created"`
 	// Placement is where the load balancer runs (placement.go); nil until
 	// it is placed.
 	Placement *lbPlacement `json:"placement,omitempty"`

@@ -145,9 +145,12 @@ func (s *Service) QueryService() protocol.QueryService {
 		Style:        protocol.StyleStandard,
 		Ops: map[string]protocol.QueryHandler{
 			// api_lbs.go
-			"CreateLoadBalancer":    s.op(s.createLoadBalancer),
-			"DescribeLoadBalancers": s.op(s.describeLoadBalancers),
-			"DeleteLoadBalancer":    s.op(s.deleteLoadBalancer),
+			"CreateLoadBalancer":             s.op(s.createLoadBalancer),
+			"DescribeLoadBalancers":          s.op(s.describeLoadBalancers),
+			"DeleteLoadBalancer":             s.op(s.deleteLoadBalancer),
+			"DescribeLoadBalancerAttributes": s.op(s.describeLoadBalancerAttributes),
+			"ModifyLoadBalancerAttributes":   s.op(s.modifyLoadBalancerAttributes),
+			"SetSecurityGroups":              s.op(s.setSecurityGroups),
 			// api_tgs.go
 			"CreateTargetGroup":             s.op(s.createTargetGroup),
 			"DescribeTargetGroups":          s.op(s.describeTargetGroups),

@@ -52,6 +52,12 @@ type TaskSpec struct {
 	// PortMappings are the container ports the task exposes (forwarded from
 	// its public IP, if it has one).
 	PortMappings []PortMapping `json:"portMappings,omitempty"`
+	// TaskRoleArn is the task definition's taskRoleArn ("" for none), and
+	// CredentialsID the id of the task's credentials at the metadata
+	// address: containers get AWS_CONTAINER_CREDENTIALS_RELATIVE_URI =
+	// /v2/credentials/<CredentialsID> (see credentials.go).
+	TaskRoleArn   string `json:"taskRoleArn,omitempty"`
+	CredentialsID string `json:"credentialsId,omitempty"`
 }
 
 // PortMapping is a port a container listens on.

@@ -74,7 +74,10 @@ type Options struct {
 	Run     *regexp.Regexp // benchmarks whose Name matches; nil runs all
 	Timeout time.Duration  // bound on the whole run
 	Args    []string       // the command line, for the report
-	Log     *slog.Logger
+	// Merge puts the report into Out as it is (MergeMarkdown) instead of
+	// rewriting it: for a run of some benchmarks (-run).
+	Merge bool
+	Log   *slog.Logger
 }
 
 // Outcome is one benchmark's result or failure.
@@ -143,7 +146,15 @@ func Run(ctx context.Context, opts Options, benches []Benchmark) error {
 		// Interrupted or out of time: keep the last complete report.
 		out += ".partial"
 	}
-	if err := os.WriteFile(out, []byte(rep.Markdown()), 0o644); err != nil {
+	md := rep.Markdown()
+	if opts.Merge {
+		if old, err := os.ReadFile(opts.Out); err == nil {
+			md = MergeMarkdown(string(old), rep)
+		} else if !os.IsNotExist(err) {
+			return fmt.Errorf("merge into %s: %w", opts.Out, err)
+		}
+	}
+	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
 	opts.Log.Info("report written", "file", out)

@@ -43,8 +43,10 @@ func (h *Harness) NewDataDir() (string, error) {
 
 // StartDev starts `berth dev` on a free loopback port in a fresh data dir,
 // waits until it is ready and pushes the demo image. The env is destroyed
-// when the benchmark ends.
-func (h *Harness) StartDev(ctx context.Context) (*Dev, error) {
+// when the benchmark ends. args are more flags for `berth dev`, e.g. its
+// own address pools (--lb-address-pool, --public-ip-pool) so that it hands
+// out no address another berth on the host uses.
+func (h *Harness) StartDev(ctx context.Context, args ...string) (*Dev, error) {
 	dir, err := h.NewDataDir()
 	if err != nil {
 		return nil, err
@@ -57,6 +59,7 @@ func (h *Harness) StartDev(ctx context.Context) (*Dev, error) {
 	if err != nil {
 		return nil, err
 	}
+	env.Args = args
 	if err := env.Start(); err != nil {
 		return nil, err
 	}

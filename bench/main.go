@@ -22,6 +22,7 @@ func Main(args []string, benches ...Benchmark) int {
 	run := fs.String("run", "", "run only the benchmarks whose name matches this regular expression")
 	timeout := fs.Duration("timeout", 30*time.Minute, "bound on the whole run")
 	verbose := fs.Bool("v", false, "debug logging")
+	merge := fs.Bool("merge", false, "replace only the sections and summary rows of the benchmarks that ran in -out, keep the rest (with -run)")
 	for _, b := range benches {
 		b.Flags(fs)
 	}
@@ -41,7 +42,8 @@ func Main(args []string, benches ...Benchmark) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts := Options{Berth: *berth, Out: *out, Timeout: *timeout, Log: log, Args: append([]string{"berthbench"}, args[1:]...)}
+	opts := Options{Berth: *berth, Out: *out, Timeout: *timeout, Log: log, Args: append([]string{"berthbench"}, args[1:]...),
+		Merge: *merge}
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {

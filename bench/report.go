@@ -210,7 +210,8 @@ func (r Report) Markdown() string {
 	}
 	w("## How to reproduce everything\n\n")
 	w("```sh\nbash scripts/setup.sh   # Debian packages: containerd, runc, busybox-static, …\nmake bench              # builds bin/berth, runs every benchmark, rewrites BENCHMARKS.md\n```\n\n")
-	w("`go run ./bench/cmd/berthbench -h` lists the flags: `-run REGEXP` selects benchmarks by name, and each benchmark has its own " +
+	w("`go run ./bench/cmd/berthbench -h` lists the flags: `-run REGEXP` selects benchmarks by name (add `-merge` to replace only their " +
+		"sections and summary rows in the existing file), and each benchmark has its own " +
 		"(`-launch.tasks`, `-startup.runs`, …). Every benchmark runs on loopback only and removes what it started " +
 		"(processes, mounts, network namespaces, cgroups, data dirs), also when it fails or is interrupted.\n")
 	return b.String()

@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-pkgs=(containerd runc nftables containernetworking-plugins busybox-static skopeo awscli pigz iproute2 make ca-certificates)
+pkgs=(containerd runc nftables containernetworking-plugins busybox-static skopeo awscli pigz iproute2 make ca-certificates wrk nginx-light)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +20,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # bench/alb runs nginx itself, with its own configuration, inside a VPC's
+  # namespace; the Debian service it would start holds port 80 on every
+  # address, load balancers' loopback addresses included.
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+    { systemctl disable --now nginx || service nginx stop; } >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v go >/dev/null 2>&1; then

@@ -30,6 +30,9 @@ type Env struct {
 	Addr    string // host:port on 127.0.0.1
 	URL     string // http://Addr
 	LogPath string // the process's stdout and stderr
+	// Args are more flags for `berth dev`, after --data-dir and --listen
+	// (e.g. "--lb-address-pool", "127.101.250.0/24"); set before Start.
+	Args []string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -75,7 +78,7 @@ func (e *Env) Start() error {
 		return fmt.Errorf("dev env log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.Bin, "dev", "--data-dir", e.DataDir, "--listen", e.Addr)
+	cmd := exec.Command(e.Bin, append([]string{"dev", "--data-dir", e.DataDir, "--listen", e.Addr}, e.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/berthdev/berth/bench"
+	"github.com/berthdev/berth/bench/alb"
 	"github.com/berthdev/berth/bench/launch"
 	"github.com/berthdev/berth/bench/network"
 	"github.com/berthdev/berth/bench/registry"
@@ -13,5 +14,5 @@ import (
 )
 
 func main() {
-	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New()))
+	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New()))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 )
@@ -95,6 +96,12 @@ func newDeployment(td string, launchType, platformVersion string, nc *NetworkCon
 // startDeployment makes d the service's PRIMARY: the current PRIMARY is
 // superseded and drains as d grows.
 func (r *serviceRecord) startDeployment(d deploymentRecord, now time.Time) {
+	if d.LoadBalancers == nil {
+		d.LoadBalancers = slices.Clone(r.Service.LoadBalancers)
+		if d.LoadBalancers == nil {
+			d.LoadBalancers = []ServiceLoadBalancer{}
+		}
+	}
 	for i := range r.Deployments {
 		r.Deployments[i].transition(evSuperseded, now)
 	}

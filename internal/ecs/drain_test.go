@@ -43,46 +43,57 @@ func (f *fakeNetworks) AttachENI(_ context.Context, _, _, attachment, _ string, 
 
 func (f *fakeNetworks) ReleaseENI(context.Context, string, string, string) error { return nil }
 
-// fakeLBs is one target group whose registered targets are healthy at once
+// fakeLBs are target groups whose registered targets are healthy at once
 // and whose deregistered targets drain until the test lets them go.
 type fakeLBs struct {
 	mu       sync.Mutex
-	healthy  map[becs.LBTarget]bool
-	draining map[becs.LBTarget]bool
+	healthy  map[string]map[becs.LBTarget]bool // by target group
+	draining map[string]map[becs.LBTarget]bool
 }
 
-func (f *fakeLBs) RegisterTargets(_ context.Context, _, _, _ string, ts []becs.LBTarget) error {
+func newFakeLBs() *fakeLBs {
+	return &fakeLBs{healthy: map[string]map[becs.LBTarget]bool{}, draining: map[string]map[becs.LBTarget]bool{}}
+}
+
+func (f *fakeLBs) group(m map[string]map[becs.LBTarget]bool, tg string) map[becs.LBTarget]bool {
+	if m[tg] == nil {
+		m[tg] = map[becs.LBTarget]bool{}
+	}
+	return m[tg]
+}
+
+func (f *fakeLBs) RegisterTargets(_ context.Context, _, _, tg string, ts []becs.LBTarget) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, t := range ts {
-		if !f.draining[t] {
-			f.healthy[t] = true
+		if !f.group(f.draining, tg)[t] {
+			f.group(f.healthy, tg)[t] = true
 		}
 	}
 	return nil
 }
 
-func (f *fakeLBs) DeregisterTargets(_ context.Context, _, _, _ string, ts []becs.LBTarget) error {
+func (f *fakeLBs) DeregisterTargets(_ context.Context, _, _, tg string, ts []becs.LBTarget) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, t := range ts {
-		if f.healthy[t] {
-			delete(f.healthy, t)
-			f.draining[t] = true
+		if f.group(f.healthy, tg)[t] {
+			delete(f.healthy[tg], t)
+			f.group(f.draining, tg)[t] = true
 		}
 	}
 	return nil
 }
 
-func (f *fakeLBs) TargetHealth(_ context.Context, _, _, _ string, ts []becs.LBTarget) (map[becs.LBTarget]string, error) {
+func (f *fakeLBs) TargetHealth(_ context.Context, _, _, tg string, ts []becs.LBTarget) (map[becs.LBTarget]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[becs.LBTarget]string{}
 	for _, t := range ts {
 		switch {
-		case f.healthy[t]:
+		case f.group(f.healthy, tg)[t]:
 			out[t] = "healthy"
-		case f.draining[t]:
+		case f.group(f.draining, tg)[t]:
 			out[t] = "draining"
 		}
 	}
@@ -97,16 +108,26 @@ func (f *fakeLBs) TargetGroupExists(context.Context, string, string, string) (bo
 func (f *fakeLBs) drained() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := len(f.draining)
-	clear(f.draining)
+	n := 0
+	for _, m := range f.draining {
+		n += len(m)
+		clear(m)
+	}
 	return n
+}
+
+// registered is how many targets group tg has (draining ones included).
+func (f *fakeLBs) registered(tg string) (healthy, draining int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.healthy[tg]), len(f.draining[tg])
 }
 
 // TestDeploymentDrainsBeforeStopping: a rolling deployment behind a load
 // balancer deregisters each old task and keeps it running, DEACTIVATING,
 // until its target has drained; only then is its host told to stop it.
 func TestDeploymentDrainsBeforeStopping(t *testing.T) {
-	lbs := &fakeLBs{healthy: map[becs.LBTarget]bool{}, draining: map[becs.LBTarget]bool{}}
+	lbs := newFakeLBs()
 	e := newEnvWith(t, becs.Config{Networks: &fakeNetworks{ips: map[string]string{}}, LoadBalancers: lbs})
 	ctx := ctxT(t)
 	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
@@ -162,5 +183,51 @@ func TestDeploymentDrainsBeforeStopping(t *testing.T) {
 		if aws.ToString(tk.LastStatus) != "STOPPED" || tk.StopCode != types.TaskStopCodeServiceSchedulerInitiated {
 			t.Errorf("old task %s: %s %s", aws.ToString(tk.TaskArn), aws.ToString(tk.LastStatus), tk.StopCode)
 		}
+	}
+}
+
+// TestUpdateServiceLoadBalancers: changing a service's load balancers
+// starts a deployment whose tasks register in the new group, while the old
+// tasks drain out of the old one and stop.
+func TestUpdateServiceLoadBalancers(t *testing.T) {
+	lbs := newFakeLBs()
+	e := newEnvWith(t, becs.Config{Networks: &fakeNetworks{ips: map[string]string{}}, LoadBalancers: lbs})
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	e.startAgent(t, "n1")
+	td := e.registerImage(t, "web", "app:1")
+	tg1, tg2 := "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/one/1", "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/two/2"
+	lb := func(tg string) []types.LoadBalancer {
+		return []types.LoadBalancer{{TargetGroupArn: aws.String(tg), ContainerName: aws.String("app"), ContainerPort: aws.Int32(80)}}
+	}
+	e.createService(t, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2), LoadBalancers: lb(tg1)})
+	e.waitStable(t, "web")
+	if h, _ := lbs.registered(tg1); h != 2 {
+		t.Fatalf("group one has %d healthy targets, want 2", h)
+	}
+	if _, err := e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("web"), LoadBalancers: lb(tg2)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the old tasks draining out of group one", func() bool {
+		h1, d1 := lbs.registered(tg1)
+		h2, _ := lbs.registered(tg2)
+		return h1 == 0 && d1 == 2 && h2 == 2
+	})
+	lbs.drained()
+	s := e.waitStable(t, "web")
+	if len(s.LoadBalancers) != 1 || aws.ToString(s.LoadBalancers[0].TargetGroupArn) != tg2 || s.RunningCount != 2 {
+		t.Fatalf("service after the update: %+v", s)
+	}
+	if h, d := lbs.registered(tg1); h != 0 || d != 0 {
+		t.Errorf("group one still has %d healthy and %d draining targets", h, d)
+	}
+	// The same load balancers again: no new deployment.
+	if _, err := e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("web"), LoadBalancers: lb(tg2)}); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.service(t, "web"); len(s.Deployments) != 1 {
+		t.Errorf("an unchanged loadBalancers started a deployment: %d deployments", len(s.Deployments))
 	}
 }

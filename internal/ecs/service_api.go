@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"errors"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -262,6 +263,9 @@ type updateServiceInput struct {
 	PlatformVersion               string                   `json:"platformVersion"`
 	PropagateTags                 string                   `json:"propagateTags"`
 	EnableECSManagedTags          *bool                    `json:"enableECSManagedTags"`
+	// LoadBalancers replaces the service's load balancers (an empty list
+	// removes them all) and starts a new deployment, as ECS does.
+	LoadBalancers *[]ServiceLoadBalancer `json:"loadBalancers"`
 }
 
 func (s *Service) updateService(ctx context.Context, body []byte) (any, error) {
@@ -319,11 +323,16 @@ func (s *Service) updateService(ctx context.Context, body []byte) (any, error) {
 	if vpc != nil && vpc.AssignPublicIp == "" {
 		vpc.AssignPublicIp = "DISABLED"
 	}
-	if err := s.checkServiceLoadBalancers(ctx, sc, cur.Service.LoadBalancers, td); err != nil {
+	lbs := cur.Service.LoadBalancers
+	lbsChanged := in.LoadBalancers != nil && !reflect.DeepEqual(*in.LoadBalancers, lbs)
+	if lbsChanged {
+		lbs = *in.LoadBalancers
+	}
+	if err := s.checkServiceLoadBalancers(ctx, sc, lbs, td); err != nil {
 		return nil, err
 	}
 	newDep := in.ForceNewDeployment || td.TaskDefinitionArn != cur.Service.TaskDefinition || in.NetworkConfiguration != nil ||
-		(in.PlatformVersion != "" && in.PlatformVersion != cur.Service.PlatformVersion)
+		(in.PlatformVersion != "" && in.PlatformVersion != cur.Service.PlatformVersion) || lbsChanged
 	var plan *awsvpcPlan
 	if newDep {
 		if plan, err = s.resolveAwsvpc(ctx, sc, vpc); err != nil {
@@ -363,6 +372,12 @@ func (s *Service) updateService(ctx context.Context, body []byte) (any, error) {
 		if newDep {
 			if vpc != nil {
 				r.Service.NetworkConfiguration = &NetworkConfiguration{AwsvpcConfiguration: vpc}
+			}
+			if lbsChanged {
+				r.Service.LoadBalancers = lbs
+				if r.Service.LoadBalancers == nil {
+					r.Service.LoadBalancers = []ServiceLoadBalancer{}
+				}
 			}
 			d := newDeployment(td.TaskDefinitionArn, r.Service.LaunchType, r.Service.PlatformVersion, r.Service.NetworkConfiguration, plan, r.Service.DesiredCount, now)
 			r.startDeployment(d, now)

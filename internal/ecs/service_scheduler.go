@@ -188,6 +188,9 @@ func decide(rec *serviceRecord, tasks []*svcTask, now time.Time, backoff time.Du
 		rec.addEvent(evDeploymentFailed(name, p.ID), now)
 		if st := rec.Stable; cb.Rollback && st != nil && st.TaskDefinition != p.TaskDefinition {
 			d := newDeployment(st.TaskDefinition, st.LaunchType, st.PlatformVersion, st.NetworkConfiguration, st.Awsvpc, rec.Service.DesiredCount, now)
+			if st.LoadBalancers != nil {
+				d.LoadBalancers, rec.Service.LoadBalancers = st.LoadBalancers, slices.Clone(st.LoadBalancers)
+			}
 			rec.addEvent(evRollingBack(name, st.ID), now)
 			rec.startDeployment(d, now)
 			deps[d.ID] = &rec.Deployments[0]
@@ -538,9 +541,6 @@ func (s *Service) launchServiceTasks(ctx context.Context, rec *serviceRecord, n 
 // unhealthy after the grace period makes it unhealthy.
 func (s *Service) assessHealth(ctx context.Context, rec *serviceRecord, tasks []*svcTask, now time.Time) {
 	lbs := s.cfg.LoadBalancers
-	if len(rec.Service.LoadBalancers) == 0 {
-		lbs = nil
-	}
 	grace := time.Duration(deref(rec.Service.HealthCheckGracePeriodSeconds, 0)) * time.Second
 	for _, t := range tasks {
 		if !t.running() || t.stopping() {
@@ -554,7 +554,7 @@ func (s *Service) assessHealth(ctx context.Context, rec *serviceRecord, tasks []
 		if lbs == nil || !t.Healthy {
 			continue
 		}
-		for _, lb := range rec.Service.LoadBalancers {
+		for _, lb := range rec.lbsOf(t) {
 			target, ok := lbTarget(t.Rec, lb)
 			if !ok {
 				t.Healthy = false
@@ -587,7 +587,7 @@ func (s *Service) drainsFirst(rec *serviceRecord, t *svcTask) bool {
 	if s.cfg.LoadBalancers == nil || !t.running() {
 		return false
 	}
-	for _, lb := range rec.Service.LoadBalancers {
+	for _, lb := range rec.lbsOf(t) {
 		if _, ok := lbTarget(t.Rec, lb); ok {
 			return true
 		}
@@ -606,7 +606,7 @@ func (s *Service) deactivated(ctx context.Context, rec *serviceRecord, t *svcTas
 		return true
 	}
 	sc := rec.scope()
-	for _, lb := range rec.Service.LoadBalancers {
+	for _, lb := range rec.lbsOf(t) {
 		target, ok := lbTarget(t.Rec, lb)
 		if !ok {
 			continue
@@ -642,7 +642,7 @@ func (s *Service) deregisterTargets(ctx context.Context, rec *serviceRecord, t *
 		return
 	}
 	sc := rec.scope()
-	for _, lb := range rec.Service.LoadBalancers {
+	for _, lb := range rec.lbsOf(t) {
 		if target, ok := lbTarget(t.Rec, lb); ok {
 			if err := s.cfg.LoadBalancers.DeregisterTargets(ctx, sc.account, sc.region, lb.TargetGroupArn, []LBTarget{target}); err != nil {
 				s.log.Warn("deregister target", "task", t.ID, "targetGroup", lb.TargetGroupArn, "err", err)

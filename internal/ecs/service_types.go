@@ -104,6 +104,21 @@ type deploymentRecord struct {
 	// failing to start).
 	Failures     int       `json:"failures,omitempty"`
 	BackoffUntil time.Time `json:"backoffUntil,omitzero"`
+	// LoadBalancers are the service's load balancers when the deployment
+	// started: its tasks register there (an UpdateService that changes them
+	// starts a new deployment; old tasks leave the old groups as they stop).
+	// nil in records written before berth kept them: the service's apply.
+	LoadBalancers []ServiceLoadBalancer `json:"loadBalancers"`
+}
+
+// lbsOf are the load balancers task t registers in: its deployment's.
+func (r *serviceRecord) lbsOf(t *svcTask) []ServiceLoadBalancer {
+	for i := range r.Deployments {
+		if d := &r.Deployments[i]; d.ID == t.Deployment && d.LoadBalancers != nil {
+			return d.LoadBalancers
+		}
+	}
+	return r.Service.LoadBalancers
 }
 
 // serviceRecord is a service as stored.

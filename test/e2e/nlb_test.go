@@ -139,6 +139,45 @@ func TestNLBEcho(t *testing.T) {
 		t.Errorf("30 connections all went to %v; the flow hash should spread them", seen)
 	}
 	t.Logf("connections per target: %v", seen)
+
+	// Scale-in: the task the scheduler stops leaves the target group and
+	// drains before it is stopped, so no new connection fails meanwhile.
+	if _, err := e.ECS.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("nlb"), Service: aws.String("echo"),
+		DesiredCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	failures, n := 0, 0
+	after := map[string]int{}
+	var timeline []string // for a failure: who answered when
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		at := time.Now().UTC().Format("15:04:05.000")
+		ip, err := echoOnce(net.JoinHostPort(dns, "7000"), "still there")
+		n++
+		if err != nil {
+			failures++
+			timeline = append(timeline, at+" "+err.Error())
+			continue
+		}
+		after[ip]++
+		timeline = append(timeline, at+" "+ip)
+	}
+	t.Logf("during the scale-in: %d connections, %d failed, answered by %v", n, failures, after)
+	if failures > 0 {
+		t.Errorf("%d of %d connections failed during a scale-in:\n%s", failures, n, strings.Join(timeline, "\n"))
+	}
+	now := waitTargetsHealthy(t, e, lbc, "nlb", "echo", tgArn, 2)
+	list, err = e.ECS.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String("nlb"), ServiceName: aws.String("echo")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.TaskArns) != 2 {
+		t.Errorf("tasks after the scale-in: %v", list.TaskArns)
+	}
+	for ip := range now {
+		if !ips[ip] {
+			t.Errorf("target %s after the scale-in was not one of the tasks %v", ip, ips)
+		}
+	}
 }
 
 // echoOnce opens one connection, sends line, and returns the address the

@@ -52,10 +52,16 @@ func TestALBPathRulesWithCLI(t *testing.T) {
 		t.Fatalf("create-listener replied %+v", created)
 	}
 	listener := created.Listeners[0].ListenerArn
-	cli.call(nil, "elbv2", "create-rule", "--listener-arn", listener, "--priority", "10", "--conditions", cliPathCondition("/api/*"),
+	var apiRule, webRule struct {
+		Rules []cliRule `json:"Rules"`
+	}
+	cli.call(&apiRule, "elbv2", "create-rule", "--listener-arn", listener, "--priority", "10", "--conditions", cliPathCondition("/api/*"),
 		"--actions", cliForward(tgs["api"].TargetGroupArn))
-	cli.call(nil, "elbv2", "create-rule", "--listener-arn", listener, "--priority", "20", "--conditions", cliPathCondition("/web/*"),
+	cli.call(&webRule, "elbv2", "create-rule", "--listener-arn", listener, "--priority", "20", "--conditions", cliPathCondition("/web/*"),
 		"--actions", cliForward(tgs["web"].TargetGroupArn))
+	if len(apiRule.Rules) != 1 || len(webRule.Rules) != 1 {
+		t.Fatalf("create-rule replied %+v and %+v", apiRule, webRule)
+	}
 	if rs := cli.rules(listener); len(rs) != 3 || rs[0].Priority != "10" || rs[1].Priority != "20" || !rs[2].IsDefault {
 		t.Fatalf("describe-rules: %+v", rs)
 	}
@@ -121,6 +127,36 @@ func TestALBPathRulesWithCLI(t *testing.T) {
 		if code, body := get(path); code != http.StatusNotFound || body != "no route" {
 			t.Errorf("GET %s: %d %q, want the listener's fixed 404", path, code, body)
 		}
+	}
+
+	// Changes to the rules and the default action reach the data plane.
+	eventually := func(what, path string, want func(code int, body string) bool) {
+		t.Helper()
+		var code int
+		var body string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if code, body = get(path); want(code, body) {
+				return
+			}
+		}
+		t.Errorf("%s: GET %s still answers %d %q after 10 s", what, path, code, body)
+	}
+	from := func(svc string) func(int, string) bool {
+		return func(code int, body string) bool {
+			s, ip, _ := strings.Cut(body, " ")
+			return code == http.StatusOK && s == svc && targets[svc][ip]
+		}
+	}
+	noRoute := func(code int, body string) bool { return code == http.StatusNotFound && body == "no route" }
+	cli.call(nil, "elbv2", "modify-rule", "--rule-arn", apiRule.Rules[0].RuleArn, "--actions", cliForward(tgs["web"].TargetGroupArn))
+	eventually("modify-rule /api/* to web", "/api/x", from("web"))
+	cli.call(nil, "elbv2", "delete-rule", "--rule-arn", webRule.Rules[0].RuleArn)
+	eventually("delete-rule /web/*", "/web/x", noRoute)
+	cli.call(nil, "elbv2", "modify-listener", "--listener-arn", listener, "--default-actions", cliForward(tgs["api"].TargetGroupArn))
+	eventually("modify-listener default to api", "/web/x", from("api"))
+	eventually("modify-listener default to api", "/", from("api"))
+	if code, body := get("/api/x"); !from("web")(code, body) {
+		t.Errorf("GET /api/x after the default action changed: %d %q, want the web service (rule 10)", code, body)
 	}
 
 	// One task of each service per zone.

@@ -65,17 +65,17 @@ func (a lbAdapter) TargetHealth(ctx context.Context, account, region, tgArn stri
 	return out, nil
 }
 
-func (a lbAdapter) TargetGroupExists(ctx context.Context, account, region, tgArn string) (bool, error) {
-	_, _, _, _, err := a.s.TargetGroup(ctx, account, region, tgArn)
+func (a lbAdapter) TargetGroupType(ctx context.Context, account, region, tgArn string) (string, error) {
+	info, err := a.s.TargetGroup(ctx, account, region, tgArn)
 	var pe *protocol.Error
 	switch {
 	case err == nil:
-		return true, nil
+		return info.TargetType, nil
 	case errors.As(err, &pe) && (pe.Code == "TargetGroupNotFound" || pe.Code == "ValidationError"):
 		// Absent, or not a target group ARN at all: ECS says it cannot
 		// find it either way.
-		return false, nil
+		return "", nil
 	default:
-		return false, err
+		return "", err
 	}
 }

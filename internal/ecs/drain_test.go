@@ -3,6 +3,7 @@ package ecs_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,10 +50,11 @@ type fakeLBs struct {
 	mu       sync.Mutex
 	healthy  map[string]map[becs.LBTarget]bool // by target group
 	draining map[string]map[becs.LBTarget]bool
+	types    map[string]string // target type by group; "ip" when absent
 }
 
 func newFakeLBs() *fakeLBs {
-	return &fakeLBs{healthy: map[string]map[becs.LBTarget]bool{}, draining: map[string]map[becs.LBTarget]bool{}}
+	return &fakeLBs{healthy: map[string]map[becs.LBTarget]bool{}, draining: map[string]map[becs.LBTarget]bool{}, types: map[string]string{}}
 }
 
 func (f *fakeLBs) group(m map[string]map[becs.LBTarget]bool, tg string) map[becs.LBTarget]bool {
@@ -100,8 +102,13 @@ func (f *fakeLBs) TargetHealth(_ context.Context, _, _, tg string, ts []becs.LBT
 	return out, nil
 }
 
-func (f *fakeLBs) TargetGroupExists(context.Context, string, string, string) (bool, error) {
-	return true, nil
+func (f *fakeLBs) TargetGroupType(_ context.Context, _, _, tg string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, ok := f.types[tg]; ok {
+		return t, nil
+	}
+	return "ip", nil
 }
 
 // drained ends every drain and returns how many targets were draining.
@@ -223,6 +230,16 @@ func TestUpdateServiceLoadBalancers(t *testing.T) {
 	if h, d := lbs.registered(tg1); h != 0 || d != 0 {
 		t.Errorf("group one still has %d healthy and %d draining targets", h, d)
 	}
+	// A group of target type instance (or one that does not exist) does
+	// not suit an awsvpc service: ECS's InvalidParameterException.
+	lbs.types[tg1], lbs.types["arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gone/3"] = "instance", ""
+	for tg, msg := range map[string]string{tg1: "has target type instance, which is incompatible with the awsvpc network mode",
+		"arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gone/3": "Unable to find target group"} {
+		_, err := e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("web"), LoadBalancers: lb(tg)})
+		if apiCode(err) != "InvalidParameterException" || !strings.Contains(err.Error(), msg) {
+			t.Errorf("update to %s: %v, want InvalidParameterException %q", tg, err, msg)
+		}
+	}
 	// The same load balancers again: no new deployment.
 	if _, err := e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("web"), LoadBalancers: lb(tg2)}); err != nil {
 		t.Fatal(err)
@@ -230,4 +247,56 @@ func TestUpdateServiceLoadBalancers(t *testing.T) {
 	if s := e.service(t, "web"); len(s.Deployments) != 1 {
 		t.Errorf("an unchanged loadBalancers started a deployment: %d deployments", len(s.Deployments))
 	}
+}
+
+// TestStopTaskDrainsServiceTask: StopTask of a service task behind a load
+// balancer deactivates it like the scheduler's own stops (deregistered,
+// kept running until drained); a second StopTask stops it at once.
+func TestStopTaskDrainsServiceTask(t *testing.T) {
+	lbs := newFakeLBs()
+	e := newEnvWith(t, becs.Config{Networks: &fakeNetworks{ips: map[string]string{}}, LoadBalancers: lbs})
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.startAgent(t, "n1")
+	td := e.registerImage(t, "web", "app:1")
+	tg := "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/1"
+	e.createService(t, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2),
+		LoadBalancers: []types.LoadBalancer{{TargetGroupArn: aws.String(tg), ContainerName: aws.String("app"), ContainerPort: aws.Int32(80)}}})
+	e.waitStable(t, "web")
+	tasks := e.serviceTasks(t, "web")
+	out, err := e.ecs.StopTask(ctx, &ecs.StopTaskInput{Task: aws.String(tasks[0]), Reason: aws.String("going")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.Task.LastStatus) != "DEACTIVATING" || aws.ToString(out.Task.DesiredStatus) != "STOPPED" || out.Task.StopCode != types.TaskStopCodeUserInitiated {
+		t.Fatalf("StopTask answered %s/%s %s", aws.ToString(out.Task.LastStatus), aws.ToString(out.Task.DesiredStatus), out.Task.StopCode)
+	}
+	eventually(t, "its target draining", func() bool { _, d := lbs.registered(tg); return d == 1 })
+	time.Sleep(1200 * time.Millisecond)
+	a.mu.Lock()
+	last := a.last[tasks[0]]
+	a.mu.Unlock()
+	if last != "RUNNING" {
+		t.Errorf("host told to stop the task while it drains: %s", last)
+	}
+	lbs.drained()
+	eventually(t, "the stopped task STOPPED and replaced", func() bool {
+		d, err := e.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: tasks[:1]})
+		return err == nil && aws.ToString(d.Tasks[0].LastStatus) == "STOPPED" && e.service(t, "web").RunningCount == 2
+	})
+
+	// A second StopTask cuts a drain short.
+	tasks = e.serviceTasks(t, "web")
+	if _, err := e.ecs.StopTask(ctx, &ecs.StopTaskInput{Task: aws.String(tasks[0])}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ecs.StopTask(ctx, &ecs.StopTaskInput{Task: aws.String(tasks[0])}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the twice-stopped task STOPPED while its target still drains", func() bool {
+		d, err := e.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: tasks[:1]})
+		return err == nil && aws.ToString(d.Tasks[0].LastStatus) == "STOPPED"
+	})
 }

@@ -54,7 +54,7 @@ func (s *Service) serviceTaskDef(ctx context.Context, sc scope, ref, launchType 
 		return nil, clientErr("TaskDefinition is inactive")
 	}
 	if launchType == "FARGATE" && !contains(td.Compatibilities, "FARGATE") {
-		return nil, clientErr("Task definition does not support launch_type FARGATE.")
+		return nil, invalidParam("Task definition does not support launch_type FARGATE.")
 	}
 	return td, nil
 }
@@ -118,12 +118,15 @@ func (s *Service) checkServiceLoadBalancers(ctx context.Context, sc scope, lbs [
 		}) {
 			return invalidParam("The container %s did not have a container port %d defined.", lb.ContainerName, *lb.ContainerPort)
 		}
-		ok, err := s.cfg.LoadBalancers.TargetGroupExists(ctx, sc.account, sc.region, lb.TargetGroupArn)
+		tt, err := s.cfg.LoadBalancers.TargetGroupType(ctx, sc.account, sc.region, lb.TargetGroupArn)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		switch {
+		case tt == "":
 			return invalidParam("Unable to find target group %s.", lb.TargetGroupArn)
+		case tt != "ip" && td.NetworkMode == "awsvpc":
+			return invalidParam("The provided target group %s has target type %s, which is incompatible with the awsvpc network mode specified in the task definition.", lb.TargetGroupArn, tt)
 		}
 	}
 	return nil

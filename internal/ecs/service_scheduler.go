@@ -613,13 +613,22 @@ func (s *Service) deactivated(ctx context.Context, rec *serviceRecord, t *svcTas
 		}
 		h, err := s.cfg.LoadBalancers.TargetHealth(ctx, sc.account, sc.region, lb.TargetGroupArn, []LBTarget{target})
 		if err != nil {
-			if ok, xerr := s.cfg.LoadBalancers.TargetGroupExists(ctx, sc.account, sc.region, lb.TargetGroupArn); xerr == nil && !ok {
+			if tt, xerr := s.cfg.LoadBalancers.TargetGroupType(ctx, sc.account, sc.region, lb.TargetGroupArn); xerr == nil && tt == "" {
 				continue // the group was deleted: nothing left to drain
 			}
 			s.log.Warn("target health", "task", t.ID, "targetGroup", lb.TargetGroupArn, "err", err)
 			return false
 		}
-		if h[target] == "draining" {
+		switch h[target] {
+		case "draining":
+			return false
+		case "": // drained and gone
+		default:
+			// Still registered: a StopTask deactivated it. Deregister now;
+			// a later pass waits for the drain.
+			if err := s.cfg.LoadBalancers.DeregisterTargets(ctx, sc.account, sc.region, lb.TargetGroupArn, []LBTarget{target}); err != nil {
+				s.log.Warn("deregister target", "task", t.ID, "targetGroup", lb.TargetGroupArn, "err", err)
+			}
 			return false
 		}
 	}

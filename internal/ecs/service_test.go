@@ -428,7 +428,7 @@ func TestServiceErrors(t *testing.T) {
 	}{
 		{"no network", "InvalidParameterException", "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
 			create(ecs.CreateServiceInput{TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1)})},
-		{"not awsvpc", "ClientException", "does not support launch_type FARGATE",
+		{"not awsvpc", "InvalidParameterException", "does not support launch_type FARGATE",
 			create(ecs.CreateServiceInput{TaskDefinition: bridge.TaskDefinition.TaskDefinitionArn, DesiredCount: aws.Int32(1)})},
 		{"load balancers", "InvalidParameterException", "load balancers are not available",
 			create(ecs.CreateServiceInput{TaskDefinition: aws.String(td), NetworkConfiguration: subnets, LoadBalancers: []types.LoadBalancer{{

@@ -206,8 +206,9 @@ type LoadBalancers interface {
 	// it (initial, healthy, unhealthy, draining, unused); a target the group
 	// does not know is absent.
 	TargetHealth(ctx context.Context, account, region, targetGroupArn string, targets []LBTarget) (map[LBTarget]string, error)
-	// TargetGroupExists reports whether the target group exists in the account.
-	TargetGroupExists(ctx context.Context, account, region, targetGroupArn string) (bool, error)
+	// TargetGroupType returns the target group's target type ("ip",
+	// "instance"), or "" when it does not exist in the account.
+	TargetGroupType(ctx context.Context, account, region, targetGroupArn string) (string, error)
 }
 
 // errServiceNotFound and friends are ECS's service errors.

@@ -47,9 +47,17 @@ func (s *Service) stopTask(ctx context.Context, body []byte) (any, error) {
 	}
 	key := taskKey(sc, cluster.ClusterName, taskID(in.Task))
 	now := s.cfg.Now()
+	drain := s.drainsOnStop(ctx, sc, cluster.ClusterName, key)
 	rec, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
+		if drain && r.Task.DesiredStatus == agentapi.StatusRunning && r.Task.LastStatus == agentapi.StatusRunning {
+			deactivateRecord(r, agentapi.StopUserInitiated, reason, now)
+			return nil, nil
+		}
 		return stopRecord(r, agentapi.StopUserInitiated, reason, now)
 	})
+	if drain {
+		s.wakeServices() // the scheduler deregisters it and stops it once drained
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidParam("The referenced task was not found.")
 	}
@@ -182,6 +190,32 @@ func (s *Service) listTasks(ctx context.Context, body []byte) (any, error) {
 		pg = []string{}
 	}
 	return map[string]any{"taskArns": pg, "nextToken": omitEmpty(next)}, nil
+}
+
+// drainsOnStop reports whether StopTask of the task at key begins, as ECS
+// does, by draining it out of its service's load balancers: it is a running
+// service task with targets. A StopTask of a task already deactivating
+// stops it at once (stopRecord).
+func (s *Service) drainsOnStop(ctx context.Context, sc scope, cluster, key string) bool {
+	var r taskRecord
+	if _, err := s.st.Get(ctx, key, &r); err != nil || s.cfg.LoadBalancers == nil {
+		return false
+	}
+	name, ok := strings.CutPrefix(r.Task.Group, "service:")
+	if !ok || r.Task.LastStatus != agentapi.StatusRunning || r.Task.DesiredStatus != agentapi.StatusRunning {
+		return false
+	}
+	var svc serviceRecord
+	if _, err := s.st.Get(ctx, serviceKey(sc, cluster, name), &svc); err != nil {
+		return false
+	}
+	t := &svcTask{Deployment: r.Task.StartedBy, Rec: &r}
+	for _, lb := range svc.lbsOf(t) {
+		if _, ok := lbTarget(&r, lb); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // stopRecord sets a task's desired status to STOPPED with a stop code and

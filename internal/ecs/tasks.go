@@ -122,7 +122,7 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	switch launchType {
 	case "FARGATE":
 		if !contains(td.Compatibilities, "FARGATE") {
-			return nil, clientErr("Task definition does not support launch_type FARGATE.")
+			return nil, invalidParam("Task definition does not support launch_type FARGATE.")
 		}
 	case "EC2", "EXTERNAL":
 		return nil, invalidParam("No Container Instances were found in your cluster.")

@@ -141,11 +141,12 @@ func TestGoAPI(t *testing.T) {
 	tg := e.createTG("svc", "HTTP", "vpc-a")
 	lb := e.createALB("lb")
 	l := e.createListener(lb.LoadBalancerArn, "HTTP", "80", tg.TargetGroupArn)
-	vpcID, proto, port, lbs, err := e.s.TargetGroup(ctx, e.acct, "us-east-1", tg.TargetGroupArn)
+	info, err := e.s.TargetGroup(ctx, e.acct, "us-east-1", tg.TargetGroupArn)
+	vpcID, proto, port, lbs := info.VpcID, info.Protocol, info.Port, info.LoadBalancerARNs
 	if err != nil || vpcID != "vpc-a" || proto != "HTTP" || port != 80 || len(lbs) != 1 || lbs[0] != lb.LoadBalancerArn {
 		t.Errorf("TargetGroup = %s %s %d %v %v", vpcID, proto, port, lbs, err)
 	}
-	if _, _, _, _, err := e.s.TargetGroup(ctx, newAccount(), "us-east-1", tg.TargetGroupArn); code(err) != codeTGNotFound {
+	if _, err := e.s.TargetGroup(ctx, newAccount(), "us-east-1", tg.TargetGroupArn); code(err) != codeTGNotFound {
 		t.Errorf("another account: %v", err)
 	}
 	if err := e.s.RegisterTargets(ctx, e.acct, "us-east-1", tg.TargetGroupArn, []Target{{"10.0.1.10", 8080}}); err != nil {

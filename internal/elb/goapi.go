@@ -70,22 +70,30 @@ func (s *Service) TargetHealth(ctx context.Context, account, region, tgArn strin
 	return out, nil
 }
 
-// TargetGroup returns a target group's VPC, protocol, port and the ARNs of
-// the load balancers that forward to it.
-func (s *Service) TargetGroup(ctx context.Context, account, region, arn string) (vpcID, protocol string, port int, lbArns []string, err error) {
+// TargetGroupInfo is what another service needs to know of a target group.
+type TargetGroupInfo struct {
+	VpcID, Protocol  string
+	Port             int
+	TargetType       string   // "ip" or "instance"
+	LoadBalancerARNs []string // the load balancers that forward to it
+}
+
+// TargetGroup describes the target group arn of the account.
+func (s *Service) TargetGroup(ctx context.Context, account, region, arn string) (TargetGroupInfo, error) {
 	sc := newScope(account, region)
 	st, err := s.load(ctx, sc)
 	if err != nil {
-		return "", "", 0, nil, err
+		return TargetGroupInfo{}, err
 	}
 	tg, err := st.tgByARN(arn)
 	if err != nil {
-		return "", "", 0, nil, err
+		return TargetGroupInfo{}, err
 	}
+	info := TargetGroupInfo{VpcID: tg.VpcID, Protocol: tg.Protocol, Port: tg.Port, TargetType: tg.TargetType}
 	for _, id := range st.tgLoadBalancers(tg.ID) {
-		lbArns = append(lbArns, sc.lbARN(st.lbs[id]))
+		info.LoadBalancerARNs = append(info.LoadBalancerARNs, sc.lbARN(st.lbs[id]))
 	}
-	return tg.VpcID, tg.Protocol, tg.Port, lbArns, nil
+	return info, nil
 }
 
 // SetTargetHealth records the health the data plane's checker found for a

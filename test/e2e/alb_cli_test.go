@@ -16,6 +16,7 @@ import (
 // healthy, and requests to the ALB's DNS name reach the right service
 // (every task of it), or the fixed 404.
 func TestALBPathRulesWithCLI(t *testing.T) {
+	t.Parallel() // waits on health checks and rollouts: overlaps with the other service tests (own env, own address pools)
 	e := startDev(t)
 	cli := newAWSCLI(t, e)
 	vpc := cli.defaultVPC()

@@ -21,6 +21,7 @@ import (
 //   - the service is updated to a new revision (minimumHealthyPercent 100,
 //     maximumPercent 200): the old tasks drain and stop.
 func TestServiceBehindALB(t *testing.T) {
+	t.Parallel() // waits on health checks and rollouts: overlaps with the other service tests (own env, own address pools)
 	e := startDev(t)
 	ctx := e.ctx()
 	app := newALBApp(e, "alb", "web", 3, "v1")

@@ -19,6 +19,7 @@ import (
 // deployment completes. The events say so in ECS's words, and the service
 // runs only tasks of the good revision.
 func TestCircuitBreakerRollsBack(t *testing.T) {
+	t.Parallel() // waits on health checks and rollouts: overlaps with the other service tests (own env, own address pools)
 	e := startDev(t)
 	ctx := e.ctx()
 	if _, err := e.ECS.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("cb")}); err != nil {

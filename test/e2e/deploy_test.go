@@ -21,6 +21,7 @@ import (
 // that alone answers once the deploy returns; a deploy with the same
 // arguments registers nothing new.
 func TestDeploy(t *testing.T) {
+	t.Parallel() // waits on health checks and rollouts: overlaps with the other service tests (own env, own address pools)
 	e := startDev(t)
 	ctx := e.ctx()
 	// The page names its version and the task's address.

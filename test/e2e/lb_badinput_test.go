@@ -141,6 +141,7 @@ func cliForward(tgArn string) string { return "Type=forward,TargetGroupArn=" + t
 // around load balancers and services behind them get AWS's error codes,
 // and leave nothing half-made behind.
 func TestLoadBalancerBadInput(t *testing.T) {
+	t.Parallel() // waits on health checks and rollouts: overlaps with the other service tests (own env, own address pools)
 	e := startDev(t)
 	cli := newAWSCLI(t, e)
 	vpc := cli.defaultVPC()

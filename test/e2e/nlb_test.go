@@ -26,6 +26,7 @@ import (
 // its targets healthy, every one of 30 connections from the host to the
 // NLB's DNS name is echoed, and the flow hash spreads them over the tasks.
 func TestNLBEcho(t *testing.T) {
+	t.Parallel() // waits on health checks and rollouts: overlaps with the other service tests (own env, own address pools)
 	e := startDev(t)
 	ctx := e.ctx()
 	lbc := elb.NewFromConfig(e.awsConfig())

@@ -14,6 +14,7 @@ import (
 // reaches a steady state (the SDK's services-stable waiter), spreads over
 // the zones, replaces a task that is stopped, and rolls to a new revision.
 func TestServiceAcrossZones(t *testing.T) {
+	t.Parallel() // waits on health checks and rollouts: overlaps with the other service tests (own env, own address pools)
 	e := startDev(t)
 	ctx := e.ctx()
 	if _, err := e.ECS.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("svc")}); err != nil {

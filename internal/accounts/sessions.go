@@ -77,7 +77,9 @@ type TaskSessionRequest struct {
 
 func sessionKey(akid string) string { return store.Key("accounts", "sessions", akid) }
 
-func taskSessionPrefix(taskID string) string { return store.Prefix("accounts", "task-sessions", taskID) }
+func taskSessionPrefix(taskID string) string {
+	return store.Prefix("accounts", "task-sessions", taskID)
+}
 
 func (a *Accounts) now() time.Time {
 	if a.Now != nil {

@@ -12,9 +12,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -41,6 +43,18 @@ var ErrRoleNotAssumable = errors.New("role cannot be assumed")
 func errRoleNotAssumable(role string) error {
 	return clientErr("ECS was unable to assume the role '%s' that was provided for this task. Please verify that the role being passed "+
 		"has the proper trust relationship and permissions and that your IAM user has permissions to pass this role.", role)
+}
+
+// evLaunchFailed is ECS's service event for a launch refused before any
+// task exists (a role ECS cannot assume): "(service web) failed to launch a
+// task with (error ECS was unable to assume the role …)." ok is false for an
+// internal failure, which is only logged.
+func evLaunchFailed(svc string, err error) (string, bool) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		return "", false
+	}
+	return fmt.Sprintf("(service %s) failed to launch a task with (error %s).", svc, pe.Message), true
 }
 
 // taskRole is the role a task of td runs with: the run's override, else

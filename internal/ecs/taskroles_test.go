@@ -161,3 +161,47 @@ func TestDescribeClustersOfAnotherAccount(t *testing.T) {
 		t.Errorf("ListTasks in another account's cluster: %v", err)
 	}
 }
+
+// TestServiceWithUnassumableRole: the service launches nothing and says why
+// in one event, as ECS does, rather than running tasks without credentials.
+func TestServiceWithUnassumableRole(t *testing.T) {
+	e := newEnvWith(t, becs.Config{TaskRoles: &fakeRoles{}})
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String("web"), NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate}, TaskRoleArn: aws.String("arn:aws:iam::000000000000:role/nope"),
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.createService(t, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: out.TaskDefinition.TaskDefinitionArn,
+		DesiredCount: aws.Int32(2), LaunchType: types.LaunchTypeFargate})
+	want := "(service web) failed to launch a task with (error ECS was unable to assume the role 'arn:aws:iam::000000000000:role/nope'"
+	var events []types.ServiceEvent
+	eventually(t, "the launch failure event", func() bool {
+		d, err := e.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Services: []string{"web"}})
+		if err != nil || len(d.Services) != 1 {
+			return false
+		}
+		events = d.Services[0].Events
+		return len(events) > 0 && strings.HasPrefix(aws.ToString(events[0].Message), want)
+	})
+	time.Sleep(1500 * time.Millisecond) // more passes: the event is not repeated
+	d, err := e.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Services: []string{"web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range d.Services[0].Events {
+		if strings.HasPrefix(aws.ToString(ev.Message), want) {
+			n++
+		}
+	}
+	if n != 1 || len(e.serviceTasks(t, "web")) != 0 {
+		t.Errorf("events %d (want 1), tasks %v (want none)", n, e.serviceTasks(t, "web"))
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -126,6 +128,14 @@ func TestTaskRole(t *testing.T) {
 		aws.ToString(id.UserId) != role.Role.RoleId+":"+taskID {
 		t.Errorf("GetCallerIdentity as the task: %v %+v", err, id)
 	}
+	// Every protocol takes them: EC2 (query, EC2 style) and ECR (awsJson).
+	taskEC2 := ec2.NewFromConfig(cfg)
+	if vpcs, err := taskEC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{}); err != nil || len(vpcs.Vpcs) == 0 || aws.ToString(vpcs.Vpcs[0].OwnerId) != account {
+		t.Errorf("DescribeVpcs as the task: %v", err)
+	}
+	if _, err := ecr.NewFromConfig(cfg).GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{}); err != nil {
+		t.Errorf("ECR GetAuthorizationToken as the task: %v", err)
+	}
 
 	// Stopped: the same credentials are refused at once.
 	if _, err := e.ECS.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String("roles"), Task: aws.String(arn)}); err != nil {
@@ -135,6 +145,13 @@ func TestTaskRole(t *testing.T) {
 	_, err = taskECS.ListClusters(ctx, &ecs.ListClustersInput{})
 	if !errors.As(err, &ae) || ae.ErrorCode() != "UnrecognizedClientException" {
 		t.Errorf("ListClusters with a stopped task's credentials: %v, want UnrecognizedClientException", err)
+	}
+	if _, err = taskEC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{}); !errors.As(err, &ae) || ae.ErrorCode() != "AuthFailure" {
+		t.Errorf("DescribeVpcs with a stopped task's credentials: %v, want AuthFailure", err)
+	}
+	_, err = sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidClientTokenId" {
+		t.Errorf("GetCallerIdentity with a stopped task's credentials: %v, want InvalidClientTokenId", err)
 	}
 	if _, err := agent.TaskCredentials(ctx, agentapi.TaskCredentialsRequest{NodeID: node, TaskArn: arn}); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("credentials of a stopped task: %v, want 404", err)

@@ -21,12 +21,16 @@ type fakeRoles struct {
 	mu      sync.Mutex
 	minted  int
 	revoked []string
+	gone    bool // the role was deleted: nothing is assumable
 }
 
 const okRole = "arn:aws:iam::000000000000:role/ok"
 
 func (f *fakeRoles) AssumeRole(_ context.Context, account, ref, _ string) (string, error) {
-	if account == "000000000000" && (ref == okRole || ref == "ok") {
+	f.mu.Lock()
+	gone := f.gone
+	f.mu.Unlock()
+	if !gone && account == "000000000000" && (ref == okRole || ref == "ok") {
 		return okRole, nil
 	}
 	return "", fmt.Errorf("role %s: %w", ref, becs.ErrRoleNotAssumable)
@@ -127,6 +131,19 @@ func TestTaskRoleCredentials(t *testing.T) {
 			t.Errorf("%s: %v, want a refusal", name, err)
 		}
 	}
+
+	// A role deleted (or no longer trusting ECS) under a running task: no
+	// new credentials, and the host is told why.
+	roles.mu.Lock()
+	roles.gone = true
+	roles.mu.Unlock()
+	if _, err := e.agent.TaskCredentials(ctx, agentapi.TaskCredentialsRequest{NodeID: "n1", TaskArn: withRole.TaskArn}); err == nil ||
+		!strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "ECS was unable to assume the role") {
+		t.Errorf("credentials of a role gone: %v, want 403", err)
+	}
+	roles.mu.Lock()
+	roles.gone = false
+	roles.mu.Unlock()
 
 	// STOPPED revokes the task's credentials, and none are handed out after.
 	now := time.Now()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
@@ -31,6 +32,10 @@ type Accounts struct {
 	// AllowTestKey accepts the conventional test/test pair for the dev
 	// account. Only `berth dev` on a loopback listener sets it.
 	AllowTestKey bool
+	// SessionDuration is how long temporary credentials last (default
+	// DefaultSessionDuration); Now is the clock (tests replace both).
+	SessionDuration time.Duration
+	Now             func() time.Time
 }
 
 // New returns the accounts kept in st.

@@ -88,6 +88,8 @@ func writeEnvFile(path string, srv *Server, region string) error {
 	fmt.Fprintf(&b, "export AWS_SECRET_ACCESS_KEY=%s\n", srv.RootKey.SecretAccessKey)
 	fmt.Fprintf(&b, "export AWS_DEFAULT_REGION=%s\n", region)
 	fmt.Fprintf(&b, "export AWS_REGION=%s\n", region)
+	// The join token, for `berth agent` on another host (and the tests).
+	fmt.Fprintf(&b, "export BERTH_AGENT_TOKEN=%s\n", srv.AgentToken)
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 

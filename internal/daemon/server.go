@@ -27,6 +27,7 @@ import (
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/elb"
+	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/vpc"
@@ -159,11 +160,18 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	iamSvc, err := iam.New(iam.Config{Store: s.Store, Logger: cfg.Logger.With("service", "iam"), Sessions: accts})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
 		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc,
-		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth})
+		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth, TaskRoles: taskRoles{iamSvc, accts}})
 	router.AddQueryService(vpcSvc.QueryService())
 	router.AddQueryService(elbSvc.QueryService())
+	router.AddQueryService(iamSvc.QueryService())
+	router.AddQueryService(iamSvc.STSQueryService())
 	router.AddJSONService(ecsSvc.JSONService())
 	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())

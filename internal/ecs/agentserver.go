@@ -50,6 +50,8 @@ func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {
 		s.agentRegistryAuth(w, r)
 	case r.URL.Path == agentapi.PathTargetHealth && r.Method == http.MethodPost:
 		s.agentTargetHealth(w, r)
+	case r.URL.Path == agentapi.PathTaskCredentials && r.Method == http.MethodPost:
+		s.agentTaskCredentials(w, r)
 	default:
 		agentError(w, http.StatusNotFound, "no such agent call: "+r.Method+" "+r.URL.Path)
 	}
@@ -213,6 +215,9 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 	})
 	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped && rec.Awsvpc != nil && !rec.Awsvpc.Released {
 		s.markReleased(r.Context(), key)
+	}
+	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped {
+		s.revokeCredentials(r.Context(), rec)
 	}
 	if err == nil && strings.HasPrefix(rec.Task.Group, "service:") {
 		s.wakeServices()

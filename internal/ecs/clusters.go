@@ -27,7 +27,21 @@ func clusterName(p string) string {
 	return p
 }
 
+// foreignArn reports whether p is an ARN of another account or region than
+// sc: such a cluster is never the caller's, whatever its name.
+func foreignArn(sc scope, p string) bool {
+	rest, ok := strings.CutPrefix(p, "arn:")
+	if !ok {
+		return false
+	}
+	parts := strings.SplitN(rest, ":", 5) // partition, service, region, account, resource
+	return len(parts) != 5 || parts[2] != sc.region || parts[3] != sc.account
+}
+
 func (s *Service) getCluster(ctx context.Context, sc scope, param string) (*Cluster, error) {
+	if foreignArn(sc, param) {
+		return nil, clusterNotFound()
+	}
 	var c Cluster
 	_, err := s.st.Get(ctx, store.Scoped(sc.account, sc.region, "clusters", clusterName(param)), &c)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Status != "ACTIVE") {
@@ -134,6 +148,10 @@ func (s *Service) describeClusters(ctx context.Context, body []byte) (any, error
 	clusters := []*Cluster{}
 	failures := []Failure{}
 	for _, p := range in.Clusters {
+		if foreignArn(sc, p) {
+			failures = append(failures, Failure{Arn: p, Reason: "MISSING"})
+			continue
+		}
 		name := clusterName(p)
 		var c Cluster
 		_, err := s.st.Get(ctx, store.Scoped(sc.account, sc.region, "clusters", name), &c)

@@ -227,6 +227,7 @@ func (s *Service) runPurge(ctx context.Context) {
 func (s *Service) purgeStopped(ctx context.Context) error {
 	cutoff := s.cfg.Now().Add(-s.cfg.StoppedRetention)
 	var stale, unreleased []string
+	var revoke []*taskRecord
 	err := s.st.List(ctx, store.Prefix("acct"), func(key string, val []byte) error {
 		if !strings.Contains(key, "/tasks/") {
 			return nil
@@ -241,6 +242,9 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 		if r.Awsvpc != nil && !r.Awsvpc.Released {
 			unreleased = append(unreleased, key)
 		}
+		if r.Spec.TaskRoleArn != "" {
+			revoke = append(revoke, &r) // a revocation a crash interrupted
+		}
 		if r.Task.StoppedAt != nil && r.Task.StoppedAt.Before(cutoff) {
 			stale = append(stale, key)
 		}
@@ -251,6 +255,9 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 	}
 	for _, k := range unreleased {
 		s.markReleased(ctx, k)
+	}
+	for _, r := range revoke {
+		s.revokeCredentials(ctx, r)
 	}
 	for _, k := range stale {
 		if err := s.st.Delete(ctx, k); err != nil {

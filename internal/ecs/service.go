@@ -48,6 +48,9 @@ type Config struct {
 	// load balancer placed on its node (nil: reports are refused). The
 	// agent server has checked that the load balancer is placed there.
 	TargetHealth func(ctx context.Context, r agentapi.TargetHealthReport) error
+	// TaskRoles checks task roles and mints, rotates and revokes their
+	// credentials (nil: a taskRoleArn is recorded but yields none).
+	TaskRoles TaskRoles
 	// ServiceBackoff is the first delay before a service launches again after
 	// a task failed to start; it doubles per failure in a row (default 5s).
 	ServiceBackoff time.Duration

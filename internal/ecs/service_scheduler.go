@@ -428,6 +428,9 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 			s.log.Warn("service launch", "service", name, "err", err)
 			rec.Deployments[0].PendingCount -= plan.launch
 			rec.Service.PendingCount -= plan.launch
+			if msg, ok := evLaunchFailed(name, err); ok && (len(rec.Service.Events) == 0 || rec.Service.Events[0].Message != msg) {
+				rec.addEvent(msg, now)
+			}
 		} else {
 			ops = append(ops, lops...)
 			rec.addEvent(evStarted(name, launched), now)
@@ -505,6 +508,9 @@ func (s *Service) launchServiceTasks(ctx context.Context, rec *serviceRecord, n 
 	}
 	td, _, err := s.getTaskDef(ctx, sc, d.TaskDefinition)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, nil)); err != nil {
 		return nil, nil, err
 	}
 	in := runTaskInput{StartedBy: d.ID, Group: "service:" + rec.Service.ServiceName}

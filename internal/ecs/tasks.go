@@ -115,6 +115,9 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if td.Status != "ACTIVE" {
 		return nil, clientErr("TaskDefinition is inactive")
 	}
+	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, in.Overrides)); err != nil {
+		return nil, err
+	}
 	launchType := in.LaunchType
 	if launchType == "" {
 		launchType = "FARGATE"
@@ -259,6 +262,9 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 		TaskArn: arn, TaskID: id, ClusterArn: cluster.ClusterArn, Account: sc.account, Region: sc.region,
 		Family: td.Family, Revision: td.Revision, CPU: cpu, MemoryMiB: mem, DesiredStatus: agentapi.StatusRunning,
 		PortMappings: portMappings(td),
+	}
+	if role := taskRole(td, &o); role != "" {
+		spec.TaskRoleArn, spec.CredentialsID = role, newUUID()
 	}
 	for i := range td.ContainerDefinitions {
 		cd := &td.ContainerDefinitions[i]

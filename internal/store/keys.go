@@ -6,6 +6,9 @@ import "strings"
 //
 //	/berth/v1/
 //	├── accounts/keys/<access-key-id>          account id and secret of an access key
+//	├── accounts/sessions/<access-key-id>      temporary credentials (ASIA…) of a task role: secret, session token, account, role, task, expiry (leased)
+//	├── accounts/task-sessions/<task-id>/<akid> the temporary credentials minted for a task (revoked together when it stops; leased)
+//	├── iam/<account>/roles/<lower-case name>  an IAM role with its trust policy (IAM is global: no region)
 //	├── agent-tokens/<sha256(token)>            join tokens agents present
 //	├── nodes/<node-id>                         a capacity host, under its lease (gone = host lost)
 //	├── assign/<node-id>/<task-id>              desired state of a task placed on a node (the agent watches its prefix)

@@ -103,7 +103,7 @@ func TestGroupingAndFilters(t *testing.T) {
 			want: map[string]float64{ServiceName: cost(0) + cost(1) + cost(2)}},
 		{name: "by usage type, one cluster", groups: []groupDefinition{{"DIMENSION", "USAGE_TYPE"}},
 			filter: &expression{Tags: &valuesFilter{Key: TagCluster, Values: []string{"dev"}}},
-			want: map[string]float64{"USE1-Fargate-vCPU-Hours:perCPU": 0.5 * 0.04048, "USE1-Fargate-GB-Hours": 1 * 0.004445}},
+			want:   map[string]float64{"USE1-Fargate-vCPU-Hours:perCPU": 0.5 * 0.04048, "USE1-Fargate-GB-Hours": 1 * 0.004445}},
 		{name: "and, not", filter: &expression{And: []expression{
 			{Dimensions: &valuesFilter{Key: "SERVICE", Values: []string{ServiceName}}},
 			{Not: &expression{Tags: &valuesFilter{Key: TagService, MatchOptions: []string{"ABSENT"}}}}}},

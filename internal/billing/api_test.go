@@ -77,7 +77,7 @@ func TestGetCostAndUsageSDK(t *testing.T) {
 	out, err := e.ce("a").GetCostAndUsage(ctx, &costexplorer.GetCostAndUsageInput{
 		TimePeriod:  &types.DateInterval{Start: aws.String(day.AddDate(0, 0, -1).Format(time.DateOnly)), End: aws.String(day.AddDate(0, 0, 2).Format(time.DateOnly))},
 		Granularity: types.GranularityDaily, Metrics: []string{"UnblendedCost", "UsageQuantity"},
-		GroupBy:     []types.GroupDefinition{{Type: types.GroupDefinitionTypeTag, Key: aws.String(TagCluster)}},
+		GroupBy: []types.GroupDefinition{{Type: types.GroupDefinitionTypeTag, Key: aws.String(TagCluster)}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -226,7 +226,7 @@ func (s *Service) runPurge(ctx context.Context) {
 
 func (s *Service) purgeStopped(ctx context.Context) error {
 	cutoff := s.cfg.Now().Add(-s.cfg.StoppedRetention)
-	var stale, unreleased []string
+	var stale, unreleased, unmetered []string
 	err := s.st.List(ctx, store.Prefix("acct"), func(key string, val []byte) error {
 		if !strings.Contains(key, "/tasks/") {
 			return nil
@@ -241,7 +241,12 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 		if r.Awsvpc != nil && !r.Awsvpc.Released {
 			unreleased = append(unreleased, key)
 		}
-		if r.Task.StoppedAt != nil && r.Task.StoppedAt.Before(cutoff) {
+		metered := r.Metered || s.cfg.Meter == nil
+		if !metered {
+			unmetered = append(unmetered, key)
+		}
+		// A stopped task stays until it is metered.
+		if metered && r.Task.StoppedAt != nil && r.Task.StoppedAt.Before(cutoff) {
 			stale = append(stale, key)
 		}
 		return nil
@@ -251,6 +256,9 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 	}
 	for _, k := range unreleased {
 		s.markReleased(ctx, k)
+	}
+	for _, k := range unmetered {
+		s.meterStopped(ctx, k)
 	}
 	for _, k := range stale {
 		if err := s.st.Delete(ctx, k); err != nil {

@@ -30,6 +30,9 @@ type taskRecord struct {
 	// behind its load balancers (lastStatus DEACTIVATING set by the control
 	// plane while the host still runs it; see deactivateRecord).
 	Deactivating *Time `json:"deactivating,omitempty"`
+	// Metered: the stopped task's usage is recorded (Config.Meter); the
+	// purge controller keeps an unmetered task until it is.
+	Metered bool `json:"metered,omitempty"`
 }
 
 func unmarshalTask(b []byte, r *taskRecord) error { return json.Unmarshal(b, r) }

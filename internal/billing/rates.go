@@ -83,3 +83,18 @@ func (r *Rates) usageType(kind, capacity, arch string) string {
 	}
 	return r.UsageTypePrefix + "-" + fargate + "-EphemeralStorage-GB-Hours"
 }
+
+// VCPUUsageTypes are the usage types of vCPU time, on every capacity and
+// architecture; MemoryUsageTypes those of memory.
+func (r *Rates) VCPUUsageTypes() []string   { return r.usageTypes(kindVCPU) }
+func (r *Rates) MemoryUsageTypes() []string { return r.usageTypes(kindMemory) }
+
+func (r *Rates) usageTypes(kind string) []string {
+	var out []string
+	for _, c := range []string{CapacityFargate, CapacityFargateSpot} {
+		for _, a := range []string{ArchX86, ArchARM} {
+			out = append(out, r.usageType(kind, c, a))
+		}
+	}
+	return out
+}

@@ -43,7 +43,7 @@ func TestBillRows(t *testing.T) {
 	srv := httptest.NewServer(router)
 	t.Cleanup(srv.Close)
 
-	day := time.Now().UTC().Truncate(24 * time.Hour).AddDate(0, 0, -1)
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	pull := day.Add(10 * time.Hour)
 	for i, task := range []struct{ cluster, group string }{{"prod", "service:api"}, {"prod", "service:api"}, {"prod", "family:web"}, {"dev", "family:web"}} {
 		stop := pull.Add(time.Hour)

@@ -140,3 +140,54 @@ func TestBilling(t *testing.T) {
 		}
 	}
 }
+
+// TestBillingAcrossRestart kills berth dev while a task runs: the task is
+// billed once, for its whole run, from its pull before the restart to its
+// STOPPED after it.
+func TestBillingAcrossRestart(t *testing.T) {
+	e := startDev(t)
+	cli := newAWSCLI(t, e)
+	const cluster = "billing-restart"
+	cli.call(nil, "ecs", "create-cluster", "--cluster-name", cluster)
+	td := cli.register("bill-restart", cliTaskDef("bill-restart", e.Image, "sleep", "65"))
+	arn := cli.runTask(cluster, td)
+	if task := cli.waitStatus(cluster, arn, "RUNNING", time.Minute); task.LastStatus != "RUNNING" {
+		t.Fatalf("task %s before running", task.LastStatus)
+	}
+	e.kill()
+	time.Sleep(2 * time.Second)
+	e.start()
+	task := cli.waitStatus(cluster, arn, "STOPPED", 3*time.Minute)
+	if task.LastStatus != "STOPPED" {
+		t.Fatalf("task %s", task.LastStatus)
+	}
+	pull, err1 := time.Parse(time.RFC3339Nano, task.PullStartedAt)
+	stop, err2 := time.Parse(time.RFC3339Nano, task.StoppedAt)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("timestamps %q %q", task.PullStartedAt, task.StoppedAt)
+	}
+	secs := max(60, math.Ceil(stop.Sub(pull).Seconds()))
+	if secs <= 60 {
+		t.Fatalf("the task ran %s: too short to tell its whole run from the minimum", stop.Sub(pull))
+	}
+	want := 0.25*secs/3600*0.04048 + 0.5*secs/3600*0.004445
+	var got float64
+	waitUntil(t, "the cost in Cost Explorer", 30*time.Second, func() bool {
+		var reply struct {
+			ResultsByTime []struct {
+				Total map[string]struct{ Amount, Unit string } `json:"Total"`
+			} `json:"ResultsByTime"`
+		}
+		cli.call(&reply, "ce", "get-cost-and-usage", "--time-period",
+			"Start="+pull.UTC().Format(time.DateOnly)+",End="+time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly),
+			"--granularity", "MONTHLY", "--metrics", "UnblendedCost",
+			"--filter", `{"Tags":{"Key":"aws:ecs:clusterName","Values":["`+cluster+`"]}}`)
+		got = 0
+		for _, r := range reply.ResultsByTime {
+			v, _ := strconv.ParseFloat(r.Total["UnblendedCost"].Amount, 64)
+			got += v
+		}
+		return math.Abs(got-want) < 1e-9
+	})
+	t.Logf("billed %.0f s: %.10f USD", secs, got)
+}

@@ -129,7 +129,10 @@ func Meter(t Task, r *Rates, now time.Time) Usage {
 	if t.StoppedAt != nil {
 		end = *t.StoppedAt
 	}
-	u.End = end.UTC()
+	// ECS keeps timestamps to the millisecond (epoch seconds with three
+	// decimals); rounding off the float noise of reading them back keeps
+	// a run of exactly N seconds from being billed N+1.
+	u.Start, u.End = u.Start.Round(time.Millisecond), end.UTC().Round(time.Millisecond)
 	if u.End.Before(u.Start) {
 		u.End = u.Start
 	}

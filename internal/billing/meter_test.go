@@ -39,6 +39,9 @@ func TestMeter(t *testing.T) {
 		{name: "exact seconds stay", mod: func(t *Task) {
 			t.PullStartedAt, t.StoppedAt = at("2026-11-26T10:00:00Z"), at("2026-11-26T12:00:00Z")
 		}, seconds: 7200, from: "pullStartedAt", vcpuRate: 0.04048, gbRate: 0.004445},
+		{name: "float noise of stored milliseconds", mod: func(t *Task) {
+			t.PullStartedAt, t.StoppedAt = at("2026-11-26T10:00:00.112999916Z"), at("2026-11-26T10:01:07.113000001Z")
+		}, seconds: 67, from: "pullStartedAt", vcpuRate: 0.04048, gbRate: 0.004445},
 		{name: "no pull: from containers' start", mod: func(t *Task) {
 			t.StartedAt, t.StoppedAt = at("2026-11-26T10:00:00Z"), at("2026-11-26T10:05:00Z")
 		}, seconds: 300, from: "startedAt", vcpuRate: 0.04048, gbRate: 0.004445},

@@ -89,7 +89,7 @@ berth_tasks{state="STOPPING"} 0
 		st.PullStartedAt == nil || st.StoppedAt == nil || st.Account != "000000000000" || st.EphemeralGiB != 20 {
 		t.Errorf("stopped task %+v", st)
 	}
-	if got := e.describe(t, "c", arn).StoppedAt; got == nil || got.Sub(*st.StoppedAt).Abs() > time.Millisecond {
+	if got := e.describe(t, "c", arn).StoppedAt; got == nil || got.Sub(*st.StoppedAt).Abs() > 5*time.Millisecond {
 		t.Errorf("stoppedAt moved: %v, metered with %v", got, st.StoppedAt)
 	}
 }

@@ -70,3 +70,22 @@ func TestPurgeMetersBeforeDeleting(t *testing.T) {
 		t.Errorf("meter called %d times, want 2", meter.calls)
 	}
 }
+
+// A timestamp survives any number of store round trips.
+func TestTimeRoundTripKeepsMilliseconds(t *testing.T) {
+	want := time.Date(2026, 11, 26, 2, 3, 0, 113e6, time.UTC)
+	tm := NewTime(want)
+	for range 5 {
+		b, err := tm.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm = &Time{}
+		if err := tm.UnmarshalJSON(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !tm.Equal(want) {
+		t.Fatalf("after round trips %s, want %s", tm.Time, want)
+	}
+}

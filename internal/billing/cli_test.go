@@ -43,7 +43,7 @@ func TestGetCostAndUsageCLI(t *testing.T) {
 	}
 	e := newEnv(t)
 	now := time.Now().UTC()
-	pull := now.Add(-30 * time.Minute).Truncate(time.Second)
+	pull := now.Add(-30 * time.Minute).Truncate(time.Hour).Add(10 * time.Minute) // the run lies in one hour
 	if _, err := e.s.Record(context.Background(), e.task("t1", "prod", "service:api", pull, pull.Add(3*time.Second))); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +87,28 @@ func TestGetCostAndUsageCLI(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s: %s, want %s", k, got[k], v)
 		}
+	}
+
+	// HOURLY, with hours in the period.
+	hourStart := pull.Truncate(time.Hour)
+	out, errOut, err = e.aws("ce", "get-cost-and-usage", "--time-period",
+		"Start="+hourStart.Format("2006-01-02T15:04:05Z")+",End="+hourStart.Add(2*time.Hour).Format("2006-01-02T15:04:05Z"),
+		"--granularity", "HOURLY", "--metrics", "UnblendedCost")
+	if err != nil {
+		t.Fatalf("hourly: %v: %s", err, errOut)
+	}
+	var hourly struct {
+		ResultsByTime []struct {
+			TimePeriod struct{ Start, End string }
+			Total      map[string]struct{ Amount, Unit string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &hourly); err != nil || len(hourly.ResultsByTime) != 2 {
+		t.Fatalf("hourly: %v: %s", err, out)
+	}
+	if r := hourly.ResultsByTime[0]; r.TimePeriod.Start != hourStart.Format("2006-01-02T15:04:05Z") ||
+		r.Total["UnblendedCost"].Amount != amount(0.25*60/3600*0.04048+0.5*60/3600*0.004445) {
+		t.Errorf("hourly: %+v", hourly.ResultsByTime)
 	}
 
 	// An error prints in the CLI's way.

@@ -38,15 +38,16 @@ type Task struct {
 // Usage is a task's metered usage, written once under
 // usage/<account>/<region>/<task-id>.
 type Usage struct {
-	Account  string `json:"account"`
-	Region   string `json:"region"`
-	TaskID   string `json:"taskId"`
-	TaskArn  string `json:"taskArn"`
-	Cluster  string `json:"cluster"`
-	Group    string `json:"group,omitempty"`
-	Family   string `json:"family,omitempty"`
-	Capacity string `json:"capacity"`
-	Arch     string `json:"arch"`
+	Account    string `json:"account"`
+	Region     string `json:"region"`
+	TaskID     string `json:"taskId"`
+	TaskArn    string `json:"taskArn"`
+	Cluster    string `json:"cluster"`
+	Group      string `json:"group,omitempty"`
+	Family     string `json:"family,omitempty"`
+	LaunchType string `json:"launchType,omitempty"`
+	Capacity   string `json:"capacity"`
+	Arch       string `json:"arch"`
 	// Start and End are the task's run as billed: End-Start is how long
 	// it ran (BilledSeconds is that, rounded up, at least a minute).
 	Start         time.Time `json:"start"`
@@ -104,7 +105,8 @@ const (
 // were cached — from when its containers started; one that did neither
 // costs nothing) to the moment it reached STOPPED, rounded up to the
 // second, at least one minute; vCPU and memory of the task's size,
-// ephemeral storage above the free 20 GB.
+// ephemeral storage above the free 20 GB. Tasks of the EC2 and EXTERNAL
+// launch types cost nothing here (their capacity is the user's).
 func Meter(t Task, r *Rates, now time.Time) Usage {
 	capacity := t.CapacityProvider
 	if capacity == "" {
@@ -115,9 +117,12 @@ func Meter(t Task, r *Rates, now time.Time) Usage {
 		arch = ArchX86
 	}
 	u := Usage{Account: t.Account, Region: t.Region, TaskID: t.TaskID, TaskArn: t.TaskArn, Cluster: t.Cluster,
-		Group: t.Group, Family: t.Family, Capacity: capacity, Arch: arch, RecordedAt: now.UTC(),
+		Group: t.Group, Family: t.Family, LaunchType: t.LaunchType, Capacity: capacity, Arch: arch, RecordedAt: now.UTC(),
 		VCPU: float64(t.CPU) / 1024, MemoryGB: float64(t.MemoryMiB) / 1024, Tags: usageTags(t)}
 	switch {
+	case t.LaunchType == "EC2" || t.LaunchType == "EXTERNAL":
+		// Tasks on capacity the user brings are paid with that capacity.
+		return u
 	case t.PullStartedAt != nil:
 		u.Start, u.StartedFrom = t.PullStartedAt.UTC(), "pullStartedAt"
 	case t.StartedAt != nil:

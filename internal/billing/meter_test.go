@@ -48,6 +48,10 @@ func TestMeter(t *testing.T) {
 		{name: "never pulled nor started: free", mod: func(t *Task) {
 			t.CreatedAt, t.StoppedAt = at("2026-11-26T10:00:00Z"), at("2026-11-26T10:05:00Z")
 		}},
+		{name: "EC2 launch type: the user's capacity", mod: func(t *Task) {
+			t.LaunchType = "EC2"
+			t.PullStartedAt, t.StoppedAt = at("2026-11-26T10:00:00Z"), at("2026-11-26T11:00:00Z")
+		}},
 		{name: "spot", mod: func(t *Task) {
 			t.CapacityProvider = CapacityFargateSpot
 			t.PullStartedAt, t.StoppedAt = at("2026-11-26T10:00:00Z"), at("2026-11-26T11:00:00Z")

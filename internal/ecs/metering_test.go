@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -91,5 +92,39 @@ berth_tasks{state="STOPPING"} 0
 	}
 	if got := e.describe(t, "c", arn).StoppedAt; got == nil || got.Sub(*st.StoppedAt).Abs() > 5*time.Millisecond {
 		t.Errorf("stoppedAt moved: %v, metered with %v", got, st.StoppedAt)
+	}
+}
+
+// A task of a definition with more ephemeral storage is metered with it.
+func TestStoppedTaskEphemeralStorage(t *testing.T) {
+	meter := &fakeMeter{}
+	e := newEnvWith(t, becs.Config{Meter: meter})
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("c")}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String("big"), NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate}, EphemeralStorage: &types.EphemeralStorage{SizeInGiB: 50},
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.agent.Register(ctx, agentapi.RegisterRequest{NodeID: "n1", AvailabilityZones: []string{"us-east-1a"}, CPU: 2048, MemoryMiB: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, "c", aws.ToString(out.TaskDefinition.TaskDefinitionArn), 1)
+	arn := e.poll(t, "n1", 1).Tasks[0].TaskArn
+	if got := e.describe(t, "c", arn).EphemeralStorage; got == nil || got.SizeInGiB != 50 {
+		t.Errorf("described ephemeral storage %+v, want 50 GiB", got)
+	}
+	if err := e.agent.Report(ctx, agentapi.StateReport{NodeID: "n1", TaskArn: arn, Seq: 1, Status: "STOPPED"}); err != nil {
+		t.Fatal(err)
+	}
+	meter.mu.Lock()
+	defer meter.mu.Unlock()
+	if len(meter.tasks) != 1 || meter.tasks[0].EphemeralGiB != 50 {
+		t.Fatalf("metered %+v", meter.tasks)
 	}
 }

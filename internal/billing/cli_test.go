@@ -16,7 +16,12 @@ import (
 
 const awsCLI = "/usr/bin/aws"
 
-func (e *env) aws(args ...string) (string, string, error) {
+// awsCLIv1 is AWS CLI v1 where a pyenv install put it (optional).
+const awsCLIv1 = "/root/.pyenv/shims/aws"
+
+func (e *env) aws(args ...string) (string, string, error) { return e.awsWith(awsCLI, args...) }
+
+func (e *env) awsWith(bin string, args ...string) (string, string, error) {
 	e.t.Helper()
 	home := e.t.TempDir()
 	if err := os.WriteFile(filepath.Join(home, "config"), []byte("[default]\nregion = us-east-1\n"), 0o600); err != nil {
@@ -24,7 +29,7 @@ func (e *env) aws(args ...string) (string, string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, awsCLI, append(args, "--endpoint-url", e.endpoint, "--output", "json")...)
+	cmd := exec.CommandContext(ctx, bin, append(args, "--endpoint-url", e.endpoint, "--output", "json")...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_CONFIG_FILE=" + filepath.Join(home, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"), "AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=secret",
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER="}
@@ -116,5 +121,30 @@ func TestGetCostAndUsageCLI(t *testing.T) {
 		"--granularity", "DAILY", "--metrics", "UnblendedCost")
 	if err == nil || !strings.Contains(errOut, "An error occurred (ValidationException) when calling the GetCostAndUsage operation") {
 		t.Errorf("end before start: %v: %s", err, errOut)
+	}
+}
+
+// CLI v1 sends and reads the same.
+func TestGetCostAndUsageCLIv1(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the AWS CLI")
+	}
+	if _, err := os.Stat(awsCLIv1); err != nil {
+		t.Skipf("AWS CLI v1 not installed at %s", awsCLIv1)
+	}
+	e := newEnv(t)
+	pull := time.Now().UTC().Add(-30 * time.Minute).Truncate(time.Hour).Add(10 * time.Minute)
+	if _, err := e.s.Record(context.Background(), e.task("t1", "prod", "family:web", pull, pull.Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := e.awsWith(awsCLIv1, "ce", "get-cost-and-usage", "--time-period",
+		"Start="+pull.Format(time.DateOnly)+",End="+pull.AddDate(0, 0, 1).Format(time.DateOnly),
+		"--granularity", "DAILY", "--metrics", "UnblendedCost", "--group-by", "Type=TAG,Key=aws:ecs:clusterName")
+	if err != nil {
+		t.Fatalf("aws (v1) ce get-cost-and-usage: %v: %s", err, errOut)
+	}
+	want := `"aws:ecs:clusterName$prod"`
+	if !strings.Contains(out, want) || !strings.Contains(out, amount(0.25*60/3600*0.04048+0.5*60/3600*0.004445)) {
+		t.Errorf("reply lacks %s and the minimum charge: %s", want, out)
 	}
 }

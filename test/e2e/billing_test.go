@@ -42,6 +42,14 @@ func TestBilling(t *testing.T) {
 	if task := cli.waitStatus(cluster, svcArn, "RUNNING", time.Minute); task.LastStatus != "RUNNING" {
 		t.Fatalf("service task %s before running: %+v", task.LastStatus, task)
 	}
+	// While it runs, the agent reports its CPU and memory from its cgroup.
+	svcID := svcArn[strings.LastIndexByte(svcArn, '/')+1:]
+	for _, name := range []string{"berth_agent_task_memory_bytes", "berth_agent_task_cpu_seconds_total"} {
+		series := name + `{cluster="` + cluster + `",family="bill-svc",task_id="` + svcID + `"}`
+		if m := getMetrics(t, e); !strings.Contains(m, series) {
+			t.Errorf("/metrics lacks %s while the task runs", series)
+		}
+	}
 	time.Sleep(3 * time.Second)
 	cli.call(nil, "ecs", "update-service", "--cluster", cluster, "--service", "svc", "--desired-count", "0")
 
@@ -113,13 +121,10 @@ func TestBilling(t *testing.T) {
 	}
 
 	// /metrics: the billing counter, tasks by state, the launch histogram.
-	resp, err := http.Get(e.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	metrics := getMetrics(t, e)
+	if strings.Contains(metrics, `task_id="`+svcID+`"`) {
+		t.Errorf("/metrics still has the series of the stopped task %s", svcID)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	metrics := string(body)
 	for _, want := range []string{
 		`berth_billing_cost_usd_total{account="000000000000",cluster="billing"}`,
 		`berth_billing_vcpu_seconds_total{account="000000000000",cluster="billing"} 30`,
@@ -139,6 +144,20 @@ func TestBilling(t *testing.T) {
 			}
 		}
 	}
+}
+
+func getMetrics(t *testing.T, e *devEnv) string {
+	t.Helper()
+	resp, err := http.Get(e.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 // TestBillingAcrossRestart kills berth dev while a task runs: the task is

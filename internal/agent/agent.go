@@ -103,7 +103,22 @@ func New(cfg Config) *Agent {
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
 	a.fw = newFirewalls(a)
 	a.lbs = newLBRunner(a)
+	cfg.Metrics.watchTasks(a.liveTasks)
 	return a
+}
+
+// liveTasks are the specs of the tasks this agent runs that have not
+// reached STOPPED here.
+func (a *Agent) liveTasks() []agentapi.TaskSpec {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]agentapi.TaskSpec, 0, len(a.tasks))
+	for arn, t := range a.tasks {
+		if !a.done[arn] {
+			out = append(out, t.spec)
+		}
+	}
+	return out
 }
 
 // LogPath is where a container's stdout and stderr go.

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,10 +29,17 @@ import (
 //	berth_agent_task_launch_seconds                 histogram
 //	berth_agent_task_received_timestamp_seconds     gauge, Unix time the agent
 //	                                                last received a task
+//	berth_agent_task_cpu_seconds_total{task_id,cluster,family}  CPU time of a task's cgroup
+//	berth_agent_task_memory_bytes{task_id,cluster,family}       memory a task's cgroup uses
+//
+// The per-task series are read from the task cgroups at each scrape, for
+// the tasks this agent runs that have not stopped: a task's series go when
+// it ends.
 type Metrics struct {
 	steps    *prometheus.HistogramVec
 	launch   prometheus.Histogram
 	received prometheus.Gauge
+	usage    *taskUsageCollector
 }
 
 // NewMetrics creates the agent's metrics and registers them with reg.
@@ -49,8 +58,53 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "berth_agent_task_received_timestamp_seconds", Help: "Unix time at which the agent last received a new task.",
 		}),
 	}
-	reg.MustRegister(m.steps, m.launch, m.received)
+	m.usage = &taskUsageCollector{
+		cpu: prometheus.NewDesc("berth_agent_task_cpu_seconds_total", "CPU time used by a task's processes (its cgroup's cpuacct.usage).",
+			taskLabels, nil),
+		mem: prometheus.NewDesc("berth_agent_task_memory_bytes", "Memory a task's processes use (its cgroup's memory.usage_in_bytes).",
+			taskLabels, nil),
+	}
+	reg.MustRegister(m.steps, m.launch, m.received, m.usage)
 	return m
+}
+
+var taskLabels = []string{"task_id", "cluster", "family"}
+
+// taskUsageCollector reads the cgroups of the live tasks at each scrape.
+type taskUsageCollector struct {
+	cpu, mem *prometheus.Desc
+	mu       sync.Mutex
+	live     func() []agentapi.TaskSpec // set by the agent (New)
+}
+
+func (c *taskUsageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.cpu; ch <- c.mem }
+
+func (c *taskUsageCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	live := c.live
+	c.mu.Unlock()
+	if live == nil {
+		return
+	}
+	for _, spec := range live() {
+		path := CgroupPath(spec.TaskID)
+		labels := []string{spec.TaskID, spec.ClusterArn[strings.LastIndexByte(spec.ClusterArn, '/')+1:], spec.Family}
+		if cpu, err := runtime.TaskCgroupCPUUsage(path); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, cpu.Seconds(), labels...)
+		}
+		if mem, err := runtime.TaskCgroupMemoryUsage(path); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.mem, prometheus.GaugeValue, float64(mem), labels...)
+		}
+	}
+}
+
+// watchTasks tells the metrics which tasks are live.
+func (m *Metrics) watchTasks(live func() []agentapi.TaskSpec) {
+	if m != nil {
+		m.usage.mu.Lock()
+		m.usage.live = live
+		m.usage.mu.Unlock()
+	}
 }
 
 func (m *Metrics) observeStep(step string, since time.Time) {

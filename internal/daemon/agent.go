@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berthdev/berth/internal/agent"
@@ -104,6 +105,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	mux.Handle(agent.LogsPath, agent.LogHandler(cfg.DataDir, agent.TokenMatcher(cfg.Token)))
 	if reg == nil {
 		own := prometheus.NewRegistry()
+		own.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		reg = own
 		mux.Handle("/metrics", promhttp.HandlerFor(own, promhttp.HandlerOpts{}))
 	}

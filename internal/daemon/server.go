@@ -24,6 +24,7 @@ import (
 
 	"github.com/berthdev/berth/internal/accounts"
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/billing"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/elb"
@@ -165,9 +166,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	billSvc := billing.New(billing.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ce"), Registerer: reg})
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
 		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc,
-		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth, TaskRoles: taskRoles{iamSvc, accts}})
+		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth, TaskRoles: taskRoles{iamSvc, accts},
+		Meter: meterAdapter{billSvc}, Registerer: reg})
 	router.AddQueryService(vpcSvc.QueryService())
 	router.AddQueryService(elbSvc.QueryService())
 	router.AddQueryService(iamSvc.QueryService())
@@ -176,6 +179,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
 	router.AddJSONService(s.ecr.JSONService())
+	router.AddJSONService(billSvc.JSONService())
 	router.Handle("/v2/", s.ecr.Handler())
 	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	router.Handle("/_berth/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -201,10 +201,12 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
+	var wasRunning bool
 	rec, err := store.Mutate(r.Context(), s.st, key, func(rec *taskRecord) ([]clientv3.Op, error) {
 		if rec.Node != rep.NodeID {
 			return nil, errors.New("task is not placed on node " + rep.NodeID)
 		}
+		wasRunning = agentapi.TaskStatusRank(rec.Task.LastStatus) >= agentapi.TaskStatusRank(agentapi.StatusRunning)
 		if !applyReport(rec, &rep, now) {
 			return nil, errStaleReport
 		}
@@ -213,11 +215,17 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil, nil
 	})
+	if err == nil && rec.Task.LastStatus == agentapi.StatusRunning && !wasRunning {
+		s.metrics.launched(rec.Task.CreatedAt, now)
+	}
 	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped && rec.Awsvpc != nil && !rec.Awsvpc.Released {
 		s.markReleased(r.Context(), key)
 	}
 	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped {
 		s.revokeCredentials(r.Context(), rec)
+	}
+	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped && !rec.Metered {
+		s.meterStopped(r.Context(), key)
 	}
 	if err == nil && strings.HasPrefix(rec.Task.Group, "service:") {
 		s.wakeServices()
@@ -279,7 +287,7 @@ func applyReport(rec *taskRecord, rep *agentapi.StateReport, now time.Time) bool
 			t.Attachments[i].Status = "ATTACHED"
 		}
 	}
-	if rep.Status == agentapi.StatusStopped {
+	if rep.Status == agentapi.StatusStopped && t.StoppedAt == nil {
 		t.StoppedAt = NewTime(now)
 		if t.ExecutionStoppedAt == nil {
 			t.ExecutionStoppedAt = NewTime(now)

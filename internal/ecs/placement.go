@@ -226,7 +226,7 @@ func (s *Service) runPurge(ctx context.Context) {
 
 func (s *Service) purgeStopped(ctx context.Context) error {
 	cutoff := s.cfg.Now().Add(-s.cfg.StoppedRetention)
-	var stale, unreleased []string
+	var stale, unreleased, unmetered []string
 	var revoke []*taskRecord
 	err := s.st.List(ctx, store.Prefix("acct"), func(key string, val []byte) error {
 		if !strings.Contains(key, "/tasks/") {
@@ -245,7 +245,12 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 		if r.Spec.TaskRoleArn != "" {
 			revoke = append(revoke, &r) // a revocation a crash interrupted
 		}
-		if r.Task.StoppedAt != nil && r.Task.StoppedAt.Before(cutoff) {
+		metered := r.Metered || s.cfg.Meter == nil
+		if !metered {
+			unmetered = append(unmetered, key)
+		}
+		// A stopped task stays until it is metered.
+		if metered && r.Task.StoppedAt != nil && r.Task.StoppedAt.Before(cutoff) {
 			stale = append(stale, key)
 		}
 		return nil
@@ -258,6 +263,9 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 	}
 	for _, r := range revoke {
 		s.revokeCredentials(ctx, r)
+	}
+	for _, k := range unmetered {
+		s.meterStopped(ctx, k)
 	}
 	for _, k := range stale {
 		if err := s.st.Delete(ctx, k); err != nil {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
@@ -54,6 +56,10 @@ type Config struct {
 	// ServiceBackoff is the first delay before a service launches again after
 	// a task failed to start; it doubles per failure in a row (default 5s).
 	ServiceBackoff time.Duration
+	// Meter records the usage of stopped tasks (nil: nothing is metered).
+	Meter Meter
+	// Registerer receives the task metrics (nil: not exported).
+	Registerer prometheus.Registerer
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 }
@@ -66,6 +72,7 @@ type Service struct {
 	place   chan struct{} // wakes the placement controller
 	svcWake chan struct{} // wakes the service scheduler
 	hub     *nodeHub      // wakes agents' long polls
+	metrics *metrics
 }
 
 // New creates the ECS service.
@@ -85,8 +92,10 @@ func New(cfg Config) *Service {
 	if cfg.ServiceBackoff == 0 {
 		cfg.ServiceBackoff = 5 * time.Second
 	}
-	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
+	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
 		hub: newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs"))}
+	s.metrics = newMetrics(cfg.Registerer, s)
+	return s
 }
 
 // JSONService returns the ECS operations for the protocol router.

@@ -30,6 +30,9 @@ type taskRecord struct {
 	// behind its load balancers (lastStatus DEACTIVATING set by the control
 	// plane while the host still runs it; see deactivateRecord).
 	Deactivating *Time `json:"deactivating,omitempty"`
+	// Metered: the stopped task's usage is recorded (Config.Meter); the
+	// purge controller keeps an unmetered task until it is.
+	Metered bool `json:"metered,omitempty"`
 }
 
 func unmarshalTask(b []byte, r *taskRecord) error { return json.Unmarshal(b, r) }
@@ -242,7 +245,7 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 		Cpu: strconv.Itoa(cpu), Memory: strconv.Itoa(mem), StartedBy: in.StartedBy, Version: 1,
 		CreatedAt: NewTime(now), Group: in.Group, LaunchType: launchType,
 		Tags: in.Tags, Attachments: []Attachment{}, EnableExecuteCommand: false,
-		EphemeralStorage: &EphemeralStg{SizeInGiB: 20},
+		EphemeralStorage: &EphemeralStg{SizeInGiB: ephemeralGiB(td)},
 	}
 	if t.Group == "" {
 		t.Group = "family:" + td.Family
@@ -363,4 +366,14 @@ func deref(p *int, def int) int {
 		return def
 	}
 	return *p
+}
+
+// ephemeralGiB is the ephemeral storage a task of td gets: the definition's
+// sizeInGiB when it is one Fargate allows (21–200), else the free 20.
+func ephemeralGiB(td *TaskDefinition) int {
+	var es EphemeralStg
+	if len(td.EphemeralStorage) > 0 && json.Unmarshal(td.EphemeralStorage, &es) == nil && es.SizeInGiB >= 21 && es.SizeInGiB <= 200 {
+		return es.SizeInGiB
+	}
+	return 20
 }

@@ -30,7 +30,9 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	var f float64
 	if err := json.Unmarshal(b, &f); err == nil {
 		sec, frac := math.Modf(f)
-		t.Time = time.Unix(int64(sec), int64(frac*1e9)).UTC()
+		// Rounded to the microsecond: truncating the float's noise
+		// (.113 read as .112999916) lost a millisecond at every rewrite.
+		t.Time = time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
 		return nil
 	}
 	var s string

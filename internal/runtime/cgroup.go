@@ -231,3 +231,24 @@ func oomKills(path string) (uint64, error) {
 	}
 	return 0, fmt.Errorf("%s/memory.oom_control has no oom_kill counter", dir)
 }
+
+// TaskCgroupMemoryUsage returns the memory the task cgroup and its children
+// use now (memory.usage_in_bytes of the v1 memory hierarchy).
+func TaskCgroupMemoryUsage(path string) (uint64, error) {
+	if err := checkCgroupV1(path); err != nil {
+		return 0, fmt.Errorf("task cgroup memory usage: %w", err)
+	}
+	dir, err := memoryCgroupDir(path)
+	if err != nil {
+		return 0, fmt.Errorf("task cgroup %s memory usage: %w", path, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.usage_in_bytes"))
+	if err != nil {
+		return 0, fmt.Errorf("task cgroup %s memory usage: %w", path, err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("task cgroup %s memory usage: %w", path, err)
+	}
+	return n, nil
+}

@@ -22,6 +22,7 @@ import "strings"
 //	├── lbs/<node-id>/<lb-id>                   a load balancer placed on a node (agentapi.LoadBalancerSpec; the agent watches its prefix)
 //	├── lbaddr/<ip>                             a public address leased to a load balancer (global: the pool spans accounts)
 //	├── services/<account>/<region>/<cluster>/<name>  a service exists (the service scheduler walks these)
+//	├── usage/<account>/<region>/<task-id>     a stopped task's metered usage (billing.Usage; created once, never rewritten)
 //	└── acct/<account>/<region>/
 //	    ├── clusters/<name>
 //	    ├── taskdefs/<family>/<revision %010d>

@@ -290,8 +290,9 @@ func (s *Service) lifecycleImages(ctx context.Context, stored string) ([]lcImage
 			return nil, err
 		}
 		_, payload, err := s.reg.manifest(ctx, stored, d)
-		if errors.Is(err, distribution.ErrBlobUnknown) || isPathNotFound(err) {
-			continue
+		var gone distribution.ErrManifestUnknownRevision
+		if errors.Is(err, distribution.ErrBlobUnknown) || isPathNotFound(err) || errors.As(err, &gone) {
+			continue // deleted meanwhile (another replica's lifecycle pass)
 		}
 		if err != nil {
 			return nil, err

@@ -163,6 +163,7 @@ func (t *managedTask) run(ctx context.Context) bool {
 			t.a.cfg.Metrics.taskLaunched(t.received)
 		}
 	}
+	t.a.meta.forget(t.spec)
 	return true
 }
 
@@ -276,6 +277,7 @@ func (t *managedTask) createSandbox() error {
 	}
 	t.netns, t.cgroup = netns, cg
 	t.a.fw.attached(t.spec, fw)
+	t.a.meta.publish(t.metaSnapshot())
 	return nil
 }
 
@@ -287,6 +289,7 @@ func (t *managedTask) report(ctx context.Context) bool {
 		seq = t.lastSeq + 1
 	}
 	t.lastSeq = seq
+	t.a.meta.publish(t.metaSnapshot())
 	rep := agentapi.StateReport{
 		NodeID: t.a.cfg.Node.NodeID, TaskArn: t.spec.TaskArn, Seq: seq, Status: t.known, HealthStatus: t.health,
 		PullStartedAt: t.pullStarted, PullStoppedAt: t.pullStopped, StartedAt: t.started, StoppingAt: t.stopping,

@@ -58,6 +58,8 @@ type TaskSpec struct {
 	// /v2/credentials/<CredentialsID> (see credentials.go).
 	TaskRoleArn   string `json:"taskRoleArn,omitempty"`
 	CredentialsID string `json:"credentialsId,omitempty"`
+	// Tags are the task's tags at launch (the metadata endpoint's TaskTags).
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // PortMapping is a port a container listens on.
@@ -68,7 +70,9 @@ type PortMapping struct {
 
 // ContainerSpec is one container of a task, with overrides already applied.
 type ContainerSpec struct {
-	Name                 string            `json:"name"`
+	Name string `json:"name"`
+	// ContainerArn is the container's ARN as DescribeTasks shows it.
+	ContainerArn         string            `json:"containerArn,omitempty"`
 	Image                string            `json:"image"`
 	Essential            bool              `json:"essential"`
 	EntryPoint           []string          `json:"entryPoint,omitempty"`

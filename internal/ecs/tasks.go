@@ -260,6 +260,19 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 		Family: td.Family, Revision: td.Revision, CPU: cpu, MemoryMiB: mem, DesiredStatus: agentapi.StatusRunning,
 		PortMappings: portMappings(td),
 	}
+	// A task role: the agent serves its credentials under a fresh id.
+	if spec.TaskRoleArn = td.TaskRoleArn; o.TaskRoleArn != "" {
+		spec.TaskRoleArn = o.TaskRoleArn
+	}
+	if spec.TaskRoleArn != "" {
+		spec.CredentialsID = newUUID()
+	}
+	for _, tag := range t.Tags {
+		if spec.Tags == nil {
+			spec.Tags = map[string]string{}
+		}
+		spec.Tags[tag.Key] = tag.Value
+	}
 	for i := range td.ContainerDefinitions {
 		cd := &td.ContainerDefinitions[i]
 		cs := containerSpec(cd, findOverride(o.ContainerOverrides, cd.Name))
@@ -270,6 +283,7 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 			NetworkBindings: []NetworkBinding{}, NetworkInterfaces: []NetworkInterface{},
 			Cpu: strconv.Itoa(cs.CPU),
 		}
+		spec.Containers[len(spec.Containers)-1].ContainerArn = c.ContainerArn
 		if cs.MemoryMiB > 0 {
 			c.Memory = strconv.Itoa(cs.MemoryMiB)
 		}

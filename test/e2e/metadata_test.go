@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,7 +54,9 @@ func TestTaskMetadata(t *testing.T) {
 		get("V3", "$ECS_CONTAINER_METADATA_URI/task"),
 		get("OTHER", "http://169.254.170.2/v4/$OTHER/task"),
 		get("OTHERCREDS", "http://169.254.170.2$OTHERCREDS"),
-		`echo DONE`, `sleep 600`,
+		`echo DONE`,
+		// The test asks again (after restarting berth) by creating /tmp/again.
+		`while true; do if [ -e /tmp/again ]; then rm /tmp/again; ` + get("AGAIN", "$ECS_CONTAINER_METADATA_URI_V4/task") + `; fi; sleep 0.2; done`,
 	}, "\n")
 	c := e.container("app", "sh", "-c", script)
 	out, err := e.ECS.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
@@ -231,5 +236,20 @@ func TestTaskMetadata(t *testing.T) {
 	}
 	if aCreds := strings.TrimSpace(metaLine(t, aLog, "CREDS ")); aCreds == bCreds || !strings.HasPrefix(aCreds, "/v2/credentials/") {
 		t.Errorf("credentials URIs: A %q, B %q", aCreds, bCreds)
+	}
+
+	// A restarted agent serves the tasks it adopts.
+	e.kill()
+	e.start()
+	pids := taskPids(idFromArn(a))
+	if len(pids) == 0 {
+		t.Fatalf("task A has no processes after the restart")
+	}
+	if err := os.WriteFile(filepath.Join(fmt.Sprintf("/proc/%d/root", pids[0]), "tmp", "again"), nil, 0o644); err != nil {
+		t.Fatalf("signal task A: %v", err)
+	}
+	again := metaLine(t, e.waitContainerLog(cluster, a, "app", "AGAIN ", 30*time.Second), "AGAIN ")
+	if !strings.HasSuffix(again, " rc=0") || !strings.Contains(again, `"TaskARN":"`+a+`"`) {
+		t.Errorf("/task after a restart of berth: %s", again)
 	}
 }

@@ -178,8 +178,14 @@ func (m *metadataService) env(spec agentapi.TaskSpec, containerID string) []stri
 const credentialsPath = "/v2/credentials/"
 
 // publish records a task's latest snapshot and makes sure its VPC's server
-// listens before the task's containers could ask it anything.
+// listens before the task's containers could ask it anything. A STOPPED
+// task is forgotten before its report reaches the control plane, which
+// then frees its address for another task.
 func (m *metadataService) publish(t *metaTask) {
+	if t.known == agentapi.StatusStopped {
+		m.forget(t.spec)
+		return
+	}
 	m.mu.Lock()
 	m.tasks[t.spec.TaskArn] = t
 	m.mu.Unlock()

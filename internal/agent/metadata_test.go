@@ -459,3 +459,24 @@ func TestStatsFromCgroup(t *testing.T) {
 		t.Errorf("stopped container: %+v", s)
 	}
 }
+
+// TestMetadataForgetsStopped: a STOPPED task is no longer served, so that a
+// later task given its address is never mistaken for it.
+func TestMetadataForgetsStopped(t *testing.T) {
+	m, _, _ := newMetaTestService(t)
+	old := metaTestTask("1", "vpc-1", "172.31.0.4")
+	m.publish(old)
+	stopped := *old
+	stopped.known = agentapi.StatusStopped
+	m.publish(&stopped)
+	m.publish(metaTestTask("2", "vpc-1", "172.31.0.4"))
+	for range 20 { // map order must not matter
+		r := httptest.NewRequest(http.MethodGet, "/v4/task2-app/task", nil)
+		r.RemoteAddr = "172.31.0.4:1"
+		w := httptest.NewRecorder()
+		m.handler("vpc-1").ServeHTTP(w, r)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "task/c/task2") {
+			t.Fatalf("new task with a reused address: %d %s", w.Code, w.Body)
+		}
+	}
+}

@@ -163,7 +163,6 @@ func (t *managedTask) run(ctx context.Context) bool {
 			t.a.cfg.Metrics.taskLaunched(t.received)
 		}
 	}
-	t.a.meta.forget(t.spec)
 	return true
 }
 

@@ -109,6 +109,11 @@ func newMetaTestService(t *testing.T) (*metadataService, *fakeMetaNet, *fakeCred
 	fn, fc := &fakeMetaNet{}, &fakeCreds{expires: time.Hour}
 	a := New(Config{Node: agentapi.RegisterRequest{NodeID: "n1"}, DataDir: t.TempDir(), MetadataNetwork: fn, Credentials: fc,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() { // closes the servers the test opened
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		a.meta.run(ctx)
+	})
 	return a.meta, fn, fc
 }
 

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+
 	"github.com/berthdev/berth/internal/agentapi"
 )
 
@@ -483,5 +485,28 @@ func TestMetadataForgetsStopped(t *testing.T) {
 		if w.Code != 200 || !strings.Contains(w.Body.String(), "task/c/task2") {
 			t.Fatalf("new task with a reused address: %d %s", w.Code, w.Body)
 		}
+	}
+}
+
+// TestCredentialsWithSDK: the AWS SDK's container credentials provider
+// reads what the endpoint serves.
+func TestCredentialsWithSDK(t *testing.T) {
+	m, _, _ := newMetaTestService(t)
+	m.mu.Lock()
+	m.tasks["a"] = metaTestTask("1", "vpc-1", "127.0.0.1")
+	m.mu.Unlock()
+	srv := httptest.NewServer(m.handler("vpc-1"))
+	defer srv.Close()
+	p := endpointcreds.New(srv.URL + "/v2/credentials/creds-1")
+	c, err := p.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AccessKeyID != "ASIA1" || c.SecretAccessKey != "secret" || c.SessionToken != "token" || !c.CanExpire ||
+		time.Until(c.Expires) < 50*time.Minute {
+		t.Errorf("SDK read %+v", c)
+	}
+	if _, err := endpointcreds.New(srv.URL + "/v2/credentials/creds-2").Retrieve(context.Background()); err == nil {
+		t.Error("SDK read another task's credentials")
 	}
 }

@@ -138,6 +138,8 @@ type metadataService struct {
 	cache   map[string]*credEntry // by credentials id
 	wake    chan struct{}
 	serving sync.WaitGroup // the servers' Serve goroutines
+
+	listening sync.Mutex // held while a listener is being opened
 }
 
 type vpcServer struct {
@@ -214,19 +216,14 @@ func (m *metadataService) forget(spec agentapi.TaskSpec) {
 	}
 }
 
-// ensure opens the VPC's server unless it is serving.
+// ensure opens the VPC's server unless it is serving. The listener is
+// opened without holding the service's lock (it waits for the VPC's lock
+// in netns), so requests are not held up meanwhile.
 func (m *metadataService) ensure(vpcID string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed || vpcID == "" {
+	m.listening.Lock() // one opening at a time
+	defer m.listening.Unlock()
+	if vpcID == "" || !m.needsServer(vpcID) {
 		return
-	}
-	if s := m.servers[vpcID]; s != nil {
-		select {
-		case <-s.done: // its listener went with an old namespace
-		default:
-			return
-		}
 	}
 	l, err := m.net.ListenMetadata(vpcID)
 	if err != nil {
@@ -235,13 +232,19 @@ func (m *metadataService) ensure(vpcID string) {
 		} else {
 			m.log.Warn("metadata server", "vpc", vpcID, "err", err)
 		}
-		delete(m.servers, vpcID)
 		return
 	}
 	s := &vpcServer{vpcID: vpcID, done: make(chan struct{})}
 	s.srv = &http.Server{Handler: m.handler(vpcID), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		_ = l.Close()
+		return
+	}
 	m.servers[vpcID] = s
 	m.serving.Add(1)
+	m.mu.Unlock()
 	go func() {
 		defer m.serving.Done()
 		defer close(s.done)
@@ -252,6 +255,27 @@ func (m *metadataService) ensure(vpcID string) {
 		}
 	}()
 	m.log.Debug("metadata server listening", "vpc", vpcID)
+}
+
+// needsServer reports whether the VPC has no serving server (none, or one
+// whose listener went with an old namespace) and the agent still runs.
+func (m *metadataService) needsServer(vpcID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	s := m.servers[vpcID]
+	if s == nil {
+		return true
+	}
+	select {
+	case <-s.done:
+		delete(m.servers, vpcID)
+		return true
+	default:
+		return false
+	}
 }
 
 // run keeps a server listening in every VPC with tasks here and none in

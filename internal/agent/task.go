@@ -207,6 +207,7 @@ func (t *managedTask) recover(ctx context.Context) {
 			}
 		}
 	}
+	t.a.meta.publish(t.metaSnapshot()) // the adopted containers, for the metadata endpoint
 }
 
 // activate would register the task with load balancers; there are none yet.

@@ -56,7 +56,7 @@ func TestTaskMetadata(t *testing.T) {
 		get("OTHERCREDS", "http://169.254.170.2$OTHERCREDS"),
 		`echo DONE`,
 		// The test asks again (after restarting berth) by creating /tmp/again.
-		`while true; do if [ -e /tmp/again ]; then rm /tmp/again; ` + get("AGAIN", "$ECS_CONTAINER_METADATA_URI_V4/task") + `; fi; sleep 0.2; done`,
+		`while true; do if [ -e /tmp/again ]; then rm /tmp/again; ` + get("AGAIN", "$ECS_CONTAINER_METADATA_URI_V4/task") + `; ` + get("AGAINSTATS", "$ECS_CONTAINER_METADATA_URI_V4/stats") + `; fi; sleep 0.2; done`,
 	}, "\n")
 	c := e.container("app", "sh", "-c", script)
 	out, err := e.ECS.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
@@ -248,8 +248,15 @@ func TestTaskMetadata(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(fmt.Sprintf("/proc/%d/root", pids[0]), "tmp", "again"), nil, 0o644); err != nil {
 		t.Fatalf("signal task A: %v", err)
 	}
-	again := metaLine(t, e.waitContainerLog(cluster, a, "app", "AGAIN ", 30*time.Second), "AGAIN ")
-	if !strings.HasSuffix(again, " rc=0") || !strings.Contains(again, `"TaskARN":"`+a+`"`) {
+	aLog = e.waitContainerLog(cluster, a, "app", "AGAINSTATS ", 30*time.Second)
+	if again := metaLine(t, aLog, "AGAIN "); !strings.HasSuffix(again, " rc=0") || !strings.Contains(again, `"TaskARN":"`+a+`"`) ||
+		!strings.Contains(again, `"DockerId":"`+self.DockerID+`"`) {
 		t.Errorf("/task after a restart of berth: %s", again)
+	}
+	// The adopted container is known to run: its stats are read again.
+	stats.MemoryStats.Usage, stats.MemoryStats.Limit, stats.Networks = 0, 0, nil
+	if err := json.Unmarshal([]byte(body("AGAINSTATS")), &stats); err != nil || stats.MemoryStats.Limit != 512<<20 ||
+		stats.MemoryStats.Usage == 0 || stats.Networks["eth0"].RxBytes == 0 {
+		t.Errorf("/stats after a restart of berth: %v %+v", err, stats)
 	}
 }

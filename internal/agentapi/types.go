@@ -70,9 +70,7 @@ type PortMapping struct {
 
 // ContainerSpec is one container of a task, with overrides already applied.
 type ContainerSpec struct {
-	Name string `json:"name"`
-	// ContainerArn is the container's ARN as DescribeTasks shows it.
-	ContainerArn         string            `json:"containerArn,omitempty"`
+	Name                 string            `json:"name"`
 	Image                string            `json:"image"`
 	Essential            bool              `json:"essential"`
 	EntryPoint           []string          `json:"entryPoint,omitempty"`
@@ -90,6 +88,8 @@ type ContainerSpec struct {
 	StopTimeoutSeconds   int               `json:"stopTimeout,omitempty"`
 	AddCapabilities      []string          `json:"addCapabilities,omitempty"`
 	Labels               map[string]string `json:"labels,omitempty"`
+	// ContainerArn is the container's ARN as DescribeTasks shows it.
+	ContainerArn string `json:"containerArn,omitempty"`
 }
 
 // KeyValue is an environment variable.

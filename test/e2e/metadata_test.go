@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
@@ -68,10 +70,11 @@ func TestTaskMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	td := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
-	run := func(env map[string]string, tags ...types.Tag) string {
+	run := func(env map[string]string, groups []string, tags ...types.Tag) string {
 		in := &ecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: aws.String(td), LaunchType: types.LaunchTypeFargate,
-			NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: e.subnets()[:1]}},
-			Tags:                 tags}
+			NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: e.subnets()[:1],
+				SecurityGroups: groups}},
+			Tags: tags}
 		if env != nil {
 			o := types.ContainerOverride{Name: aws.String("app")}
 			for k, v := range env {
@@ -87,7 +90,7 @@ func TestTaskMetadata(t *testing.T) {
 	}
 
 	// Task B only says where its metadata and credentials are.
-	b := run(nil)
+	b := run(nil, nil)
 	e.waitStatus(cluster, b, "RUNNING", time.Minute)
 	bLog := e.waitContainerLog(cluster, b, "app", "CREDS ", time.Minute)
 	bURI := strings.TrimSpace(metaLine(t, bLog, "URI "))
@@ -101,7 +104,7 @@ func TestTaskMetadata(t *testing.T) {
 	}
 
 	// Task A reads its own metadata and tries B's.
-	a := run(map[string]string{"OTHER": bID, "OTHERCREDS": bCreds}, types.Tag{Key: aws.String("team"), Value: aws.String("meta")})
+	a := run(map[string]string{"OTHER": bID, "OTHERCREDS": bCreds}, nil, types.Tag{Key: aws.String("team"), Value: aws.String("meta")})
 	e.waitStatus(cluster, a, "RUNNING", time.Minute)
 	aLog := e.waitContainerLog(cluster, a, "app", "DONE", time.Minute)
 	task := e.describe(cluster, a)
@@ -236,6 +239,28 @@ func TestTaskMetadata(t *testing.T) {
 	}
 	if aCreds := strings.TrimSpace(metaLine(t, aLog, "CREDS ")); aCreds == bCreds || !strings.HasPrefix(aCreds, "/v2/credentials/") {
 		t.Errorf("credentials URIs: A %q, B %q", aCreds, bCreds)
+	}
+
+	// A task whose security group allows no egress still reaches the
+	// endpoint, as on Fargate.
+	subnets, err := e.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: e.subnets()[:1]})
+	if err != nil || len(subnets.Subnets) != 1 {
+		t.Fatalf("describe subnet: %v", err)
+	}
+	sg, err := e.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("no-egress"),
+		Description: aws.String("no egress"), VpcId: subnets.Subnets[0].VpcId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EC2.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: sg.GroupId,
+		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("-1"), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	cTask := run(map[string]string{"OTHER": bID, "OTHERCREDS": bCreds}, []string{aws.ToString(sg.GroupId)})
+	e.waitStatus(cluster, cTask, "RUNNING", time.Minute)
+	cLog := e.waitContainerLog(cluster, cTask, "app", "DONE", time.Minute)
+	if got := metaLine(t, cLog, "TASK "); !strings.HasSuffix(got, " rc=0") || !strings.Contains(got, `"TaskARN":"`+cTask+`"`) {
+		t.Errorf("/task of a task without egress: %s", got)
 	}
 
 	// A restarted agent serves the tasks it adopts.

@@ -75,6 +75,11 @@ type Config struct {
 	// LBNetwork is how load balancers reach their VPCs (default the
 	// host's, internal/netns).
 	LBNetwork LBNetwork
+	// MetadataNetwork opens the task metadata servers (default: in each VPC
+	// namespace, see metadata.go); Credentials fetches task role
+	// credentials (default: Server, if it can).
+	MetadataNetwork MetadataNetwork
+	Credentials     CredentialsSource
 }
 
 // Agent runs the tasks placed on one host.
@@ -87,8 +92,9 @@ type Agent struct {
 	done  map[string]bool         // tasks that reached STOPPED here
 	wg    sync.WaitGroup
 
-	fw  *firewalls
-	lbs *lbRunner
+	fw   *firewalls
+	lbs  *lbRunner
+	meta *metadataService
 }
 
 // New creates an agent.
@@ -99,11 +105,15 @@ func New(cfg Config) *Agent {
 	if cfg.PollWait == 0 {
 		cfg.PollWait = 30 * time.Second
 	}
+	if cs, ok := cfg.Server.(CredentialsSource); ok && cfg.Credentials == nil {
+		cfg.Credentials = cs
+	}
 	cfg = cfg.Metrics.instrument(cfg)
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
 	a.fw = newFirewalls(a)
 	a.lbs = newLBRunner(a)
 	cfg.Metrics.watchTasks(a.liveTasks)
+	a.meta = newMetadataService(a)
 	return a
 }
 
@@ -144,10 +154,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); a.heartbeat(ctx, hb) }()
 	go func() { defer wg.Done(); a.fw.run(ctx) }()
 	go func() { defer wg.Done(); a.lbs.run(ctx) }()
+	go func() { defer wg.Done(); a.meta.run(ctx) }()
 	defer wg.Wait()
 	defer a.wg.Wait()
 

@@ -30,6 +30,8 @@ type container struct {
 	reason  string
 	health  string
 	pid     uint32
+	// startedAt is when this agent started it (zero for adopted ones).
+	startedAt time.Time
 }
 
 func (c *container) state() agentapi.ContainerState {
@@ -276,6 +278,7 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 	for _, kv := range cs.Environment {
 		env = append(env, kv.Name+"="+kv.Value)
 	}
+	env = append(env, t.a.meta.env(t.spec, c.id)...) // after the user's: they win
 	labels := map[string]string{}
 	for k, v := range cs.Labels {
 		labels[k] = v
@@ -305,7 +308,8 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 	if err != nil {
 		return err
 	}
-	c.started, c.status, c.pid = true, agentapi.ContainerRunning, pid
+	c.started, c.status, c.pid, c.startedAt = true, agentapi.ContainerRunning, pid, time.Now()
+	t.a.meta.publish(t.metaSnapshot())
 	if cs.HealthCheck != nil && len(cs.HealthCheck.Command) > 0 && cs.HealthCheck.Command[0] != "NONE" {
 		c.health = agentapi.HealthUnknown
 	}

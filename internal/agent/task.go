@@ -207,6 +207,7 @@ func (t *managedTask) recover(ctx context.Context) {
 			}
 		}
 	}
+	t.a.meta.publish(t.metaSnapshot()) // the adopted containers, for the metadata endpoint
 }
 
 // activate would register the task with load balancers; there are none yet.
@@ -276,6 +277,7 @@ func (t *managedTask) createSandbox() error {
 	}
 	t.netns, t.cgroup = netns, cg
 	t.a.fw.attached(t.spec, fw)
+	t.a.meta.publish(t.metaSnapshot())
 	return nil
 }
 
@@ -287,6 +289,7 @@ func (t *managedTask) report(ctx context.Context) bool {
 		seq = t.lastSeq + 1
 	}
 	t.lastSeq = seq
+	t.a.meta.publish(t.metaSnapshot())
 	rep := agentapi.StateReport{
 		NodeID: t.a.cfg.Node.NodeID, TaskArn: t.spec.TaskArn, Seq: seq, Status: t.known, HealthStatus: t.health,
 		PullStartedAt: t.pullStarted, PullStoppedAt: t.pullStopped, StartedAt: t.started, StoppingAt: t.stopping,

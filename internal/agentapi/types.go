@@ -58,6 +58,8 @@ type TaskSpec struct {
 	// /v2/credentials/<CredentialsID> (see credentials.go).
 	TaskRoleArn   string `json:"taskRoleArn,omitempty"`
 	CredentialsID string `json:"credentialsId,omitempty"`
+	// Tags are the task's tags at launch (the metadata endpoint's TaskTags).
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // PortMapping is a port a container listens on.
@@ -86,6 +88,8 @@ type ContainerSpec struct {
 	StopTimeoutSeconds   int               `json:"stopTimeout,omitempty"`
 	AddCapabilities      []string          `json:"addCapabilities,omitempty"`
 	Labels               map[string]string `json:"labels,omitempty"`
+	// ContainerArn is the container's ARN as DescribeTasks shows it.
+	ContainerArn string `json:"containerArn,omitempty"`
 }
 
 // KeyValue is an environment variable.

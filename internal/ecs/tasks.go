@@ -267,7 +267,14 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 		PortMappings: portMappings(td),
 	}
 	if role := taskRole(td, &o); role != "" {
+		// A task role: the agent serves its credentials under a fresh id.
 		spec.TaskRoleArn, spec.CredentialsID = role, newUUID()
+	}
+	for _, tag := range t.Tags {
+		if spec.Tags == nil {
+			spec.Tags = map[string]string{}
+		}
+		spec.Tags[tag.Key] = tag.Value
 	}
 	for i := range td.ContainerDefinitions {
 		cd := &td.ContainerDefinitions[i]
@@ -279,6 +286,7 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 			NetworkBindings: []NetworkBinding{}, NetworkInterfaces: []NetworkInterface{},
 			Cpu: strconv.Itoa(cs.CPU),
 		}
+		spec.Containers[len(spec.Containers)-1].ContainerArn = c.ContainerArn
 		if cs.MemoryMiB > 0 {
 			c.Memory = strconv.Itoa(cs.MemoryMiB)
 		}

@@ -87,8 +87,9 @@ type Agent struct {
 	done  map[string]bool         // tasks that reached STOPPED here
 	wg    sync.WaitGroup
 
-	fw  *firewalls
-	lbs *lbRunner
+	fw   *firewalls
+	lbs  *lbRunner
+	logs *logShippers
 }
 
 // New creates an agent.
@@ -99,10 +100,12 @@ func New(cfg Config) *Agent {
 	if cfg.PollWait == 0 {
 		cfg.PollWait = 30 * time.Second
 	}
+	sink, _ := cfg.Server.(logSink) // awslogs shipping; before instrument wraps Server
 	cfg = cfg.Metrics.instrument(cfg)
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.NodeID), tasks: map[string]*managedTask{}, done: map[string]bool{}}
 	a.fw = newFirewalls(a)
 	a.lbs = newLBRunner(a)
+	a.logs = newLogShippers(a, sink)
 	return a
 }
 
@@ -128,6 +131,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			byTask[arn] = append(byTask[arn], c)
 		}
 	}
+	a.logs.setContext(ctx)
+	defer a.logs.wait()
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); a.heartbeat(ctx, hb) }()

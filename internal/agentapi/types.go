@@ -86,6 +86,8 @@ type ContainerSpec struct {
 	StopTimeoutSeconds   int               `json:"stopTimeout,omitempty"`
 	AddCapabilities      []string          `json:"addCapabilities,omitempty"`
 	Labels               map[string]string `json:"labels,omitempty"`
+	// LogConfiguration is the container's log driver (see logs.go).
+	LogConfiguration *LogConfiguration `json:"logConfiguration,omitempty"`
 }
 
 // KeyValue is an environment variable.

@@ -429,12 +429,20 @@ func (s *Store) Append(sc Scope, group, stream string, events []Event, now time.
 		b.FillPercent = 0.9 // keys mostly arrive in order
 		seq := eb.Sequence()
 		ing := now.UnixMilli()
-		val := make([]byte, 0, 256)
+		// bbolt keeps keys and values until the transaction ends: one slab
+		// holds them all.
+		total := 0
+		for _, e := range events {
+			total += 24 + len(e.Message)
+		}
+		slab := make([]byte, 0, total)
 		for _, e := range events {
 			seq++
-			val = binary.BigEndian.AppendUint64(val[:0], uint64(ing))
-			val = append(val, e.Message...)
-			if err := b.Put(pos{ts: uint64(e.Timestamp), seq: seq}.key(), val); err != nil {
+			at := len(slab)
+			slab = append(slab, pos{ts: uint64(e.Timestamp), seq: seq}.key()...)
+			slab = binary.BigEndian.AppendUint64(slab, uint64(ing))
+			slab = append(slab, e.Message...)
+			if err := b.Put(slab[at:at+16:at+16], slab[at+16:]); err != nil {
 				return err
 			}
 			if r.Events == 0 || e.Timestamp < r.FirstEventTimestamp {

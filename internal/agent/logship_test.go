@@ -195,9 +195,13 @@ func TestParseShipConfig(t *testing.T) {
 		want func(shipConfig) bool
 	}{
 		{opts: map[string]string{"awslogs-group": "g", "awslogs-stream-prefix": "p"},
-			want: func(c shipConfig) bool { return c.blocking && c.req.Stream == "p/web/abc" && c.req.Region == "us-east-1" && !c.req.CreateGroup }},
+			want: func(c shipConfig) bool {
+				return c.blocking && c.req.Stream == "p/web/abc" && c.req.Region == "us-east-1" && !c.req.CreateGroup
+			}},
 		{opts: map[string]string{"awslogs-group": "g", "awslogs-region": "eu-west-1", "awslogs-create-group": "true"},
-			want: func(c shipConfig) bool { return c.req.Region == "eu-west-1" && c.req.CreateGroup && c.req.Stream == "web/abc" }},
+			want: func(c shipConfig) bool {
+				return c.req.Region == "eu-west-1" && c.req.CreateGroup && c.req.Stream == "web/abc"
+			}},
 		{opts: map[string]string{"awslogs-group": "g", "mode": "non-blocking", "max-buffer-size": "25m"},
 			want: func(c shipConfig) bool { return !c.blocking && c.maxBuffer == 25<<20 }},
 		{opts: map[string]string{"awslogs-group": "g", "mode": "non-blocking"},

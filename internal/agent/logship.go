@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/berthdev/berth/internal/agentapi"
 )
 
@@ -52,6 +54,56 @@ const (
 	multilineFlush    = time.Second // a pending multi-line event is sent after this much quiet
 	defaultMaxBuffer  = 1 << 20
 	shipFinishTimeout = 15 * time.Second // how long deprovision waits for a shipper to drain
+)
+
+// shipMetrics count what the shippers do:
+//
+//	berth_agent_awslogs_events_total          events the control plane stored
+//	berth_agent_awslogs_dropped_events_total  events dropped (non-blocking mode
+//	                                          beyond max-buffer-size, or a group gone)
+//	berth_agent_awslogs_backlog_bytes         output written but not yet shipped,
+//	                                          summed over the host's containers
+type shipMetrics struct {
+	events, dropped prometheus.Counter
+	backlog         prometheus.Gauge
+}
+
+func newShipMetrics(reg prometheus.Registerer) *shipMetrics {
+	m := &shipMetrics{
+		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_awslogs_events_total",
+			Help: "Log events of awslogs containers stored by the control plane."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_awslogs_dropped_events_total",
+			Help: "Log events of awslogs containers dropped (non-blocking mode, or a log group that is gone)."}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_agent_awslogs_backlog_bytes",
+			Help: "Container output written but not yet shipped, over all awslogs containers of the host."}),
+	}
+	reg.MustRegister(m.events, m.dropped, m.backlog)
+	return m
+}
+
+func (m *shipMetrics) shipped(n int) {
+	if m != nil {
+		m.events.Add(float64(n))
+	}
+}
+
+func (m *shipMetrics) drop(n int64) {
+	if m != nil && n > 0 {
+		m.dropped.Add(float64(n))
+	}
+}
+
+func (m *shipMetrics) behind(delta int64) {
+	if m != nil && delta != 0 {
+		m.backlog.Add(float64(delta))
+	}
+}
+
+// behindWarning is how far a shipper may fall behind its container before
+// it says so (then again every behindEvery).
+const (
+	behindWarning = 64 << 20
+	behindEvery   = time.Minute
 )
 
 // resourceInitError is a container that cannot start because its task's
@@ -251,7 +303,11 @@ func (l *logShippers) start(spec agentapi.TaskSpec, cs agentapi.ContainerSpec, i
 	if _, running := l.run[id]; running {
 		return
 	}
-	sh := &shipper{cfg: cfg, sink: l.sink, path: path, exited: make(chan struct{}), done: make(chan struct{}),
+	var m *shipMetrics
+	if l.a.cfg.Metrics != nil {
+		m = l.a.cfg.Metrics.logs
+	}
+	sh := &shipper{cfg: cfg, sink: l.sink, path: path, metrics: m, exited: make(chan struct{}), done: make(chan struct{}),
 		log: l.a.log.With("task", spec.TaskID, "container", cs.Name, "group", cfg.req.Group, "stream", cfg.req.Stream)}
 	l.run[id] = sh
 	ctx := l.ctx
@@ -307,6 +363,24 @@ type shipper struct {
 	pending   *pendingEvent // multi-line event being gathered
 
 	dropped, droppedBytes int64
+	metrics               *shipMetrics
+	backlog               int64 // last reported to metrics
+	warned                time.Time
+}
+
+// track reports how far behind the file's end the shipper is.
+func (s *shipper) track(f *os.File) {
+	fi, err := f.Stat()
+	if err != nil {
+		return
+	}
+	behind := max(fi.Size()-s.acked, 0)
+	s.metrics.behind(behind - s.backlog)
+	s.backlog = behind
+	if behind > behindWarning && time.Since(s.warned) > behindEvery {
+		s.warned = time.Now()
+		s.log.Warn("awslogs: shipping is behind the container's output", "bytes_behind", behind)
+	}
 }
 
 type pendingEvent struct {
@@ -318,6 +392,7 @@ type pendingEvent struct {
 
 func (s *shipper) run(ctx context.Context) {
 	defer close(s.done)
+	defer func() { s.metrics.behind(-s.backlog) }()
 	resp, err := s.send(ctx, s.cfg.req) // where the stream ends: resume there
 	if err != nil {
 		return
@@ -347,6 +422,7 @@ func (s *shipper) run(ctx context.Context) {
 		if !s.cfg.blocking {
 			s.bound(f)
 		}
+		s.track(f)
 		n, err := f.ReadAt(buf, s.off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			s.log.Warn("awslogs: read output", "err", err)
@@ -387,6 +463,11 @@ func (s *shipper) bound(f *os.File) {
 		return
 	}
 	s.dropUntil = fi.Size() - s.cfg.maxBuffer
+	if time.Since(s.warned) > behindEvery {
+		s.warned = time.Now()
+		s.log.Warn("awslogs: dropping output beyond max-buffer-size (non-blocking mode)",
+			"max_buffer_size", s.cfg.maxBuffer, "dropped_events_so_far", s.dropped)
+	}
 }
 
 // consume splits data (the file from s.off on) into lines and events.
@@ -418,6 +499,7 @@ func (s *shipper) consume(data []byte) {
 func (s *shipper) line(l []byte, end int64) {
 	if end <= s.dropUntil {
 		s.dropped++
+		s.metrics.drop(1)
 		s.droppedBytes += int64(len(l)) + 1
 		s.end = max(s.end, end)
 		return
@@ -491,6 +573,7 @@ func (s *shipper) flush(ctx context.Context) bool {
 		return false
 	}
 	s.acked = s.end
+	s.metrics.shipped(len(s.batch))
 	s.batch, s.size = s.batch[:0], 0
 	return true
 }
@@ -509,6 +592,7 @@ func (s *shipper) send(ctx context.Context, req agentapi.LogsRequest) (agentapi.
 		}
 		if strings.Contains(err.Error(), agentapi.LogsErrorGroupNotFound) {
 			s.dropped += int64(len(req.Events))
+			s.metrics.drop(int64(len(req.Events)))
 			s.log.Warn("awslogs: log group is gone; dropping a batch", "events", len(req.Events))
 			return agentapi.LogsResponse{Offset: req.End}, nil
 		}

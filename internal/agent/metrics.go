@@ -27,10 +27,12 @@ import (
 //	berth_agent_task_launch_seconds                 histogram
 //	berth_agent_task_received_timestamp_seconds     gauge, Unix time the agent
 //	                                                last received a task
+//	berth_agent_awslogs_*                           awslogs shipping (logship.go)
 type Metrics struct {
 	steps    *prometheus.HistogramVec
 	launch   prometheus.Histogram
 	received prometheus.Gauge
+	logs     *shipMetrics
 }
 
 // NewMetrics creates the agent's metrics and registers them with reg.
@@ -50,6 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.steps, m.launch, m.received)
+	m.logs = newShipMetrics(reg)
 	return m
 }
 

@@ -36,7 +36,12 @@ func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string
 			return
 		}
 		var req agentapi.LogsRequest
-		if err := json.Unmarshal(b, &req); err != nil {
+		if r.Header.Get("Content-Type") == agentapi.LogsContentType {
+			req, err = agentapi.DecodeLogsRequest(b)
+		} else {
+			err = json.Unmarshal(b, &req)
+		}
+		if err != nil {
 			agentError(w, http.StatusBadRequest, "decode logs batch: "+err.Error())
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
 
@@ -120,5 +121,55 @@ func TestAWSLogs(t *testing.T) {
 		!strings.Contains(reason, "ResourceInitializationError: failed to validate logger args") ||
 		!strings.Contains(reason, "The specified log group does not exist") {
 		t.Fatalf("task with a missing group: stopCode %s, reason %q", task.StopCode, reason)
+	}
+}
+
+// SIGKILL of berth dev while a container logs through awslogs: the
+// container keeps writing (its log driver outlives berth), the restarted
+// agent resumes shipping where the stream ends, and every line is in the
+// stream exactly once, in order.
+func TestAWSLogsSurvivesRestart(t *testing.T) {
+	e := startDev(t)
+	const lines = 20000
+	c := e.container("main", "sh", "-c", "for j in $(seq 0 39); do seq $((j*500+1)) $((j*500+500)); sleep 0.25; done")
+	c.LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverAwslogs, Options: map[string]string{
+		"awslogs-group": "/ecs/restart", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "app", "awslogs-create-group": "true",
+	}}
+	arn := e.runTask("logs", e.registerTask("awslogs-restart", "256", "512", c))
+	e.waitStatus("logs", arn, "RUNNING", time.Minute)
+	time.Sleep(3 * time.Second)
+	e.kill()
+	time.Sleep(2 * time.Second)
+	e.start()
+	e.waitStatus("logs", arn, "STOPPED", 2*time.Minute)
+
+	cw := cloudwatchlogs.NewFromConfig(e.awsConfig())
+	var got []string
+	token := ""
+	for pages := 0; pages < 100; pages++ {
+		in := &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String("/ecs/restart"),
+			LogStreamName: aws.String("app/main/" + idFromArn(arn)), StartFromHead: aws.Bool(true)}
+		if token != "" {
+			in.NextToken = aws.String(token)
+		}
+		out, err := cw.GetLogEvents(e.ctx(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range out.Events {
+			got = append(got, aws.ToString(ev.Message))
+		}
+		if aws.ToString(out.NextForwardToken) == token {
+			break
+		}
+		token = aws.ToString(out.NextForwardToken)
+	}
+	if len(got) != lines {
+		t.Fatalf("%d lines after a restart, want %d", len(got), lines)
+	}
+	for i, m := range got {
+		if m != strconv.Itoa(i+1) {
+			t.Fatalf("line %d is %q", i, m)
+		}
 	}
 }

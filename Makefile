@@ -21,6 +21,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./internal/protocol/ -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ecs/ -run '^$$' -fuzz FuzzParseTaskSize -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/logs/ -run '^$$' -fuzz FuzzParsePattern -fuzztime $(FUZZTIME)
 
 lint:
 	gofmt -l $$(git ls-files '*.go')

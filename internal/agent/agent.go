@@ -95,6 +95,7 @@ type Agent struct {
 	fw   *firewalls
 	lbs  *lbRunner
 	meta *metadataService
+	logs *logShippers
 }
 
 // New creates an agent.
@@ -105,6 +106,7 @@ func New(cfg Config) *Agent {
 	if cfg.PollWait == 0 {
 		cfg.PollWait = 30 * time.Second
 	}
+	sink, _ := cfg.Server.(logSink) // awslogs shipping; before instrument wraps Server
 	if cs, ok := cfg.Server.(CredentialsSource); ok && cfg.Credentials == nil {
 		cfg.Credentials = cs
 	}
@@ -114,6 +116,7 @@ func New(cfg Config) *Agent {
 	a.lbs = newLBRunner(a)
 	cfg.Metrics.watchTasks(a.liveTasks)
 	a.meta = newMetadataService(a)
+	a.logs = newLogShippers(a, sink)
 	return a
 }
 
@@ -153,6 +156,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			byTask[arn] = append(byTask[arn], c)
 		}
 	}
+	a.logs.setContext(ctx)
+	defer a.logs.wait()
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); a.heartbeat(ctx, hb) }()

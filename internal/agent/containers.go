@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -209,6 +210,9 @@ func (t *managedTask) startIfReady(ctx context.Context, c *container) (string, b
 			return "", false
 		}
 		c.reason = "CannotStartContainerError: " + err.Error()
+		if ie := (*resourceInitError)(nil); errors.As(err, &ie) {
+			c.reason = ie.Error()
+		}
 		return t.fail(agentapi.StopTaskFailedToStart, c.reason), false
 	}
 	// The task's next transition reports the container too; report it
@@ -303,10 +307,18 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 	if c.image != nil {
 		spec.Image = c.image.Ref
 	}
+	if usesAWSLogs(cs) {
+		if err := t.a.logs.prepare(ctx, t.spec, cs); err != nil {
+			return err
+		}
+	}
 	_ = t.a.cfg.Runtime.Delete(ctx, c.id) // a leftover of an interrupted start
 	pid, err := t.a.cfg.Runtime.Run(ctx, spec)
 	if err != nil {
 		return err
+	}
+	if usesAWSLogs(cs) {
+		t.a.logs.start(t.spec, cs, c.id, logPath)
 	}
 	c.started, c.status, c.pid, c.startedAt = true, agentapi.ContainerRunning, pid, time.Now()
 	t.a.meta.publish(t.metaSnapshot())

@@ -29,6 +29,7 @@ import (
 //	berth_agent_task_launch_seconds                 histogram
 //	berth_agent_task_received_timestamp_seconds     gauge, Unix time the agent
 //	                                                last received a task
+//	berth_agent_awslogs_*                           awslogs shipping (logship.go)
 //	berth_agent_task_cpu_seconds_total{task_id,cluster,family}  CPU time of a task's cgroup
 //	berth_agent_task_memory_bytes{task_id,cluster,family}       memory a task's cgroup uses
 //
@@ -40,6 +41,7 @@ type Metrics struct {
 	launch   prometheus.Histogram
 	received prometheus.Gauge
 	usage    *taskUsageCollector
+	logs     *shipMetrics
 }
 
 // NewMetrics creates the agent's metrics and registers them with reg.
@@ -65,6 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			taskLabels, nil),
 	}
 	reg.MustRegister(m.steps, m.launch, m.received, m.usage)
+	m.logs = newShipMetrics(reg)
 	return m
 }
 

@@ -183,6 +183,11 @@ func (t *managedTask) recover(ctx context.Context) {
 			t.a.log.Warn("reopen sandbox", "task", t.spec.TaskID, "err", err)
 		}
 	}
+	for _, c := range t.containers { // ship what their output still holds
+		if usesAWSLogs(c.spec) {
+			t.a.logs.start(t.spec, c.spec, c.id, LogPath(t.a.cfg.DataDir, t.spec.TaskID, c.spec.Name))
+		}
+	}
 	found := map[string]runtime.ContainerInfo{}
 	for _, c := range t.adopt {
 		found[c.Labels[labelContainerName]] = c
@@ -258,6 +263,13 @@ func (t *managedTask) deprovision(ctx context.Context) string {
 	for _, c := range t.containers {
 		if err := t.a.cfg.Runtime.Delete(ctx, c.id); err != nil {
 			t.a.log.Warn("delete container", "container", c.id, "err", err)
+		}
+	}
+	// Deleting a container has ended its log driver: ship the rest.
+	deadline := time.Now().Add(shipFinishTimeout)
+	for _, c := range t.containers {
+		if usesAWSLogs(c.spec) {
+			t.a.logs.finish(c.id, max(time.Until(deadline), 0))
 		}
 	}
 	t.a.fw.detached(t.spec)

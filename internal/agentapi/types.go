@@ -90,6 +90,8 @@ type ContainerSpec struct {
 	Labels               map[string]string `json:"labels,omitempty"`
 	// ContainerArn is the container's ARN as DescribeTasks shows it.
 	ContainerArn string `json:"containerArn,omitempty"`
+	// LogConfiguration is the container's log driver (see logs.go).
+	LogConfiguration *LogConfiguration `json:"logConfiguration,omitempty"`
 }
 
 // KeyValue is an environment variable.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,9 +16,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/spf13/cobra"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	becs "github.com/berthdev/berth/internal/ecs"
 )
 
@@ -27,36 +31,32 @@ func newLogsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs [-f] TASK",
 		Short: "Print a task's container logs (stdout and stderr)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Print a task's container logs. Containers using the awslogs log driver are read from\n" +
+			"CloudWatch Logs (GetLogEvents on their stream); the others from their host.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cfg := g.awsConfig()
-			names := []string{container}
-			if container == "" {
-				out, err := ecs.NewFromConfig(cfg).DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: []string{args[0]}})
-				if err != nil {
-					return err
-				}
-				if len(out.Tasks) == 0 {
-					return fmt.Errorf("task %s not found in cluster %s", args[0], cluster)
-				}
-				names = names[:0]
-				for _, c := range out.Tasks[0].Containers {
-					names = append(names, aws.ToString(c.Name))
-				}
+			srcs, err := logSources(ctx, cfg, cluster, args[0], container)
+			if err != nil {
+				return err
 			}
-			offsets := make([]int64, len(names))
 			for {
 				stopped := true
-				for i, name := range names {
-					var out becs.ContainerLogsOutput
-					in := becs.ContainerLogsInput{Cluster: cluster, Task: args[0], Container: name, Offset: offsets[i]}
-					if err := callBerth(ctx, cfg, "GetContainerLogs", in, &out); err != nil {
+				if anyAWSLogs(srcs) { // read what a stopped task wrote last
+					if stopped, err = taskStopped(ctx, cfg, cluster, args[0]); err != nil {
 						return err
 					}
-					offsets[i] = out.NextOffset
-					stopped = stopped && out.TaskStopped
-					writePrefixed(os.Stdout, out.Data, name, len(names) > 1)
+				}
+				for _, src := range srcs {
+					data, taskStopped, err := src.read(ctx, cfg, cluster, args[0])
+					if err != nil {
+						return err
+					}
+					if src.awslogs == nil {
+						stopped = stopped && taskStopped
+					}
+					writePrefixed(os.Stdout, data, src.name, len(srcs) > 1)
 				}
 				if !follow || stopped {
 					return nil
@@ -64,7 +64,7 @@ func newLogsCmd(g *globalFlags) *cobra.Command {
 				select {
 				case <-ctx.Done():
 					return nil
-				case <-time.After(300 * time.Millisecond):
+				case <-time.After(500 * time.Millisecond):
 				}
 			}
 		},
@@ -73,6 +73,123 @@ func newLogsCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&cluster, "cluster", "default", "cluster")
 	cmd.Flags().StringVar(&container, "container", "", "only this container (default: all)")
 	return cmd
+}
+
+// logSource is where one container's output is read from.
+type logSource struct {
+	name    string
+	offset  int64          // the host's log file (GetContainerLogs)
+	awslogs *awslogsStream // or its CloudWatch Logs stream
+}
+
+func (s *logSource) read(ctx context.Context, cfg aws.Config, cluster, task string) (string, bool, error) {
+	if s.awslogs != nil {
+		data, err := s.awslogs.read(ctx, cfg)
+		return data, true, err
+	}
+	var out becs.ContainerLogsOutput
+	in := becs.ContainerLogsInput{Cluster: cluster, Task: task, Container: s.name, Offset: s.offset}
+	if err := callBerth(ctx, cfg, "GetContainerLogs", in, &out); err != nil {
+		return "", false, err
+	}
+	s.offset = out.NextOffset
+	return out.Data, out.TaskStopped, nil
+}
+
+func anyAWSLogs(srcs []*logSource) bool {
+	for _, s := range srcs {
+		if s.awslogs != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// logSources finds the task's containers (or the one named) and how each logs.
+func logSources(ctx context.Context, cfg aws.Config, cluster, task, only string) ([]*logSource, error) {
+	client := ecs.NewFromConfig(cfg)
+	out, err := client.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: []string{task}})
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Tasks) == 0 {
+		return nil, fmt.Errorf("task %s not found in cluster %s", task, cluster)
+	}
+	t := out.Tasks[0]
+	td, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: t.TaskDefinitionArn})
+	if err != nil {
+		return nil, err
+	}
+	taskID := aws.ToString(t.TaskArn)
+	taskID = taskID[strings.LastIndex(taskID, "/")+1:]
+	var srcs []*logSource
+	for _, c := range t.Containers {
+		name := aws.ToString(c.Name)
+		if only != "" && name != only {
+			continue
+		}
+		src := &logSource{name: name}
+		for _, cd := range td.TaskDefinition.ContainerDefinitions {
+			if lc := cd.LogConfiguration; aws.ToString(cd.Name) == name && lc != nil && lc.LogDriver == "awslogs" {
+				src.awslogs = &awslogsStream{group: lc.Options["awslogs-group"], region: lc.Options["awslogs-region"],
+					stream: agentapi.AWSLogsStream(lc.Options["awslogs-stream-prefix"], name, taskID)}
+			}
+		}
+		srcs = append(srcs, src)
+	}
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("task %s has no container %s", task, only)
+	}
+	return srcs, nil
+}
+
+func taskStopped(ctx context.Context, cfg aws.Config, cluster, task string) (bool, error) {
+	out, err := ecs.NewFromConfig(cfg).DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: []string{task}})
+	if err != nil {
+		return false, err
+	}
+	return len(out.Tasks) == 0 || aws.ToString(out.Tasks[0].LastStatus) == "STOPPED", nil
+}
+
+// awslogsStream reads a CloudWatch Logs stream from its head with
+// GetLogEvents, page after page.
+type awslogsStream struct {
+	group, region, stream string
+	token                 string
+}
+
+func (s *awslogsStream) read(ctx context.Context, cfg aws.Config) (string, error) {
+	client := cloudwatchlogs.NewFromConfig(cfg, func(o *cloudwatchlogs.Options) {
+		if s.region != "" {
+			o.Region = s.region
+		}
+	})
+	var b strings.Builder
+	for {
+		in := &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(s.group), LogStreamName: aws.String(s.stream),
+			StartFromHead: aws.Bool(true)}
+		if s.token != "" {
+			in.NextToken = aws.String(s.token)
+		}
+		out, err := client.GetLogEvents(ctx, in)
+		var nf *cwltypes.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return b.String(), nil // the stream appears when the container starts
+		}
+		if err != nil {
+			return b.String(), fmt.Errorf("read log stream %s of group %s: %w", s.stream, s.group, err)
+		}
+		for _, e := range out.Events {
+			b.WriteString(aws.ToString(e.Message))
+			b.WriteByte('\n')
+		}
+		next := aws.ToString(out.NextForwardToken)
+		if next == s.token || len(out.Events) == 0 {
+			s.token = next
+			return b.String(), nil
+		}
+		s.token = next
+	}
 }
 
 func writePrefixed(w io.Writer, data, name string, prefix bool) {

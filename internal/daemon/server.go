@@ -29,6 +29,7 @@ import (
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/elb"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/vpc"
@@ -78,6 +79,7 @@ type Server struct {
 	etcd   *store.Embedded
 	client *clientv3.Client
 	ecr    *ecr.Service
+	logs   *logs.Store
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errc   chan error
@@ -171,6 +173,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc,
 		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth, TaskRoles: taskRoles{iamSvc, accts},
 		Meter: meterAdapter{billSvc}, Registerer: reg})
+	if s.logs, err = logs.OpenStore(filepath.Join(cfg.DataDir, "logs", "logs.db")); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	logsSvc := logs.New(logs.Config{Store: s.logs, Logger: cfg.Logger.With("service", "logs")})
+	router.AddJSONService(logsSvc.JSONService())
+	router.Handle(agentapi.PathLogs, logsSvc.AgentHandler(accts.AgentTokenValid))
 	router.AddQueryService(vpcSvc.QueryService())
 	router.AddQueryService(elbSvc.QueryService())
 	router.AddQueryService(iamSvc.QueryService())
@@ -187,7 +196,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}))
 
 	s.http = &http.Server{Handler: router, ReadHeaderTimeout: 30 * time.Second}
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go func() {
+		defer s.wg.Done()
+		if err := logsSvc.Run(runCtx); err != nil && runCtx.Err() == nil {
+			cfg.Logger.Error("log retention controller stopped", "err", err)
+		}
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -230,6 +245,9 @@ func (s *Server) Close() {
 	s.wg.Wait()
 	if s.ecr != nil {
 		_ = s.ecr.Close()
+	}
+	if s.logs != nil {
+		_ = s.logs.Close()
 	}
 	if s.etcd != nil {
 		s.etcd.Close()

@@ -333,6 +333,9 @@ func containerSpec(cd *ContainerDefinition, o *ContainerOverride) agentapi.Conta
 	if cd.LinuxParameters != nil && cd.LinuxParameters.Capabilities != nil {
 		cs.AddCapabilities = cd.LinuxParameters.Capabilities.Add
 	}
+	if lc := cd.LogConfiguration; lc != nil {
+		cs.LogConfiguration = &agentapi.LogConfiguration{LogDriver: lc.LogDriver, Options: lc.Options}
+	}
 	env := map[string]int{}
 	for _, kv := range cd.Environment {
 		env[kv.Name] = len(cs.Environment)

@@ -80,6 +80,11 @@ type Config struct {
 	// credentials (default: Server, if it can).
 	MetadataNetwork MetadataNetwork
 	Credentials     CredentialsSource
+	// APIURL is the control plane's AWS API endpoint (e.g.
+	// http://127.0.0.1:4566). Tasks reach it at http://169.254.170.2 (their
+	// AWS_ENDPOINT_URL), proxied by the metadata server: berth's own VPC
+	// endpoint. Empty: no such endpoint.
+	APIURL string
 }
 
 // Agent runs the tasks placed on one host.

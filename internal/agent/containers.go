@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/netns"
 	"github.com/berthdev/berth/internal/runtime"
 )
 
@@ -278,6 +279,11 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 	}
 	env := []string{
 		"AWS_REGION=" + t.spec.Region, "AWS_DEFAULT_REGION=" + t.spec.Region, "AWS_EXECUTION_ENV=AWS_ECS_FARGATE",
+	}
+	if t.a.cfg.APIURL != "" {
+		// berth's API inside the VPC (see apiProxy); the user's own
+		// environment, which comes after, may point elsewhere.
+		env = append(env, "AWS_ENDPOINT_URL=http://"+netns.MetadataAddr.String())
 	}
 	for _, kv := range cs.Environment {
 		env = append(env, kv.Name+"="+kv.Value)

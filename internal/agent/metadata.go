@@ -138,6 +138,7 @@ type metadataService struct {
 	cache   map[string]*credEntry // by credentials id
 	wake    chan struct{}
 	serving sync.WaitGroup // the servers' Serve goroutines
+	api     apiProxy       // berth's API for tasks (apiproxy.go)
 
 	listening sync.Mutex // held while a listener is being opened
 }
@@ -352,13 +353,17 @@ func (m *metadataService) caller(vpcID string, r *http.Request) *metaTask {
 
 func (m *metadataService) handler(vpcID string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeMetaError(w, http.StatusMethodNotAllowed, "method not allowed")
-			return
-		}
 		t := m.caller(vpcID, r)
 		if t == nil {
 			writeMetaError(w, http.StatusNotFound, "no task with this source address")
+			return
+		}
+		if !isMetadataPath(r.URL.Path) {
+			m.serveAPI(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeMetaError(w, http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
 		if id, ok := strings.CutPrefix(r.URL.Path, credentialsPath); ok {

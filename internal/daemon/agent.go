@@ -133,6 +133,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		},
 		DataDir:   cfg.DataDir,
 		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},
+		APIURL:    cfg.ServerURL,
 		Runtime:   rt,
 		Sandboxes: agent.NewHostSandboxes(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger),
 		Logger:    cfg.Logger.With("component", "agent"),

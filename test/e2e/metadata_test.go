@@ -56,11 +56,14 @@ func TestTaskMetadata(t *testing.T) {
 		get("V3", "$ECS_CONTAINER_METADATA_URI/task"),
 		get("OTHER", "http://169.254.170.2/v4/$OTHER/task"),
 		get("OTHERCREDS", "http://169.254.170.2$OTHERCREDS"),
+		get("MYCREDS", "http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
 		`echo DONE`,
 		// The test asks again (after restarting berth) by creating /tmp/again.
 		`while true; do if [ -e /tmp/again ]; then rm /tmp/again; ` + get("AGAIN", "$ECS_CONTAINER_METADATA_URI_V4/task") + `; ` + get("AGAINSTATS", "$ECS_CONTAINER_METADATA_URI_V4/stats") + `; fi; sleep 0.2; done`,
 	}, "\n")
 	c := e.container("app", "sh", "-c", script)
+	newAWSCLI(t, e).call(nil, "iam", "create-role", "--role-name", "meta-task", "--assume-role-policy-document",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
 	out, err := e.ECS.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
 		Family: aws.String("meta"), NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
 		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate}, ContainerDefinitions: []types.ContainerDefinition{c},
@@ -239,6 +242,10 @@ func TestTaskMetadata(t *testing.T) {
 	}
 	if aCreds := strings.TrimSpace(metaLine(t, aLog, "CREDS ")); aCreds == bCreds || !strings.HasPrefix(aCreds, "/v2/credentials/") {
 		t.Errorf("credentials URIs: A %q, B %q", aCreds, bCreds)
+	}
+	// A's own credentials: the role's, from the control plane.
+	if s := metaLine(t, aLog, "MYCREDS "); !strings.Contains(s, `"AccessKeyId":"ASIA`) || !strings.Contains(s, `"RoleArn":"arn:aws:iam::000000000000:role/meta-task"`) {
+		t.Errorf("task A's own credentials: %q", s)
 	}
 
 	// A task whose security group allows no egress still reaches the

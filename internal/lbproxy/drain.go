@@ -44,6 +44,7 @@ done:
 	t.cancel()
 	if t.transport != nil {
 		t.transport.CloseIdleConnections()
+		t.pool.close() // aborts the fast path's requests still in flight
 	}
 	tg.mu.Lock()
 	delete(tg.draining, t)

@@ -166,6 +166,10 @@ func (e *Engine) forwardFast(w http.ResponseWriter, r *http.Request, idle time.D
 	}
 	announced := len(resp.Trailer)
 	w.WriteHeader(resp.StatusCode)
+	if announced > 0 {
+		// Chunked, so that the trailers get through (as ReverseProxy).
+		_ = http.NewResponseController(w).Flush()
+	}
 	if err := e.copyBody(w, resp.Body, resp.ContentLength == -1); err != nil {
 		// Mid-body: all that is left is to cut the client's connection, as
 		// ReverseProxy does (a clean end would pass a truncated body off as
@@ -190,8 +194,19 @@ func (e *Engine) forwardFast(w http.ResponseWriter, r *http.Request, idle time.D
 // conn returns a connection to fr.t: an idle one (reused) or a new one.
 func (fr *fastReq) conn() (c *fastConn, reused bool, err error) {
 	now := time.Now()
-	if c, err = fr.t.pool.get(now); c != nil || err != nil {
-		return c, c != nil, err
+	for {
+		if c, err = fr.t.pool.get(now); c == nil || err != nil {
+			break
+		}
+		// A request that cannot be replayed on a new connection (see stale)
+		// first makes sure the target has not closed this one.
+		if fr.replayable() || peerOpen(c.conn) {
+			return c, true, nil
+		}
+		fr.t.pool.put(c, false)
+	}
+	if err != nil {
+		return nil, false, err
 	}
 	dl := now.Add(fr.e.opts.ConnectTimeout)
 	if fr.deadline.Before(dl) {
@@ -223,6 +238,11 @@ func (fr *fastReq) exchange(w http.ResponseWriter, c *fastConn) (*http.Response,
 	}
 	fr.writeHead(c.bw)
 	if err := c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	// Nothing at all (EOF, reset) is told apart from a broken answer
+	// (ReadResponse says io.ErrUnexpectedEOF for both): see stale.
+	if _, err := c.br.Peek(1); err != nil {
 		return nil, err
 	}
 	for {
@@ -383,17 +403,45 @@ func (e *Engine) copyBody(w http.ResponseWriter, body io.ReadCloser, flush bool)
 // target had closed it before reading the request: a replayable request
 // then goes on a new connection, as net/http.Transport does.
 func (fr *fastReq) stale(err error) bool {
-	if fr.gone.Load() || fr.t.ctx.Err() != nil {
+	if fr.gone.Load() || fr.t.ctx.Err() != nil || !fr.replayable() {
 		return false
 	}
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// replayable is net/http's Request.isReplayable for a bodyless request.
+func (fr *fastReq) replayable() bool {
 	switch fr.r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-	default:
-		if fr.r.Header["Idempotency-Key"] == nil && fr.r.Header["X-Idempotency-Key"] == nil {
-			return false
-		}
+		return true
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return fr.r.Header["Idempotency-Key"] != nil || fr.r.Header["X-Idempotency-Key"] != nil
+}
+
+// peerOpen reports whether an idle connection is still open at the far
+// end: a non-blocking peek finds nothing to read yet. (Transport's
+// readLoop notices such closes while the connection idles; the fast path
+// has no goroutine per connection, so it looks when it matters.)
+func peerOpen(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := true
+	var b [1]byte
+	if err := rc.Read(func(fd uintptr) bool {
+		// Data (unasked for) or EOF or an error: not reusable.
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = err == syscall.EAGAIN
+		return true
+	}); err != nil {
+		return false
+	}
+	return open
 }
 
 // retriable is proxyReq.retriable for the fast path's bodyless requests.

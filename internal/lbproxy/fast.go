@@ -323,20 +323,21 @@ func (fr *fastReq) writeHead(bw *bufio.Writer) {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
 		bw.WriteString("Content-Length: 0\r\n")
 	}
-	var scratch [64]byte
 	bw.WriteString("X-Forwarded-For: ")
 	for _, v := range r.Header["X-Forwarded-For"] {
 		bw.WriteString(v)
 		bw.WriteString(", ")
 	}
-	bw.Write(fr.clientIP.AppendTo(scratch[:0]))
-	bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ")
-	bw.Write(appendLocalPort(scratch[:0], r))
+	// The rest is formatted in the writer's own buffer: no allocation.
+	b := fr.clientIP.AppendTo(bw.AvailableBuffer())
+	b = append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: "...)
+	b = appendLocalPort(b, r)
 	if !traced {
-		bw.WriteString("\r\nX-Amzn-Trace-Id: ")
-		bw.Write(appendTraceID(scratch[:0], time.Now()))
+		b = append(b, "\r\nX-Amzn-Trace-Id: "...)
+		b = appendTraceID(b, time.Now())
 	}
-	bw.WriteString("\r\n\r\n")
+	b = append(b, "\r\n\r\n"...)
+	bw.Write(b)
 }
 
 func hasToken(vs []string, token string) bool {

@@ -266,6 +266,9 @@ func (fr *fastReq) exchange(w http.ResponseWriter, c *fastConn) (*http.Response,
 		if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
 			return nil, err
 		}
+		if fr.gone.Load() { // abort's deadline may just have been undone
+			return nil, context.Canceled
+		}
 		return resp, nil
 	}
 }

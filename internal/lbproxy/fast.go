@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -370,14 +371,18 @@ func removeHopHeaders(h http.Header) {
 	}
 }
 
+// copyBufs are copyBody's buffers.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // copyBody streams a target's response body to the client with a pooled
 // buffer, flushing each chunk when the body's length is unknown (a stream).
 func (e *Engine) copyBody(w http.ResponseWriter, body io.ReadCloser, flush bool) error {
 	if body == http.NoBody {
 		return nil
 	}
-	buf := e.bufPool.Get()
-	defer e.bufPool.Put(buf)
+	bp := copyBufs.Get().(*[]byte) // a pointer: Put allocates nothing
+	defer copyBufs.Put(bp)
+	buf := *bp
 	var rc *http.ResponseController
 	if flush {
 		rc = http.NewResponseController(w)

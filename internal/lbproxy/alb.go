@@ -3,7 +3,6 @@ package lbproxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -144,6 +143,10 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, rt *route, act 
 		writeError(w, http.StatusServiceUnavailable)
 		return
 	}
+	if fastEligible(r) {
+		e.forwardFast(w, r, rt.idleTimeout, tg, t, clientIP)
+		return
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	pr := &proxyReq{tg: tg, cancel: cancel, port: localPort(r), clientIP: clientIP}
@@ -224,7 +227,8 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // newTraceID is an X-Amzn-Trace-Id value: Root=1-<epoch hex>-<96 random bits>.
 func newTraceID(now time.Time) string {
-	return fmt.Sprintf("Root=1-%08x-%08x%016x", uint32(now.Unix()), rand.Uint32(), rand.Uint64())
+	var b [40]byte
+	return string(appendTraceID(b[:0], now))
 }
 
 // remoteIP is the client's address (not X-Forwarded-For).

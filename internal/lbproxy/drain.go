@@ -9,9 +9,11 @@ import (
 // Target.DeregistrationInProgress, and keeps serving what is in flight.
 // When nothing is in flight any more, or when the group's
 // DeregistrationDelay has passed, whichever comes first, the target is
-// finished: its context is cancelled (aborting what is still running, both
-// proxied requests and NLB connections, which watch it), its idle
-// keep-alive connections are closed, and it disappears from TargetHealth.
+// finished: its context is cancelled (aborting what is still running: the
+// slow path's proxied requests and NLB connections watch it), its
+// keep-alive pools are closed (the fast path's busy connections with them,
+// which aborts its requests still in flight), and it disappears from
+// TargetHealth.
 // ELBv2 likewise completes a deregistration early when the target has no
 // in-flight requests and no active connections.
 
@@ -44,6 +46,7 @@ done:
 	t.cancel()
 	if t.transport != nil {
 		t.transport.CloseIdleConnections()
+		t.pool.close() // aborts the fast path's requests still in flight
 	}
 	tg.mu.Lock()
 	delete(tg.draining, t)

@@ -292,6 +292,7 @@ func (e *Engine) Close() error {
 		for _, t := range tg.order {
 			if t.transport != nil {
 				t.transport.CloseIdleConnections()
+				t.pool.close()
 			}
 		}
 		tg.mu.Unlock()

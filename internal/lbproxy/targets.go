@@ -36,8 +36,10 @@ type target struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	// transport is this target's keep-alive pool (ALB).
+	// transport is this target's keep-alive pool for the ALB's slow path
+	// (ReverseProxy), pool the fast path's (fast.go).
 	transport *http.Transport
+	pool      connPool
 
 	// inflight counts requests (ALB) and connections (NLB) in progress.
 	inflight atomic.Int64
@@ -173,6 +175,7 @@ func (tg *targetGroup) newTargetLocked(k targetKey) *target {
 	}
 	if tg.cfg.Protocol == ProtocolHTTP {
 		t.transport = tg.e.newTransport()
+		t.pool.init(tg.e.opts.MaxIdleConnsPerTarget)
 	}
 	if !tg.hc.Enabled {
 		t.state, t.reason, t.desc = StateHealthy, "", ""
@@ -315,7 +318,7 @@ func (e *Engine) newTransport() *http.Transport {
 		DialContext:           e.dialTarget,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   e.opts.MaxIdleConnsPerTarget,
-		IdleConnTimeout:       55 * time.Second,
+		IdleConnTimeout:       targetIdleConnTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -40,6 +42,23 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("etcd dir: %w", err)
 	}
+	_, statErr := os.Stat(filepath.Join(dir, "data"))
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	for attempt := 1; ; attempt++ {
+		e, err := startEmbedded(ctx, dir, logger)
+		// A fresh member's ports were picked free a moment ago, but another
+		// process may have taken one since: pick again. (An existing member
+		// keeps its ports: its peer URL is in its data.)
+		if err != nil && fresh && attempt < 5 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			_ = os.Remove(filepath.Join(dir, "ports.json"))
+			_ = os.RemoveAll(filepath.Join(dir, "data"))
+			continue
+		}
+		return e, err
+	}
+}
+
+func startEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embedded, error) {
 	p, err := loadPorts(filepath.Join(dir, "ports.json"))
 	if err != nil {
 		return nil, err

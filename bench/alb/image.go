@@ -19,10 +19,7 @@ const serverPkg = "github.com/berthdev/berth/bench/alb/benchhttp"
 // working directory, which must be inside berth's module (as `make bench`
 // and `go run ./bench/cmd/berthbench` are).
 func buildServer(ctx context.Context, dir string) (string, error) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
+	goBin := "go" // from PATH, as `make bench` has it
 	out := filepath.Join(dir, "benchhttp")
 	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, serverPkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)

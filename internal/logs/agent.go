@@ -85,7 +85,7 @@ func (s *Service) agentPut(req agentapi.LogsRequest) (int64, int, error) {
 	if len(events) == 0 && req.End == 0 {
 		offset, err := s.st.EnsureStream(sc, req.Group, req.Stream, req.CreateGroup, now)
 		if errors.Is(err, ErrGroupNotFound) {
-			return 0, http.StatusNotFound, errors.New(agentapi.LogsErrorGroupNotFound)
+			return 0, http.StatusNotFound, errGroupMissing
 		} else if err != nil {
 			return 0, http.StatusInternalServerError, err
 		}
@@ -99,7 +99,7 @@ func (s *Service) agentPut(req agentapi.LogsRequest) (int64, int, error) {
 	}
 	switch {
 	case errors.Is(err, ErrGroupNotFound):
-		return 0, http.StatusNotFound, errors.New(agentapi.LogsErrorGroupNotFound)
+		return 0, http.StatusNotFound, errGroupMissing
 	case err != nil:
 		return 0, http.StatusInternalServerError, err
 	}
@@ -111,3 +111,9 @@ func agentError(w http.ResponseWriter, status int, msg string) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(agentapi.ErrorBody{Error: msg})
 }
+
+// errGroupMissing carries AWS's text for a missing log group, which the
+// agent shows verbatim in the task's stopped reason.
+//
+//lint:ignore ST1005 AWS's message, verbatim
+var errGroupMissing = errors.New(agentapi.LogsErrorGroupNotFound)

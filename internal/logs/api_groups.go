@@ -268,9 +268,10 @@ func (s *Service) describeLogStreams(ctx context.Context, body []byte) (any, err
 	}
 	start := 0
 	if in.NextToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
+		b, derr := base64.RawURLEncoding.DecodeString(in.NextToken)
 		i, ok := strings.CutPrefix(string(b), "i:")
-		if start, err = strconv.Atoi(i); err != nil || !ok || start < 0 {
+		var err error
+		if start, err = strconv.Atoi(i); derr != nil || err != nil || !ok || start < 0 {
 			return nil, invalidParam("The specified nextToken is invalid.")
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The store is one bbolt file. Layout (version 1):
@@ -287,7 +288,7 @@ func (s *Store) DeleteGroup(sc Scope, name string) error {
 }
 
 func deleteStream(tx *bolt.Tx, k []byte, id uint64) error {
-	if err := tx.Bucket(bucketEvents).DeleteBucket(streamBucketName(id)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := tx.Bucket(bucketEvents).DeleteBucket(streamBucketName(id)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
 	}
 	return tx.Bucket(bucketStreams).Delete(k)

@@ -100,7 +100,7 @@ func TestStoreGroupScanInterleaves(t *testing.T) {
 	mustAppend(t, st, scA, "g", "b", now, 2, 3, 6)
 	var got []string
 	all := pos{ts: ^uint64(0)}
-	next, more, err := st.scanGroup(scA, "g", func(string) bool { return true }, pos{}, all, 100, func(e Event) bool {
+	_, more, err := st.scanGroup(scA, "g", func(string) bool { return true }, pos{}, all, 100, func(e Event) bool {
 		got = append(got, e.Stream+e.Message)
 		return true
 	})
@@ -112,7 +112,7 @@ func TestStoreGroupScanInterleaves(t *testing.T) {
 	}
 	// Resume from a position: nothing seen twice, nothing skipped.
 	got = nil
-	next, more, _ = st.scanGroup(scA, "g", func(string) bool { return true }, pos{}, all, 3, func(e Event) bool {
+	next, more, _ := st.scanGroup(scA, "g", func(string) bool { return true }, pos{}, all, 3, func(e Event) bool {
 		got = append(got, e.Message)
 		return true
 	})

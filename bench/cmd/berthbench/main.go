@@ -8,11 +8,12 @@ import (
 	"github.com/berthdev/berth/bench"
 	"github.com/berthdev/berth/bench/alb"
 	"github.com/berthdev/berth/bench/launch"
+	"github.com/berthdev/berth/bench/logs"
 	"github.com/berthdev/berth/bench/network"
 	"github.com/berthdev/berth/bench/registry"
 	"github.com/berthdev/berth/bench/startup"
 )
 
 func main() {
-	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New()))
+	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New(), logs.New()))
 }

@@ -16,8 +16,7 @@
 package logdriver
 
 import (
-	"bufio"
-	"errors"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -50,7 +49,7 @@ func MaybeRun() {
 }
 
 // Run copies descriptors 3 (stdout) and 4 (stderr) to the file at path,
-// line by line, after signalling readiness on descriptor 5, until both
+// in whole lines, after signalling readiness on descriptor 5, until both
 // reach end of file. If the file cannot be opened the output is drained
 // and dropped, so that the container never blocks or gets EPIPE.
 func Run(path string) int {
@@ -126,20 +125,34 @@ func openLog(path string) (*os.File, error) {
 }
 
 // maxLine is the longest line written in one piece; longer lines are
-// split.
+// split. It is also the most one write carries.
 const maxLine = 64 << 10
 
-// copyLines copies src to dst a line at a time, so that lines of stdout
-// and stderr interleave whole (each write to an O_APPEND file is atomic).
-// Write errors are ignored: the copy goes on so the container never blocks.
+// copyLines copies src to dst in whole lines, so that lines of stdout and
+// stderr interleave whole (each write to an O_APPEND file is atomic). Each
+// write carries every complete line read so far, so a burst costs one
+// write per read, not one per line; a complete line is written as soon as
+// it is read, and only a line's unfinished end waits, for the rest of it
+// (or end of file). Write errors are ignored: the copy goes on so the
+// container never blocks.
 func copyLines(dst io.Writer, src io.Reader) {
-	r := bufio.NewReaderSize(src, maxLine)
+	buf := make([]byte, maxLine)
+	n := 0 // buf[:n] is read and not yet written: at most one unfinished line
 	for {
-		line, err := r.ReadSlice('\n')
-		if len(line) > 0 {
-			_, _ = dst.Write(line)
+		m, err := src.Read(buf[n:])
+		n += m
+		if i := bytes.LastIndexByte(buf[n-m:n], '\n'); i >= 0 {
+			end := n - m + i + 1
+			_, _ = dst.Write(buf[:end])
+			n = copy(buf, buf[end:n])
+		} else if n == len(buf) {
+			_, _ = dst.Write(buf) // a line longer than maxLine
+			n = 0
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		if err != nil {
+			if n > 0 {
+				_, _ = dst.Write(buf[:n]) // the last line has no newline
+			}
 			return // io.EOF, or the pipe is gone
 		}
 	}

@@ -3,6 +3,7 @@ package logdriver
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -41,7 +42,7 @@ func TestCopyLines(t *testing.T) {
 		name, in   string
 		wantWrites []string
 	}{
-		{"lines", "a\nb\n", []string{"a\n", "b\n"}},
+		{"lines read together, written together", "a\nb\n", []string{"a\nb\n"}},
 		{"no final newline", "a\nb", []string{"a\n", "b"}},
 		{"empty", "", nil},
 		{"long line split", long, []string{long[:maxLine], long[maxLine:]}},
@@ -62,6 +63,40 @@ func TestCopyLines(t *testing.T) {
 	}
 	// A failing writer does not stop the draining.
 	copyLines(failingWriter{}, strings.NewReader("a\nb\nc\n"))
+}
+
+// A burst of many lines, arriving in reads that split lines anywhere, is
+// written intact and in order, in whole lines, far fewer writes than lines.
+func TestCopyLinesBurst(t *testing.T) {
+	var in bytes.Buffer
+	const lines = 100000
+	for i := range lines {
+		fmt.Fprintf(&in, "line %d %s\n", i, strings.Repeat("y", i%150))
+	}
+	r, w := io.Pipe()
+	go func() {
+		data := in.Bytes()
+		for i := 0; len(data) > 0; i++ {
+			n := min(len(data), 1+(i*7919)%100000) // chunks of 1 byte to ~100 KB
+			_, _ = w.Write(data[:n])
+			data = data[n:]
+		}
+		w.Close()
+	}()
+	var rec recorder
+	copyLines(&rec, r)
+	got := strings.Join(rec.writes, "")
+	if got != in.String() {
+		t.Fatalf("output differs from input: %d bytes, want %d", len(got), in.Len())
+	}
+	for i, wr := range rec.writes {
+		if !strings.HasSuffix(wr, "\n") {
+			t.Fatalf("write %d does not end a line: %q", i, wr[max(0, len(wr)-20):])
+		}
+	}
+	if len(rec.writes) > lines/10 {
+		t.Fatalf("%d writes for %d lines: not batched", len(rec.writes), lines)
+	}
 }
 
 type recorder struct{ writes []string }

@@ -17,6 +17,7 @@ import (
 // a line by a term. A missing group without awslogs-create-group stops the
 // task with ECS's reason.
 func TestAWSLogs(t *testing.T) {
+	t.Parallel() // mostly waits on its tasks; its own berth dev and address pools
 	e := startDev(t)
 	cli := newAWSCLI(t, e)
 	const group, lines = "/ecs/e2e-awslogs", 10000
@@ -129,6 +130,7 @@ func TestAWSLogs(t *testing.T) {
 // agent resumes shipping where the stream ends, and every line is in the
 // stream exactly once, in order.
 func TestAWSLogsSurvivesRestart(t *testing.T) {
+	t.Parallel() // mostly waits on its tasks; its own berth dev and address pools
 	e := startDev(t)
 	const lines = 20000
 	c := e.container("main", "sh", "-c", "for j in $(seq 0 39); do seq $((j*500+1)) $((j*500+500)); sleep 0.25; done")

@@ -15,6 +15,7 @@ import (
 // fraction — in Cost Explorer (the real AWS CLI), in `berth bill`, and in
 // the billing counter on /metrics.
 func TestBilling(t *testing.T) {
+	t.Parallel() // mostly waits on its tasks; its own berth dev and address pools
 	e := startDev(t)
 	cli := newAWSCLI(t, e)
 	const cluster = "billing"
@@ -164,6 +165,7 @@ func getMetrics(t *testing.T, e *devEnv) string {
 // billed once, for its whole run, from its pull before the restart to its
 // STOPPED after it.
 func TestBillingAcrossRestart(t *testing.T) {
+	t.Parallel() // mostly waits on its tasks; its own berth dev and address pools
 	e := startDev(t)
 	cli := newAWSCLI(t, e)
 	const cluster = "billing-restart"

@@ -34,6 +34,7 @@ func metaLine(t *testing.T, log, prefix string) string {
 // container path and credentials id are refused to it; a task with a role
 // gets AWS_CONTAINER_CREDENTIALS_RELATIVE_URI.
 func TestTaskMetadata(t *testing.T) {
+	t.Parallel() // mostly waits on its tasks; its own berth dev and address pools
 	e := startDev(t)
 	const cluster = "meta"
 	ctx := e.ctx()

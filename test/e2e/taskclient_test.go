@@ -22,6 +22,7 @@ import (
 // account's clusters are listed, another account's cluster is MISSING, and
 // once the task has STOPPED the credentials it was served are refused.
 func TestTaskRoleInsideTask(t *testing.T) {
+	t.Parallel() // mostly waits on its tasks; its own berth dev and address pools
 	e := startDev(t)
 	ctx := e.ctx()
 	bin := filepath.Join(t.TempDir(), "taskclient")

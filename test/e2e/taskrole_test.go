@@ -48,6 +48,7 @@ func (e *devEnv) agentClient() (*agentapi.Client, string) {
 // and STS calls from this process as the task's account and role; another
 // account's cluster is not theirs; once the task is STOPPED they are refused.
 func TestTaskRole(t *testing.T) {
+	t.Parallel() // mostly waits on its tasks; its own berth dev and address pools
 	e := startDev(t)
 	cli := newAWSCLI(t, e)
 	const account = "000000000000"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -21,30 +20,12 @@ import (
 
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/store/storetest"
 )
 
 var testStore *store.Store
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "accounts-test-etcd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	e, err := store.StartEmbedded(ctx, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer e.Close()
-	testStore = store.New(e.Client)
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m, "accounts", &testStore)) }
 
 // clock is a settable time source.
 type clock struct {

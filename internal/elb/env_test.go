@@ -17,32 +17,14 @@ import (
 
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/store/storetest"
 )
 
 // One embedded etcd serves every test of the package; tests keep apart by
 // using accounts of their own (newAccount).
 var testStore *store.Store
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "elb-test-etcd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	e, err := store.StartEmbedded(ctx, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer e.Close()
-	testStore = store.New(e.Client)
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m, "elb", &testStore)) }
 
 var accountSeq atomic.Int64
 

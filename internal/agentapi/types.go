@@ -60,12 +60,50 @@ type TaskSpec struct {
 	CredentialsID string `json:"credentialsId,omitempty"`
 	// Tags are the task's tags at launch (the metadata endpoint's TaskTags).
 	Tags map[string]string `json:"tags,omitempty"`
+	// LaunchType is FARGATE ("" means FARGATE) or EC2.
+	LaunchType string `json:"launchType,omitempty"`
+	// NetworkMode is the task definition's: awsvpc ("" means awsvpc; ENI is
+	// set), bridge (a sandbox on the host's bridge network, container ports
+	// published on the host's address at PortMapping.HostPort, or a port the
+	// agent picks from the ephemeral range when that is 0), host (the
+	// containers share the host's network namespace) or none (a sandbox with
+	// loopback only). Only EC2 tasks have modes other than awsvpc.
+	NetworkMode string `json:"networkMode,omitempty"`
+	// ContainerInstanceArn is the container instance an EC2 task runs on.
+	ContainerInstanceArn string `json:"containerInstanceArn,omitempty"`
+	// CapacityProviderName is the capacity provider the task was placed
+	// with (FARGATE, FARGATE_SPOT, or a user's provider).
+	CapacityProviderName string `json:"capacityProviderName,omitempty"`
 }
+
+// Network modes of TaskSpec.NetworkMode.
+const (
+	NetworkModeAwsvpc = "awsvpc"
+	NetworkModeBridge = "bridge"
+	NetworkModeHost   = "host"
+	NetworkModeNone   = "none"
+)
 
 // PortMapping is a port a container listens on.
 type PortMapping struct {
 	ContainerPort int    `json:"containerPort"`
 	Protocol      string `json:"protocol"` // tcp or udp
+	// ContainerName is the container that declared the mapping.
+	ContainerName string `json:"containerName,omitempty"`
+	// HostPort is the host port of a bridge or host task (0 in bridge mode:
+	// the agent picks one from the ephemeral range and reports it in
+	// StateReport.NetworkBindings).
+	HostPort int `json:"hostPort,omitempty"`
+}
+
+// NetworkBinding is a container port published on the host (bridge and host
+// network modes), as DescribeTasks shows it in containers[].networkBindings.
+type NetworkBinding struct {
+	ContainerName string `json:"containerName"`
+	BindIP        string `json:"bindIP"`
+	ContainerPort int    `json:"containerPort"`
+	HostPort      int    `json:"hostPort"`
+	Protocol      string `json:"protocol"`
 }
 
 // ContainerSpec is one container of a task, with overrides already applied.
@@ -92,6 +130,9 @@ type ContainerSpec struct {
 	ContainerArn string `json:"containerArn,omitempty"`
 	// LogConfiguration is the container's log driver (see logs.go).
 	LogConfiguration *LogConfiguration `json:"logConfiguration,omitempty"`
+	// Privileged gives the container every capability and device, as
+	// docker's --privileged (EC2 launch type only).
+	Privileged bool `json:"privileged,omitempty"`
 }
 
 // KeyValue is an environment variable.
@@ -158,6 +199,9 @@ type StateReport struct {
 	StoppingAt         *time.Time       `json:"stoppingAt,omitempty"`
 	ExecutionStoppedAt *time.Time       `json:"executionStoppedAt,omitempty"`
 	Containers         []ContainerState `json:"containers"`
+	// NetworkBindings are the host ports of a bridge or host task, reported
+	// once its sandbox is made (and repeated in every later report).
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
 }
 
 // ContainerState is the actual state of one container.

@@ -35,20 +35,34 @@ type Client struct {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	return c.send(ctx, method, path, in, out, nil)
+}
+
+// Signer authenticates a request in place (Join: SigV4 with the user's
+// credentials); body is the request's body.
+type Signer func(req *http.Request, body []byte) error
+
+// send is do with the request authenticated by sign instead of the token.
+func (c *Client) send(ctx context.Context, method, path string, in, out any, sign Signer) error {
+	var b []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("encode %s: %w", path, err)
 		}
-		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
 	req.Header.Set("Content-Type", "application/json")
+	if sign != nil {
+		if err := sign(req, b); err != nil {
+			return fmt.Errorf("sign %s: %w", path, err)
+		}
+	} else {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -58,14 +72,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err = io.ReadAll(resp.Body)
 	if err != nil {
 		return fmt.Errorf("%s %s: read reply: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e ErrorBody
 		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		return &StatusError{Method: method, Path: path, Status: resp.Status, Code: resp.StatusCode, Message: e.Error}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -73,6 +87,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// Join registers this host as a container instance of a user's cluster,
+// with the request signed by sign (the user's credentials); the answer's
+// token then authenticates the host's other calls.
+func (c *Client) Join(ctx context.Context, r JoinRequest, sign Signer) (JoinResponse, error) {
+	var out JoinResponse
+	err := c.send(ctx, http.MethodPost, PathJoin, r, &out, sign)
+	return out, err
 }
 
 // Register announces the node.
@@ -113,4 +136,14 @@ func (c *Client) RegistryAuth(ctx context.Context, r RegistryAuthRequest) (Regis
 // node runs.
 func (c *Client) TargetHealth(ctx context.Context, r TargetHealthReport) error {
 	return c.do(ctx, http.MethodPost, PathTargetHealth, r, nil)
+}
+
+// StatusError is the control plane's refusal of an agent call.
+type StatusError struct {
+	Method, Path, Status, Message string
+	Code                          int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: %s: %s", e.Method, e.Path, e.Status, e.Message)
 }

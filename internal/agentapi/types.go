@@ -13,6 +13,9 @@ type RegisterRequest struct {
 	Pool string `json:"pool"`
 	// Address is the agent's own HTTP endpoint (container logs).
 	Address string `json:"address"`
+	// CallbackToken, for a user's host, is the bearer token the control
+	// plane presents at Address (berth's own hosts take the join token).
+	CallbackToken string `json:"callbackToken,omitempty"`
 }
 
 // RegisterResponse tells the agent how often to heartbeat.

@@ -106,32 +106,61 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 }
 
 func newAgentCmd(g *globalFlags) *cobra.Command {
-	var server, token, containerd, listen, advertise string
+	var server, token, containerd, listen, advertise, cluster, instanceType string
 	var hostEgress bool
-	var azs []string
+	var azs, attrs []string
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run a host agent that offers this host's capacity to a berth server",
-		Args:  cobra.NoArgs,
+		Short: "Run a host agent: berth's own capacity (--token), or a container instance of your cluster (--cluster)",
+		Long: `Run a host agent.
+
+With --token (or $BERTH_AGENT_TOKEN), the host is berth's own capacity and
+runs FARGATE tasks of every account.
+
+With --cluster NAME, the host joins that cluster of your account as a
+container instance (EC2 launch type), authenticated by your credentials from
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN); it runs
+only that cluster's EC2 tasks. Several agents may share a machine with
+separate --data-dir.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if token == "" {
-				token = os.Getenv("BERTH_AGENT_TOKEN")
-			}
-			if token == "" {
-				return fmt.Errorf("an agent needs the server's join token: --token or $BERTH_AGENT_TOKEN")
-			}
-			if len(azs) == 0 {
-				azs = []string{g.regionOr() + "a"}
-			}
-			return daemon.RunAgent(cmd.Context(), daemon.AgentConfig{
-				ServerURL: server, Token: token, DataDir: g.dataDir, AvailabilityZones: azs,
+			cfg := daemon.AgentConfig{
+				ServerURL: server, DataDir: g.dataDir, AvailabilityZones: azs,
 				ContainerdAddress: containerd, Listen: listen, Advertise: advertise, Logger: g.logger(), HostEgress: hostEgress,
-			})
+				Region: g.regionOr(), InstanceType: instanceType,
+			}
+			if cluster != "" {
+				creds, err := daemon.CredentialsFromEnv()
+				if err != nil {
+					return err
+				}
+				cfg.Cluster, cfg.Credentials = cluster, creds
+				cfg.Attributes = map[string]string{}
+				for _, a := range attrs {
+					k, v, _ := strings.Cut(a, "=")
+					cfg.Attributes[k] = v
+				}
+			} else {
+				if token == "" {
+					token = os.Getenv("BERTH_AGENT_TOKEN")
+				}
+				if token == "" {
+					return fmt.Errorf("an agent needs the server's join token (--token or $BERTH_AGENT_TOKEN), or --cluster to join your own cluster")
+				}
+				cfg.Token = token
+			}
+			if len(cfg.AvailabilityZones) == 0 {
+				cfg.AvailabilityZones = []string{g.regionOr() + "a"}
+			}
+			return daemon.RunAgent(cmd.Context(), cfg)
 		},
 	}
 	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:4566", "berth server URL")
-	cmd.Flags().StringVar(&token, "token", "", "join token printed by berth server")
-	cmd.Flags().StringSliceVar(&azs, "availability-zone", nil, "availability zone(s) of this host")
+	cmd.Flags().StringVar(&token, "token", "", "join token printed by berth server (berth's own capacity)")
+	cmd.Flags().StringVar(&cluster, "cluster", "", "join this cluster of your account as a container instance")
+	cmd.Flags().StringVar(&instanceType, "instance-type", "", "the instance's ecs.instance-type attribute (default berth.host)")
+	cmd.Flags().StringSliceVar(&attrs, "attribute", nil, "custom attribute name=value of the container instance (repeatable)")
+	cmd.Flags().StringSliceVar(&azs, "availability-zone", nil, "availability zone(s) of this host (a container instance has one)")
 	cmd.Flags().StringVar(&containerd, "containerd", "", "use this containerd socket instead of a private one")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the agent's own endpoint (container logs for the server, /metrics)")
 	cmd.Flags().StringVar(&advertise, "advertise", "", "host:port the server reaches --listen at (default: the listen address)")

@@ -53,6 +53,18 @@ type AgentConfig struct {
 	// Task limits stay hard (CFS quota, memory limit): overcommitting only
 	// lets more mostly idle tasks share the host, as `berth dev` does.
 	Overcommit int
+	// Cluster, when set, joins this host to that cluster of the account
+	// whose Credentials these are, as a container instance that takes only
+	// that cluster's EC2 tasks; Region is the cluster's region. Without
+	// it, the host is berth's own capacity (FARGATE) and Token is the
+	// server's join token.
+	Cluster      string
+	Region       string
+	Credentials  Credentials
+	InstanceType string
+	// Attributes are custom attributes the container instance registers
+	// with.
+	Attributes map[string]string
 	// HostEgress forwards and masquerades traffic from tasks with NAT
 	// egress (public subnets, public IPs) out of the host, as a NAT gateway
 	// would: it turns on net.ipv4.ip_forward and adds the nftables table
@@ -69,7 +81,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("agent data dir: %w", err)
 	}
-	nodeID, err := loadOrCreate(filepath.Join(cfg.DataDir, "node-id"), func() string { return "host-" + randomHex(8) })
+	nodeID, err := loadOrCreate(filepath.Join(cfg.DataDir, "node-id"), func() string {
+		if cfg.Cluster != "" {
+			return "i-" + randomHex(9)[:17] // a container instance has an EC2-shaped id
+		}
+		return "host-" + randomHex(8)
+	})
 	if err != nil {
 		return err
 	}
@@ -102,7 +119,13 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	// A standalone agent serves its own metrics; in dev they join the server's.
 	reg := cfg.Registerer
 	mux := http.NewServeMux()
-	mux.Handle(agent.LogsPath, agent.LogHandler(cfg.DataDir, agent.TokenMatcher(cfg.Token)))
+	// The control plane presents the join token to berth's own hosts and
+	// a token of the host's own to a user's host.
+	callbackToken := cfg.Token
+	if cfg.Cluster != "" {
+		callbackToken = randomHex(24)
+	}
+	mux.Handle(agent.LogsPath, agent.LogHandler(cfg.DataDir, agent.TokenMatcher(callbackToken)))
 	if reg == nil {
 		own := prometheus.NewRegistry()
 		own.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -125,14 +148,32 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if advertise == "" {
 		advertise = ln.Addr().String()
 	}
+	node := agentapi.RegisterRequest{
+		NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: agentapi.PoolFargate,
+		CPU: goruntime.NumCPU() * 1024 * max(cfg.Overcommit, 1), MemoryMiB: hostMemoryMiB() * 9 / 10 * max(cfg.Overcommit, 1),
+		Address: "http://" + advertise,
+	}
+	server := &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}}
+	if cfg.Cluster != "" {
+		az := cfg.Region + "a"
+		if len(cfg.AvailabilityZones) > 0 {
+			az = cfg.AvailabilityZones[0]
+		}
+		joined, err := joinCluster(ctx, cfg, server, agentapi.JoinRequest{
+			Cluster: cfg.Cluster, NodeID: nodeID, AvailabilityZone: az, InstanceType: cfg.InstanceType,
+			Architecture: archName(), CPU: node.CPU, MemoryMiB: node.MemoryMiB, Attributes: cfg.Attributes, AgentVersion: "berth",
+		})
+		if err != nil {
+			return err
+		}
+		cfg.Logger.Info("joined the cluster as a container instance", "instance", joined.ContainerInstanceArn, "node", nodeID)
+		server.Token = joined.Token
+		node.Pool, node.AvailabilityZones, node.CallbackToken = agentapi.PoolEC2, []string{az}, callbackToken
+	}
 	a := agent.New(agent.Config{
-		Node: agentapi.RegisterRequest{
-			NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: "fargate",
-			CPU: goruntime.NumCPU() * 1024 * max(cfg.Overcommit, 1), MemoryMiB: hostMemoryMiB() * 9 / 10 * max(cfg.Overcommit, 1),
-			Address: "http://" + advertise,
-		},
+		Node:      node,
 		DataDir:   cfg.DataDir,
-		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},
+		Server:    server,
 		APIURL:    cfg.ServerURL,
 		Runtime:   rt,
 		Sandboxes: agent.NewHostSandboxes(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger),
@@ -168,4 +209,12 @@ func logDriverPath() (string, error) {
 		return "", fmt.Errorf("find the berth binary (the containers' log driver): %w", err)
 	}
 	return logdriver.Beside(self), nil
+}
+
+// archName is the host's CPU architecture as ECS names it.
+func archName() string {
+	if goruntime.GOARCH == "arm64" {
+		return "arm64"
+	}
+	return "x86_64"
 }

@@ -21,6 +21,11 @@ func nodeLister(st *store.Store) func(ctx context.Context) ([]string, error) {
 		}
 		out := make([]string, 0, len(nodes))
 		for _, n := range nodes {
+			// Load balancers run on berth's own capacity, never on a
+			// user's container instance.
+			if n.Pool == agentapi.PoolEC2 {
+				continue
+			}
 			out = append(out, n.NodeID)
 		}
 		return out, nil

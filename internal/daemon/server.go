@@ -172,14 +172,21 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
 		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc,
 		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth, TaskRoles: taskRoles{iamSvc, accts},
-		Meter: meterAdapter{billSvc}, Registerer: reg})
+		Meter: meterAdapter{billSvc}, Registerer: reg,
+		VerifySignature: func(ctx context.Context, r *http.Request, body []byte) (protocol.Identity, error) {
+			return router.VerifySignature(ctx, r, body, "ecs")
+		}})
 	if s.logs, err = logs.OpenStore(filepath.Join(cfg.DataDir, "logs", "logs.db")); err != nil {
 		ln.Close()
 		return nil, err
 	}
 	logsSvc := logs.New(logs.Config{Store: s.logs, Logger: cfg.Logger.With("service", "logs")})
 	router.AddJSONService(logsSvc.JSONService())
-	router.Handle(agentapi.PathLogs, logsSvc.AgentHandler(accts.AgentTokenValid))
+	// Hosts ship logs with the join token (berth's own) or their node token.
+	router.Handle(agentapi.PathLogs, logsSvc.AgentHandler(func(ctx context.Context, token string) bool {
+		_, ok := ecsSvc.AgentCaller(ctx, token)
+		return ok
+	}))
 	router.AddQueryService(vpcSvc.QueryService())
 	router.AddQueryService(elbSvc.QueryService())
 	router.AddQueryService(iamSvc.QueryService())

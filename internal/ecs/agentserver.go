@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +20,9 @@ import (
 type nodeRecord struct {
 	agentapi.Node
 	LeaseID int64 `json:"leaseId"`
+	// Owner is the account and cluster of a user's host (nil: berth's own
+	// capacity).
+	Owner *nodeOwner `json:"owner,omitempty"`
 }
 
 func agentError(w http.ResponseWriter, status int, msg string) {
@@ -33,11 +37,17 @@ func agentReply(w http.ResponseWriter, v any) {
 }
 
 func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == agentapi.PathJoin && r.Method == http.MethodPost {
+		s.agentJoin(w, r) // signed by the user, not a token
+		return
+	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || s.cfg.AgentTokenValid == nil || !s.cfg.AgentTokenValid(r.Context(), token) {
+	caller, valid := s.authenticateAgent(r.Context(), token)
+	if !ok || !valid {
 		agentError(w, http.StatusUnauthorized, "invalid agent token")
 		return
 	}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
 	switch {
 	case r.URL.Path == agentapi.PathRegister && r.Method == http.MethodPost,
 		r.URL.Path == agentapi.PathHeartbeat && r.Method == http.MethodPost:
@@ -73,7 +83,18 @@ func (s *Service) agentRegister(w http.ResponseWriter, r *http.Request, heartbea
 		agentError(w, http.StatusBadRequest, "a register request needs a nodeId")
 		return
 	}
+	if !mayAct(w, r, req.NodeID) {
+		return
+	}
 	ctx := r.Context()
+	caller := callerOf(ctx)
+	req.Pool = agentapi.PoolFargate
+	if !caller.platform {
+		req.Pool = agentapi.PoolEC2
+		if len(req.AvailabilityZones) > 1 {
+			req.AvailabilityZones = req.AvailabilityZones[:1] // an instance is in one zone
+		}
+	}
 	key := store.Key("nodes", req.NodeID)
 	if heartbeat {
 		var n nodeRecord
@@ -91,6 +112,9 @@ func (s *Service) agentRegister(w http.ResponseWriter, r *http.Request, heartbea
 		return
 	}
 	n := nodeRecord{Node: agentapi.Node{RegisterRequest: req, RegisteredAt: s.cfg.Now().UTC()}, LeaseID: int64(lease.ID)}
+	if !caller.platform {
+		n.Owner = &caller.owner
+	}
 	if err := s.st.Put(ctx, key, n, clientv3.WithLease(lease.ID)); err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -108,6 +132,9 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	node := q.Get("node")
 	if node == "" {
 		agentError(w, http.StatusBadRequest, "node is required")
+		return
+	}
+	if !mayAct(w, r, node) {
 		return
 	}
 	since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
@@ -200,6 +227,9 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		agentError(w, http.StatusBadRequest, "bad task ARN "+rep.TaskArn)
 		return
 	}
+	if !mayAct(w, r, rep.NodeID) {
+		return
+	}
 	now := s.cfg.Now()
 	var wasRunning bool
 	rec, err := store.Mutate(r.Context(), s.st, key, func(rec *taskRecord) ([]clientv3.Op, error) {
@@ -215,20 +245,8 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil, nil
 	})
-	if err == nil && rec.Task.LastStatus == agentapi.StatusRunning && !wasRunning {
-		s.metrics.launched(rec.Task.CreatedAt, now)
-	}
-	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped && rec.Awsvpc != nil && !rec.Awsvpc.Released {
-		s.markReleased(r.Context(), key)
-	}
-	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped {
-		s.revokeCredentials(r.Context(), rec)
-	}
-	if err == nil && rec.Task.LastStatus == agentapi.StatusStopped && !rec.Metered {
-		s.meterStopped(r.Context(), key)
-	}
-	if err == nil && strings.HasPrefix(rec.Task.Group, "service:") {
-		s.wakeServices()
+	if err == nil {
+		s.reportApplied(r.Context(), key, rec, wasRunning, now)
 	}
 	switch {
 	case err == nil, errors.Is(err, errStaleReport):
@@ -237,6 +255,28 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		agentError(w, http.StatusNotFound, "no such task "+rep.TaskArn)
 	default:
 		agentError(w, http.StatusConflict, err.Error())
+	}
+}
+
+// reportApplied does what follows a report the task record took: the
+// launch metric, and for a STOPPED task releasing its interface, revoking
+// its credentials and metering it; a service task wakes the service
+// scheduler.
+func (s *Service) reportApplied(ctx context.Context, key string, rec *taskRecord, wasRunning bool, now time.Time) {
+	if rec.Task.LastStatus == agentapi.StatusRunning && !wasRunning {
+		s.metrics.launched(rec.Task.CreatedAt, now)
+	}
+	if rec.Task.LastStatus == agentapi.StatusStopped {
+		if rec.Awsvpc != nil && !rec.Awsvpc.Released {
+			s.markReleased(ctx, key)
+		}
+		s.revokeCredentials(ctx, rec)
+		if !rec.Metered {
+			s.meterStopped(ctx, key)
+		}
+	}
+	if strings.HasPrefix(rec.Task.Group, "service:") {
+		s.wakeServices()
 	}
 }
 
@@ -293,6 +333,17 @@ func applyReport(rec *taskRecord, rep *agentapi.StateReport, now time.Time) bool
 			t.ExecutionStoppedAt = NewTime(now)
 		}
 	}
+	if len(rep.NetworkBindings) > 0 {
+		for i := range t.Containers {
+			c := &t.Containers[i]
+			c.NetworkBindings = c.NetworkBindings[:0]
+			for _, b := range rep.NetworkBindings {
+				if b.ContainerName == c.Name {
+					c.NetworkBindings = append(c.NetworkBindings, NetworkBinding{BindIP: b.BindIP, ContainerPort: b.ContainerPort, HostPort: b.HostPort, Protocol: b.Protocol})
+				}
+			}
+		}
+	}
 	for _, cs := range rep.Containers {
 		for i := range t.Containers {
 			c := &t.Containers[i]
@@ -330,6 +381,9 @@ func (s *Service) agentRegistryAuth(w http.ResponseWriter, r *http.Request) {
 		agentError(w, http.StatusBadRequest, "a registry-auth request needs a nodeId and a taskArn")
 		return
 	}
+	if !mayAct(w, r, req.NodeID) {
+		return
+	}
 	if s.cfg.RegistryPassword == nil {
 		agentError(w, http.StatusNotFound, "this control plane has no registry credentials to give")
 		return
@@ -359,6 +413,9 @@ func (s *Service) agentTargetHealth(w http.ResponseWriter, r *http.Request) {
 	var rep agentapi.TargetHealthReport
 	if err := decodeAgent(r, &rep); err != nil || rep.NodeID == "" || rep.LoadBalancerARN == "" {
 		agentError(w, http.StatusBadRequest, "a target-health report needs a nodeId and a loadBalancerArn")
+		return
+	}
+	if !mayAct(w, r, rep.NodeID) {
 		return
 	}
 	if s.cfg.TargetHealth == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -25,8 +26,11 @@ import (
 type testKeys struct{}
 
 func (testKeys) Lookup(_ context.Context, akid string) (string, string, error) {
-	if akid == "test" {
+	switch akid {
+	case "test":
 		return "test", "000000000000", nil
+	case "other":
+		return "other", "111111111111", nil
 	}
 	return "", "", protocol.ErrUnknownKey
 }
@@ -37,6 +41,7 @@ type env struct {
 	ecs   *ecs.Client
 	agent *agentapi.Client
 	st    *store.Store
+	url   string
 }
 
 func newEnv(t testing.TB) *env {
@@ -58,8 +63,11 @@ func newEnvWith(t testing.TB, cfg becs.Config) *env {
 	st := store.New(e.Client)
 	cfg.Store, cfg.Logger = st, logger
 	cfg.AgentTokenValid = func(_ context.Context, tok string) bool { return tok == "agent-token" }
-	svc := becs.New(cfg)
 	router := protocol.NewRouter(testKeys{}, logger, protocol.WithRegisterer(nil))
+	cfg.VerifySignature = func(ctx context.Context, r *http.Request, body []byte) (protocol.Identity, error) {
+		return router.VerifySignature(ctx, r, body, "ecs")
+	}
+	svc := becs.New(cfg)
 	router.AddJSONService(svc.JSONService())
 	router.Handle(agentapi.PathPrefix, svc.AgentHandler())
 	srv := httptest.NewServer(router)
@@ -69,7 +77,7 @@ func newEnvWith(t testing.TB, cfg becs.Config) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	client := ecs.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
-	return &env{ecs: client, agent: &agentapi.Client{BaseURL: srv.URL, Token: "agent-token"}, st: st}
+	return &env{ecs: client, agent: &agentapi.Client{BaseURL: srv.URL, Token: "agent-token"}, st: st, url: srv.URL}
 }
 
 type testWriter struct{ t testing.TB }

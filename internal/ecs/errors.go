@@ -14,6 +14,8 @@ const (
 	codeResourceNotFound     = "ResourceNotFoundException"
 	codeServiceNotFound      = "ServiceNotFoundException"
 	codeServiceNotActive     = "ServiceNotActiveException"
+	codeTargetNotFound       = "TargetNotFoundException"
+	codeAttributeLimit       = "AttributeLimitExceededException"
 )
 
 func clientErr(format string, args ...any) error {

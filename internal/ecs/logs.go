@@ -80,7 +80,9 @@ func (s *Service) getContainerLogs(ctx context.Context, body []byte) (any, error
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.AgentToken != nil {
+	if node.CallbackToken != "" {
+		req.Header.Set("Authorization", "Bearer "+node.CallbackToken)
+	} else if s.cfg.AgentToken != nil {
 		tok, err := s.cfg.AgentToken(ctx)
 		if err != nil {
 			return nil, err

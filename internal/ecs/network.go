@@ -146,12 +146,16 @@ func portMappings(td *TaskDefinition) []agentapi.PortMapping {
 			if pm.ContainerPort == nil {
 				continue
 			}
-			proto := strings.ToLower(pm.Protocol)
-			if proto == "" {
-				proto = "tcp"
-			}
-			out = append(out, agentapi.PortMapping{ContainerPort: *pm.ContainerPort, Protocol: proto})
+			out = append(out, agentapi.PortMapping{ContainerPort: *pm.ContainerPort, Protocol: protoOf(pm.Protocol), ContainerName: c.Name})
 		}
 	}
 	return out
+}
+
+// protoOf is a port mapping's protocol, lower case, tcp by default.
+func protoOf(p string) string {
+	if p == "" {
+		return "tcp"
+	}
+	return strings.ToLower(p)
 }

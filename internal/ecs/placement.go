@@ -40,21 +40,38 @@ func (s *Service) runPlacement(ctx context.Context) {
 	}
 }
 
-// snapshotNodes reads the registered hosts and what is placed on them.
-func (s *Service) snapshotNodes(ctx context.Context) ([]scheduler.Node, error) {
-	nodes, err := store.ListJSON[agentapi.Node](ctx, s.st, store.Prefix("nodes"))
+// snapshotNodes reads the registered hosts and what is placed on them, by
+// pool (see poolKey). A DRAINING container instance takes no new task.
+func (s *Service) snapshotNodes(ctx context.Context) (map[string][]scheduler.Node, error) {
+	nodes, err := store.ListJSON[nodeRecord](ctx, s.st, store.Prefix("nodes"))
 	if err != nil {
 		return nil, err
 	}
-	idx := map[string]int{}
-	out := make([]scheduler.Node, 0, len(nodes))
+	type at struct {
+		pool string
+		i    int
+	}
+	idx := map[string]at{}
+	out := map[string][]scheduler.Node{}
 	for _, n := range nodes {
-		idx[n.NodeID] = len(out)
-		out = append(out, scheduler.Node{ID: n.NodeID, AZs: n.AvailabilityZones, CPU: n.CPU, MemoryMiB: n.MemoryMiB})
+		pool := ""
+		if n.Pool == agentapi.PoolEC2 {
+			if n.Owner == nil {
+				continue
+			}
+			var inst instanceRecord
+			if _, err := s.st.Get(ctx, instanceKey(n.Owner.scope(), n.Owner.Cluster, n.Owner.InstanceID), &inst); err != nil ||
+				inst.Instance.Status != instanceActive {
+				continue
+			}
+			pool = n.Owner.poolKey()
+		}
+		idx[n.NodeID] = at{pool, len(out[pool])}
+		out[pool] = append(out[pool], scheduler.Node{ID: n.NodeID, AZs: n.AvailabilityZones, CPU: n.CPU, MemoryMiB: n.MemoryMiB})
 	}
 	err = s.st.List(ctx, store.Prefix("assign"), func(key string, val []byte) error {
 		node := strings.SplitN(strings.TrimPrefix(key, store.Prefix("assign")), "/", 2)[0]
-		i, ok := idx[node]
+		a, ok := idx[node]
 		if !ok {
 			return nil
 		}
@@ -62,18 +79,38 @@ func (s *Service) snapshotNodes(ctx context.Context) ([]scheduler.Node, error) {
 		if err := json.Unmarshal(val, &spec); err != nil {
 			return nil
 		}
-		out[i].UsedCPU += spec.CPU
-		out[i].UsedMemoryMiB += spec.MemoryMiB
+		n := &out[a.pool][a.i]
+		n.UsedCPU += spec.CPU
+		n.UsedMemoryMiB += spec.MemoryMiB
 		if spec.AvailabilityZone != "" {
-			if out[i].Placed == nil {
-				out[i].Placed = map[string]int{}
+			if n.Placed == nil {
+				n.Placed = map[string]int{}
 			}
-			out[i].Placed[spec.AvailabilityZone]++
+			n.Placed[spec.AvailabilityZone]++
 		}
 		return nil
 	})
 	return out, err
 }
+
+// poolKey names the capacity a task may use: "" for berth's own (FARGATE),
+// "ec2/<account>/<region>/<cluster>" for its cluster's container instances.
+func (r *taskRecord) poolKey() string {
+	if r.Task.LaunchType != compatEC2 {
+		return ""
+	}
+	sc, cluster, _, ok := parseTaskArn(r.Task.TaskArn)
+	if !ok {
+		return "-"
+	}
+	return ec2Pool(sc, cluster)
+}
+
+func ec2Pool(sc scope, cluster string) string {
+	return "ec2/" + sc.account + "/" + sc.region + "/" + cluster
+}
+
+func (o *nodeOwner) poolKey() string { return ec2Pool(o.scope(), o.Cluster) }
 
 // placePending runs one scheduling pass over every pending task.
 func (s *Service) placePending(ctx context.Context) error {
@@ -87,11 +124,13 @@ func (s *Service) placePending(ctx context.Context) error {
 	if len(pendingArns) == 0 {
 		return nil
 	}
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
 	nodes, err := s.snapshotNodes(ctx)
 	if err != nil {
 		return err
 	}
-	reqs := make([]scheduler.Request, 0, len(pendingArns))
+	reqs := map[string][]scheduler.Request{} // by pool
 	recs := make(map[string]*taskRecord, len(pendingArns))
 	for _, arn := range pendingArns {
 		key, ok := taskKeyFromArn(arn)
@@ -106,12 +145,15 @@ func (s *Service) placePending(ctx context.Context) error {
 			continue
 		}
 		recs[arn] = &r
-		reqs = append(reqs, scheduler.Request{ID: arn, CPU: r.Spec.CPU, MemoryMiB: r.Spec.MemoryMiB, AZs: r.allowedAZs()})
+		pool := r.poolKey()
+		reqs[pool] = append(reqs[pool], r.schedulerRequest())
 	}
-	plan := scheduler.Place(nodes, reqs)
-	for _, p := range plan.Placements {
-		if err := s.commitPlacement(ctx, p, recs[p.TaskID]); err != nil {
-			s.log.Warn("commit placement", "task", p.TaskID, "err", err)
+	for pool, rs := range reqs {
+		plan := scheduler.Place(nodes[pool], rs)
+		for _, p := range plan.Placements {
+			if err := s.commitPlacement(ctx, p, recs[p.TaskID]); err != nil {
+				s.log.Warn("commit placement", "task", p.TaskID, "err", err)
+			}
 		}
 	}
 	return nil
@@ -151,6 +193,10 @@ func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, re
 		eni = &a
 	}
 	var released bool
+	instance := ""
+	if read != nil && read.Task.LaunchType == compatEC2 {
+		instance = s.instanceOfNode(ctx, p.NodeID)
+	}
 	_, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
 		pending := clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))
 		if r.Node != "" || r.Task.DesiredStatus == agentapi.StatusStopped {
@@ -158,6 +204,7 @@ func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, re
 			return []clientv3.Op{pending}, nil
 		}
 		r.Node = p.NodeID
+		r.Task.ContainerInstanceArn, r.Spec.ContainerInstanceArn = instance, instance
 		r.Task.AvailabilityZone = p.AZ
 		r.Spec.AvailabilityZone = p.AZ
 		if eni != nil {

@@ -31,6 +31,9 @@ type Config struct {
 	Logger *slog.Logger
 	// AgentTokenValid authenticates agents' bearer tokens.
 	AgentTokenValid func(ctx context.Context, token string) bool
+	// VerifySignature authenticates a host joining a user's cluster by
+	// the user's SigV4 signature (nil: no container instances can join).
+	VerifySignature func(ctx context.Context, r *http.Request, body []byte) (protocol.Identity, error)
 	// RegistryPassword mints registry credentials of an account, for agents
 	// pulling that account's images (nil: agents pull anonymously).
 	RegistryPassword func(ctx context.Context, account, region string, ttl time.Duration) (string, time.Time, error)
@@ -40,6 +43,9 @@ type Config struct {
 	StoppedRetention time.Duration
 	// NodeTTL is how long a host may miss heartbeats before it is lost.
 	NodeTTL time.Duration
+	// HostLossGrace is how long after that its tasks are stopped as lost
+	// (default 5s).
+	HostLossGrace time.Duration
 	// Networks is the VPC control plane that awsvpc tasks get their network
 	// interfaces from (nil: tasks get none; unit tests of the API alone).
 	Networks Networks
@@ -70,6 +76,7 @@ type Service struct {
 	st      *store.Store
 	log     *slog.Logger
 	place   chan struct{} // wakes the placement controller
+	placeMu sync.Mutex    // one placement plan at a time (placePending, runEC2)
 	svcWake chan struct{} // wakes the service scheduler
 	hub     *nodeHub      // wakes agents' long polls
 	metrics *metrics
@@ -89,6 +96,9 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.HostLossGrace == 0 {
+		cfg.HostLossGrace = 5 * time.Second
+	}
 	if cfg.ServiceBackoff == 0 {
 		cfg.ServiceBackoff = 5 * time.Second
 	}
@@ -105,27 +115,35 @@ func (s *Service) JSONService() protocol.JSONService {
 		SigningName:       "ecs",
 		InternalErrorCode: codeServer,
 		Ops: map[string]protocol.JSONHandler{
-			"CreateCluster":              s.createCluster,
-			"DescribeClusters":           s.describeClusters,
-			"ListClusters":               s.listClusters,
-			"DeleteCluster":              s.deleteCluster,
-			"RegisterTaskDefinition":     s.registerTaskDefinition,
-			"DescribeTaskDefinition":     s.describeTaskDefinition,
-			"ListTaskDefinitions":        s.listTaskDefinitions,
-			"ListTaskDefinitionFamilies": s.listTaskDefinitionFamilies,
-			"DeregisterTaskDefinition":   s.deregisterTaskDefinition,
-			"RunTask":                    s.runTask,
-			"StopTask":                   s.stopTask,
-			"DescribeTasks":              s.describeTasks,
-			"ListTasks":                  s.listTasks,
-			"TagResource":                s.tagResource,
-			"UntagResource":              s.untagResource,
-			"ListTagsForResource":        s.listTagsForResource,
-			"CreateService":              s.createService,
-			"UpdateService":              s.updateService,
-			"DeleteService":              s.deleteService,
-			"DescribeServices":           s.describeServices,
-			"ListServices":               s.listServices,
+			"CreateCluster":                 s.createCluster,
+			"DescribeClusters":              s.describeClusters,
+			"ListClusters":                  s.listClusters,
+			"DeleteCluster":                 s.deleteCluster,
+			"RegisterTaskDefinition":        s.registerTaskDefinition,
+			"DescribeTaskDefinition":        s.describeTaskDefinition,
+			"ListTaskDefinitions":           s.listTaskDefinitions,
+			"ListTaskDefinitionFamilies":    s.listTaskDefinitionFamilies,
+			"DeregisterTaskDefinition":      s.deregisterTaskDefinition,
+			"RunTask":                       s.runTask,
+			"StopTask":                      s.stopTask,
+			"DescribeTasks":                 s.describeTasks,
+			"ListTasks":                     s.listTasks,
+			"TagResource":                   s.tagResource,
+			"UntagResource":                 s.untagResource,
+			"ListTagsForResource":           s.listTagsForResource,
+			"CreateService":                 s.createService,
+			"UpdateService":                 s.updateService,
+			"DeleteService":                 s.deleteService,
+			"DescribeServices":              s.describeServices,
+			"ListServices":                  s.listServices,
+			"RegisterContainerInstance":     s.registerContainerInstance,
+			"DeregisterContainerInstance":   s.deregisterContainerInstance,
+			"DescribeContainerInstances":    s.describeContainerInstances,
+			"ListContainerInstances":        s.listContainerInstances,
+			"UpdateContainerInstancesState": s.updateContainerInstancesState,
+			"PutAttributes":                 s.putAttributes,
+			"ListAttributes":                s.listAttributes,
+			"DeleteAttributes":              s.deleteAttributes,
 		},
 	}
 }
@@ -137,8 +155,9 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); s.hub.run(ctx) }()
+	go func() { defer wg.Done(); s.runHostLoss(ctx) }()
 	go func() { defer wg.Done(); s.runServices(ctx) }()
 	go func() { defer wg.Done(); s.runPlacement(ctx) }()
 	go func() { defer wg.Done(); s.runPurge(ctx) }()

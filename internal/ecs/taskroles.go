@@ -89,6 +89,9 @@ func (s *Service) agentTaskCredentials(w http.ResponseWriter, r *http.Request) {
 		agentError(w, http.StatusBadRequest, "a task-credentials request needs a nodeId and a taskArn")
 		return
 	}
+	if !mayAct(w, r, req.NodeID) {
+		return
+	}
 	ctx := r.Context()
 	key, ok := taskKeyFromArn(req.TaskArn)
 	if !ok || s.cfg.TaskRoles == nil {

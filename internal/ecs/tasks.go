@@ -33,6 +33,8 @@ type taskRecord struct {
 	// Metered: the stopped task's usage is recorded (Config.Meter); the
 	// purge controller keeps an unmetered task until it is.
 	Metered bool `json:"metered,omitempty"`
+	// Placement is how an EC2 task is placed (nil: the default).
+	Placement *taskPlacement `json:"placement,omitempty"`
 }
 
 func unmarshalTask(b []byte, r *taskRecord) error { return json.Unmarshal(b, r) }
@@ -78,6 +80,8 @@ type runTaskInput struct {
 	Tags                 []Tag                 `json:"tags"`
 	PlatformVersion      string                `json:"platformVersion"`
 	PropagateTags        string                `json:"propagateTags"`
+	PlacementStrategy    []PlacementStrategy   `json:"placementStrategy"`
+	PlacementConstraints []PlacementConstraint `json:"placementConstraints"`
 	EnableECSManagedTags bool                  `json:"enableECSManagedTags"`
 	ClientToken          string                `json:"clientToken"`
 }
@@ -130,10 +134,26 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 		if !contains(td.Compatibilities, "FARGATE") {
 			return nil, invalidParam("Task definition does not support launch_type FARGATE.")
 		}
-	case "EC2", "EXTERNAL":
+	case compatEC2:
+		if !contains(td.Compatibilities, compatEC2) {
+			return nil, invalidParam("Task definition does not support launch_type EC2.")
+		}
+	case "EXTERNAL":
 		return nil, invalidParam("No Container Instances were found in your cluster.")
 	default:
 		return nil, invalidParam("launchType must be one of EC2, FARGATE, EXTERNAL.")
+	}
+	if launchType != compatEC2 && (len(in.PlacementStrategy) > 0 || len(in.PlacementConstraints) > 0) {
+		return nil, invalidParam("Placement strategies and constraints are not supported with launch type %s.", launchType)
+	}
+	if err := validatePlacement(in.PlacementStrategy, in.PlacementConstraints); err != nil {
+		return nil, err
+	}
+	if td.NetworkMode != networkAwsvpc && in.NetworkConfiguration != nil {
+		return nil, invalidParam("Network Configuration is not valid for the given networkMode of this task definition.")
+	}
+	if in.PlatformVersion != "" && launchType == compatEC2 {
+		return nil, invalidParam("The platform version must be null when specifying an EC2 launch type.")
 	}
 	if in.PlatformVersion != "" && in.PlatformVersion != "LATEST" && in.PlatformVersion != "1.4.0" {
 		return nil, invalidParam("The specified platform version does not exist. Use LATEST or 1.4.0.")
@@ -158,6 +178,16 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	plan, err := s.resolveAwsvpc(ctx, sc, vpc)
 	if err != nil {
 		return nil, err
+	}
+	if launchType == compatEC2 {
+		tasks, failures, err := s.runEC2(ctx, sc, cluster, td, &in, overrides, vpc, plan, count)
+		if err != nil {
+			return nil, err
+		}
+		if len(tasks) > 0 {
+			s.wakePlacement()
+		}
+		return map[string]any{"tasks": tasks, "failures": failures}, nil
 	}
 	recs, ops, err := s.newTasks(sc, cluster, td, &in, overrides, launchType, vpc, plan, count, s.cfg.Now())
 	if err != nil {
@@ -261,11 +291,16 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 		details := []KeyValuePair{{Name: "subnetId", Value: vpc.Subnets[0]}}
 		t.Attachments = append(t.Attachments, Attachment{ID: newUUID(), Type: "ElasticNetworkInterface", Status: "PRECREATED", Details: details})
 	}
+	if launchType == compatEC2 {
+		cpu, mem = ec2Size(td, cpu, mem)
+		t.Cpu, t.Memory = strconv.Itoa(cpu), strconv.Itoa(mem)
+	}
 	spec := agentapi.TaskSpec{
 		TaskArn: arn, TaskID: id, ClusterArn: cluster.ClusterArn, Account: sc.account, Region: sc.region,
 		Family: td.Family, Revision: td.Revision, CPU: cpu, MemoryMiB: mem, DesiredStatus: agentapi.StatusRunning,
 		PortMappings: portMappings(td),
 	}
+	specNetworking(&spec, td, launchType)
 	if role := taskRole(td, &o); role != "" {
 		// A task role: the agent serves its credentials under a fresh id.
 		spec.TaskRoleArn, spec.CredentialsID = role, newUUID()
@@ -299,7 +334,11 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 		}
 		t.Containers = append(t.Containers, c)
 	}
-	return &taskRecord{Task: t, Spec: spec}
+	rec := &taskRecord{Task: t, Spec: spec}
+	if len(in.PlacementStrategy)+len(in.PlacementConstraints) > 0 {
+		rec.Placement = &taskPlacement{Strategy: in.PlacementStrategy, Constraints: in.PlacementConstraints}
+	}
+	return rec
 }
 
 func findOverride(list []ContainerOverride, name string) *ContainerOverride {
@@ -326,6 +365,9 @@ func containerSpec(cd *ContainerDefinition, o *ContainerOverride) agentapi.Conta
 	}
 	if cd.ReadonlyRootFilesystem != nil {
 		cs.ReadonlyRootfs = *cd.ReadonlyRootFilesystem
+	}
+	if cd.Privileged != nil {
+		cs.Privileged = *cd.Privileged
 	}
 	if cd.StopTimeout != nil {
 		cs.StopTimeoutSeconds = *cd.StopTimeout

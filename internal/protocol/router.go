@@ -414,3 +414,12 @@ func redactToken(canonical string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// VerifySignature authenticates a request that is not routed as an AWS
+// operation (berth's agent protocol lets a host join a user's cluster with
+// that user's credentials): the same SigV4 check, scoped to signingName, on a
+// body already read. Errors are *Error for what the caller got wrong.
+func (r *Router) VerifySignature(ctx context.Context, req *http.Request, body []byte, signingName string) (Identity, error) {
+	id, _, err := r.verifier.verify(ctx, req, body, signingName)
+	return id, err
+}

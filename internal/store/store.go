@@ -98,9 +98,22 @@ func (s *Store) PutIfRevision(ctx context.Context, key string, rev int64, v any,
 // same transaction; it must be safe to call more than once. If key is absent
 // Mutate returns ErrNotFound without calling fn.
 func Mutate[T any](ctx context.Context, s *Store, key string, fn func(v *T) ([]clientv3.Op, error)) (*T, error) {
+	return mutate(ctx, s, key, false, fn)
+}
+
+// Upsert is Mutate that calls fn with the zero T when key is absent, and
+// then creates it (only if it is still absent).
+func Upsert[T any](ctx context.Context, s *Store, key string, fn func(v *T) ([]clientv3.Op, error)) (*T, error) {
+	return mutate(ctx, s, key, true, fn)
+}
+
+func mutate[T any](ctx context.Context, s *Store, key string, create bool, fn func(v *T) ([]clientv3.Op, error)) (*T, error) {
 	for attempt := 0; attempt < 50; attempt++ {
 		v := new(T)
 		rev, err := s.Get(ctx, key, v)
+		if create && errors.Is(err, ErrNotFound) {
+			rev, err = 0, nil
+		}
 		if err != nil {
 			return nil, err
 		}

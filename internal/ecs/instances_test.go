@@ -285,3 +285,30 @@ func TestHostLossStopsTasks(t *testing.T) {
 		t.Fatalf("a returning host still has %d tasks (%v)", len(resp.Tasks), err)
 	}
 }
+
+func TestStartTaskOnNamedInstances(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("own")}); err != nil {
+		t.Fatal(err)
+	}
+	td := e.registerEC2(t, "web", 3000)
+	_, a := e.join(t, "own", "i-0000000000000000a", "us-east-1a", nil)
+	_, b := e.join(t, "own", "i-0000000000000000b", "us-east-1b", nil)
+	out, err := e.ecs.StartTask(ctx, &ecs.StartTaskInput{Cluster: aws.String("own"), TaskDefinition: aws.String(td),
+		ContainerInstances: []string{b, "missing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Tasks) != 1 || aws.ToString(out.Tasks[0].ContainerInstanceArn) != b || len(out.Failures) != 1 || aws.ToString(out.Failures[0].Reason) != "MISSING" {
+		t.Fatalf("StartTask: %+v", out)
+	}
+	// b has 4096 MiB: a second 3000 MiB task does not fit there, but does on a.
+	out, err = e.ecs.StartTask(ctx, &ecs.StartTaskInput{Cluster: aws.String("own"), TaskDefinition: aws.String(td), ContainerInstances: []string{b, a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Tasks) != 1 || aws.ToString(out.Tasks[0].ContainerInstanceArn) != a || len(out.Failures) != 1 || aws.ToString(out.Failures[0].Reason) != "RESOURCE:MEMORY" {
+		t.Fatalf("StartTask onto a full instance: %+v", out)
+	}
+}

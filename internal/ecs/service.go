@@ -125,6 +125,7 @@ func (s *Service) JSONService() protocol.JSONService {
 			"ListTaskDefinitionFamilies":    s.listTaskDefinitionFamilies,
 			"DeregisterTaskDefinition":      s.deregisterTaskDefinition,
 			"RunTask":                       s.runTask,
+			"StartTask":                     s.startTask,
 			"StopTask":                      s.stopTask,
 			"DescribeTasks":                 s.describeTasks,
 			"ListTasks":                     s.listTasks,

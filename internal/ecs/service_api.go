@@ -39,6 +39,8 @@ type createServiceInput struct {
 	PlatformVersion               string                   `json:"platformVersion"`
 	SchedulingStrategy            string                   `json:"schedulingStrategy"`
 	ClientToken                   string                   `json:"clientToken"`
+	PlacementConstraints          []PlacementConstraint    `json:"placementConstraints"`
+	PlacementStrategy             []PlacementStrategy      `json:"placementStrategy"`
 }
 
 // serviceTaskDef resolves and checks the task definition of a service.
@@ -53,8 +55,8 @@ func (s *Service) serviceTaskDef(ctx context.Context, sc scope, ref, launchType 
 	if td.Status != "ACTIVE" {
 		return nil, clientErr("TaskDefinition is inactive")
 	}
-	if launchType == "FARGATE" && !contains(td.Compatibilities, "FARGATE") {
-		return nil, invalidParam("Task definition does not support launch_type FARGATE.")
+	if !contains(td.Compatibilities, launchType) {
+		return nil, invalidParam("Task definition does not support launch_type %s.", launchType)
 	}
 	return td, nil
 }
@@ -162,16 +164,26 @@ func (s *Service) createService(ctx context.Context, body []byte) (any, error) {
 	switch launchType {
 	case "", "FARGATE":
 		launchType = "FARGATE"
-	case "EC2", "EXTERNAL":
+	case compatEC2:
+	case "EXTERNAL":
 		return nil, invalidParam("No Container Instances were found in your cluster.")
 	default:
 		return nil, invalidParam("launchType must be one of EC2, FARGATE, EXTERNAL.")
 	}
+	if launchType != compatEC2 && len(in.PlacementStrategy)+len(in.PlacementConstraints) > 0 {
+		return nil, invalidParam("Placement strategies and constraints are not supported with launch type %s.", launchType)
+	}
+	if err := validatePlacement(in.PlacementStrategy, in.PlacementConstraints); err != nil {
+		return nil, err
+	}
 	pv := in.PlatformVersion
-	if pv == "" {
+	if pv == "" && launchType != compatEC2 {
 		pv = "LATEST"
 	}
-	if pv != "LATEST" && pv != "1.4.0" {
+	if launchType == compatEC2 && pv != "" {
+		return nil, invalidParam("The platform version must be null when specifying an EC2 launch type.")
+	}
+	if launchType != compatEC2 && pv != "LATEST" && pv != "1.4.0" {
 		return nil, invalidParam("The specified platform version does not exist. Use LATEST or 1.4.0.")
 	}
 	if p := in.PropagateTags; p != "" && p != "TASK_DEFINITION" && p != "SERVICE" && p != "NONE" {
@@ -219,7 +231,7 @@ func (s *Service) createService(ctx context.Context, body []byte) (any, error) {
 		ClusterArn: cluster.ClusterArn, LoadBalancers: in.LoadBalancers, ServiceRegistries: []struct{}{},
 		Status: svcActive, DesiredCount: desired, LaunchType: launchType, PlatformVersion: pv, PlatformFamily: "Linux",
 		TaskDefinition: td.TaskDefinitionArn, DeploymentConfiguration: dc, CreatedAt: NewTime(now),
-		PlacementConstraints: []struct{}{}, PlacementStrategy: []struct{}{}, NetworkConfiguration: nc,
+		PlacementConstraints: orEmpty(in.PlacementConstraints), PlacementStrategy: orEmpty(in.PlacementStrategy), NetworkConfiguration: nc,
 		HealthCheckGracePeriodSeconds: in.HealthCheckGracePeriodSeconds, SchedulingStrategy: "REPLICA",
 		DeploymentController: &DeploymentController{Type: "ECS"}, Tags: in.Tags,
 		EnableECSManagedTags: in.EnableECSManagedTags, PropagateTags: in.PropagateTags,
@@ -558,4 +570,12 @@ func (s *Service) activeServices(ctx context.Context, sc scope, cluster string) 
 		}
 	}
 	return n
+}
+
+// orEmpty is list, or an empty one for JSON's [] rather than null.
+func orEmpty[T any](list []T) []T {
+	if list == nil {
+		return []T{}
+	}
+	return list
 }

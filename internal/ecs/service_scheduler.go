@@ -95,6 +95,10 @@ type svcTask struct {
 	Rev        int64
 	Healthy    bool // RUNNING, its containers' health check and its targets healthy
 	Unhealthy  bool // known unhealthy, to be replaced
+	// OnDraining: the task runs on a DRAINING container instance; it is
+	// replaced like a task of an old deployment (new tasks elsewhere
+	// first, within the deployment bounds).
+	OnDraining bool
 }
 
 func (t *svcTask) live() bool {
@@ -217,7 +221,7 @@ func decide(rec *serviceRecord, tasks []*svcTask, now time.Time, backoff time.Du
 		if t.Healthy {
 			healthy++
 		}
-		if p != nil && t.Deployment == p.ID {
+		if p != nil && t.Deployment == p.ID && !t.OnDraining {
 			primaryTasks = append(primaryTasks, t)
 		} else {
 			oldTasks = append(oldTasks, t)
@@ -367,6 +371,7 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 		return err
 	}
 	s.assessHealth(ctx, &rec, tasks, now)
+	s.markDraining(ctx, &rec, tasks)
 	plan := decide(&rec, tasks, now, s.cfg.ServiceBackoff)
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
@@ -513,7 +518,8 @@ func (s *Service) launchServiceTasks(ctx context.Context, rec *serviceRecord, n 
 	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, nil)); err != nil {
 		return nil, nil, err
 	}
-	in := runTaskInput{StartedBy: d.ID, Group: "service:" + rec.Service.ServiceName}
+	in := runTaskInput{StartedBy: d.ID, Group: "service:" + rec.Service.ServiceName,
+		PlacementStrategy: rec.Service.PlacementStrategy, PlacementConstraints: rec.Service.PlacementConstraints}
 	switch rec.Service.PropagateTags {
 	case "SERVICE":
 		in.Tags = rec.Service.Tags
@@ -580,6 +586,27 @@ func (s *Service) assessHealth(ctx context.Context, rec *serviceRecord, tasks []
 				t.Unhealthy = true
 			}
 		}
+	}
+}
+
+// markDraining marks the tasks of an EC2 service that run on DRAINING
+// container instances.
+func (s *Service) markDraining(ctx context.Context, rec *serviceRecord, tasks []*svcTask) {
+	if rec.Service.LaunchType != compatEC2 {
+		return
+	}
+	insts, err := s.listInstances(ctx, rec.scope(), rec.Cluster)
+	if err != nil {
+		return
+	}
+	draining := map[string]bool{}
+	for _, in := range insts {
+		if in.Instance.Status == instanceDraining {
+			draining[in.NodeID] = true
+		}
+	}
+	for _, t := range tasks {
+		t.OnDraining = t.live() && draining[t.Rec.Node]
 	}
 }
 

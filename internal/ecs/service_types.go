@@ -27,8 +27,8 @@ type ECSService struct {
 	Deployments                   []Deployment             `json:"deployments"`
 	Events                        []ServiceEvent           `json:"events"`
 	CreatedAt                     *Time                    `json:"createdAt,omitempty"`
-	PlacementConstraints          []struct{}               `json:"placementConstraints"`
-	PlacementStrategy             []struct{}               `json:"placementStrategy"`
+	PlacementConstraints          []PlacementConstraint    `json:"placementConstraints"`
+	PlacementStrategy             []PlacementStrategy      `json:"placementStrategy"`
 	NetworkConfiguration          *NetworkConfiguration    `json:"networkConfiguration,omitempty"`
 	HealthCheckGracePeriodSeconds *int                     `json:"healthCheckGracePeriodSeconds,omitempty"`
 	SchedulingStrategy            string                   `json:"schedulingStrategy"`

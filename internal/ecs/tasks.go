@@ -180,7 +180,7 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	if launchType == compatEC2 {
-		tasks, failures, err := s.runEC2(ctx, sc, cluster, td, &in, overrides, vpc, plan, count)
+		tasks, failures, err := s.runEC2(ctx, sc, cluster, td, &in, overrides, vpc, plan, count, nil)
 		if err != nil {
 			return nil, err
 		}

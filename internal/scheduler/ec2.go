@@ -46,6 +46,7 @@ package scheduler
 //     index and the node's index.
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -347,16 +348,16 @@ func ValidatePlacement(strategies []Strategy, constraints []Constraint) error {
 		switch s.Type {
 		case StrategyBinpack:
 			if s.Field != "cpu" && s.Field != "memory" {
-				return fmt.Errorf("Invalid placement strategy field %q for binpack: valid values are cpu and memory", s.Field)
+				return fmt.Errorf("invalid placement strategy field %q for binpack: valid values are cpu and memory", s.Field)
 			}
 		case StrategySpread:
 			name, isAttr := strings.CutPrefix(s.Field, subjAttribute)
 			if s.Field != "instanceId" && s.Field != "host" && (!isAttr || name == "") {
-				return fmt.Errorf("Invalid placement strategy field %q for spread: valid values are instanceId, host and attribute:<name>", s.Field)
+				return fmt.Errorf("invalid placement strategy field %q for spread: valid values are instanceId, host and attribute:<name>", s.Field)
 			}
 		case StrategyRandom:
 		default:
-			return fmt.Errorf("Invalid placement strategy type %q: valid values are random, spread and binpack", s.Type)
+			return fmt.Errorf("invalid placement strategy type %q: valid values are random, spread and binpack", s.Type)
 		}
 	}
 	if len(constraints) > MaxConstraints {
@@ -366,14 +367,14 @@ func ValidatePlacement(strategies []Strategy, constraints []Constraint) error {
 		switch c.Type {
 		case ConstraintDistinctInstance:
 			if c.Expression != "" {
-				return fmt.Errorf("An expression cannot be specified for a distinctInstance placement constraint")
+				return errors.New("an expression cannot be specified for a distinctInstance placement constraint")
 			}
 		case ConstraintMemberOf:
 			if _, err := ParseExpression(c.Expression); err != nil {
 				return err
 			}
 		default:
-			return fmt.Errorf("Invalid placement constraint type %q: valid values are distinctInstance and memberOf", c.Type)
+			return fmt.Errorf("invalid placement constraint type %q: valid values are distinctInstance and memberOf", c.Type)
 		}
 	}
 	return nil

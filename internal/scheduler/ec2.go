@@ -75,29 +75,42 @@ var stageReasons = [...]string{
 	stageDistinct: ReasonDistinctInstance,
 }
 
-// ec2State is what EC2 placement adds to a pass.
+// ec2State is what EC2 placement adds to a pass. Everything a request
+// computes about a node that does not change until a task lands on that node
+// is kept here, so the per-node work of a request is mostly array lookups.
 type ec2State struct {
-	ownGroups []bool                  // node i's Groups map is this pass's copy
-	spread    map[spreadKey]spreadCnt // tasks of a group per value of a field
-	exprs     map[string]exprResult   // memberOf expressions, parsed once
+	ownGroups []bool                 // node i's Groups map is this pass's copy
+	fields    map[string]*fieldIndex // spread fields, values interned
+	spread    map[spreadKey][]int    // tasks of a group per value index of a field
+	exprs     map[string]*exprCache  // memberOf expressions, parsed once
+	keys      []int64                // scratch: the current candidate's strategy keys
+	bestKeys  []int64                // scratch: the best candidate's
 }
 
 type spreadKey struct{ group, field string }
 
-// spreadCnt counts a group's tasks per value of an attribute.
-type spreadCnt map[string]int
+// fieldIndex interns the values of one attribute over the nodes.
+type fieldIndex struct {
+	value []int32 // per node, its value's index
+	names int     // number of distinct values
+}
 
-type exprResult struct {
-	e   *Expr
-	err error
+// exprCache is a memberOf expression and its verdict per node: 0 not yet
+// evaluated, 1 true, 2 false. A task landing on a node clears that node's
+// verdicts (task:group and runningTasksCount change with it).
+type exprCache struct {
+	e       *Expr
+	err     error
+	verdict []uint8
 }
 
 func (st *state) ec2State() *ec2State {
 	if st.ec2 == nil {
 		st.ec2 = &ec2State{
 			ownGroups: make([]bool, len(st.nodes)),
-			spread:    map[spreadKey]spreadCnt{},
-			exprs:     map[string]exprResult{},
+			fields:    map[string]*fieldIndex{},
+			spread:    map[spreadKey][]int{},
+			exprs:     map[string]*exprCache{},
 		}
 	}
 	return st.ec2
@@ -107,54 +120,91 @@ func (st *state) ec2State() *ec2State {
 type ec2Request struct {
 	*Request
 	index    int
-	memberOf []*Expr
+	memberOf []*exprCache
 	badExpr  bool // a memberOf expression does not parse: nothing satisfies it
 	distinct bool
-	spreads  []spreadCnt // per strategy: the counter of an attribute spread, else nil
+	kinds    []keyKind     // per strategy: what its key measures
+	fields   []*fieldIndex // per strategy: the field of an attribute spread, else nil
+	spreads  [][]int       // per strategy: its counter, else nil
+}
+
+// keyKind is a strategy resolved once per request, so the per-node loop
+// compares no strings.
+type keyKind uint8
+
+const (
+	keyNone         keyKind = iota // an unknown strategy: no preference
+	keyFreeCPU                     // binpack cpu
+	keyFreeMemory                  // binpack memory
+	keyGroupOnNode                 // spread instanceId/host
+	keyGroupInValue                // spread attribute:<name>
+	keyRandom
+)
+
+func resolveKind(s Strategy) keyKind {
+	switch {
+	case s.Type == StrategyBinpack && s.Field == "cpu":
+		return keyFreeCPU
+	case s.Type == StrategyBinpack && s.Field == "memory":
+		return keyFreeMemory
+	case s.Type == StrategySpread && (s.Field == "instanceId" || s.Field == "host"):
+		return keyGroupOnNode
+	case s.Type == StrategySpread && strings.HasPrefix(s.Field, subjAttribute):
+		return keyGroupInValue
+	case s.Type == StrategyRandom:
+		return keyRandom
+	}
+	return keyNone
 }
 
 func (st *state) placeEC2(r *Request, index int) (Placement, Unplaced, bool) {
 	es := st.ec2State()
-	q := ec2Request{Request: r, index: index, spreads: make([]spreadCnt, len(r.Strategy))}
+	q := ec2Request{Request: r, index: index, kinds: make([]keyKind, len(r.Strategy)),
+		fields: make([]*fieldIndex, len(r.Strategy)), spreads: make([][]int, len(r.Strategy))}
 	for _, c := range r.Constraints {
 		switch c.Type {
 		case ConstraintDistinctInstance:
 			q.distinct = true
 		case ConstraintMemberOf:
-			res, ok := es.exprs[c.Expression]
-			if !ok {
-				res.e, res.err = ParseExpression(c.Expression)
-				es.exprs[c.Expression] = res
+			ec := es.exprs[c.Expression]
+			if ec == nil {
+				ec = &exprCache{verdict: make([]uint8, len(st.nodes))}
+				ec.e, ec.err = ParseExpression(c.Expression)
+				es.exprs[c.Expression] = ec
 			}
-			if res.err != nil {
+			if ec.err != nil {
 				q.badExpr = true // the API validates; a stale record fails closed
 			} else {
-				q.memberOf = append(q.memberOf, res.e)
+				q.memberOf = append(q.memberOf, ec)
 			}
 		}
 	}
 	for k, s := range r.Strategy {
-		if s.Type == StrategySpread && strings.HasPrefix(s.Field, subjAttribute) {
-			q.spreads[k] = st.spreadCounter(r.Group, s.Field)
+		q.kinds[k] = resolveKind(s)
+		if q.kinds[k] == keyGroupInValue {
+			q.fields[k], q.spreads[k] = st.spreadCounter(r.Group, s.Field)
 		}
 	}
+	es.keys = append(es.keys[:0], make([]int64, len(r.Strategy))...)
+	es.bestKeys = append(es.bestKeys[:0], make([]int64, len(r.Strategy))...)
 	st.setAllowed(r.AZs)
 
 	best, closest, furthest := -1, -1, -1
 	for i := range st.nodes {
-		n := &st.nodes[i]
-		if n.Draining {
+		if st.nodes[i].Draining {
 			continue
 		}
 		stage := st.check(i, &q)
 		if stage != stagePassed {
-			if stage > furthest || (stage == furthest && n.ID < st.nodes[closest].ID) {
+			if stage > furthest || (stage == furthest && st.idRank[i] < st.idRank[closest]) {
 				furthest, closest = stage, i
 			}
 			continue
 		}
-		if best < 0 || st.rank(i, best, &q) {
+		st.strategyKeys(i, &q, es.keys)
+		if best < 0 || st.before(es.keys, i, es.bestKeys, best) {
 			best = i
+			copy(es.bestKeys, es.keys)
 		}
 	}
 	if best < 0 {
@@ -195,8 +245,14 @@ func (st *state) check(i int, q *ec2Request) int {
 	if q.badExpr {
 		return stageMemberOf
 	}
-	for _, e := range q.memberOf {
-		if !e.Match(n) {
+	for _, ec := range q.memberOf {
+		if ec.verdict[i] == 0 {
+			ec.verdict[i] = 2
+			if ec.e.Match(n) {
+				ec.verdict[i] = 1
+			}
+		}
+		if ec.verdict[i] != 1 {
 			return stageMemberOf
 		}
 	}
@@ -233,62 +289,86 @@ func groupCount(n *Node, g string) int {
 	return n.Groups[g]
 }
 
-// fieldValue is node i's value for a spread on attribute:<name>.
-func (st *state) fieldValue(i int, field string) string {
-	name := strings.TrimPrefix(field, subjAttribute)
-	if name == attrAZ {
-		if z := st.ec2Zone[i]; z >= 0 {
-			return st.zones[z]
-		}
-		return ""
+// field interns the nodes' values of a spread on attribute:<name>; for
+// ecs.availability-zone that is the node's zone (the attribute, else
+// AZs[0]). A node without the attribute has the value "".
+func (st *state) field(field string) *fieldIndex {
+	es := st.ec2State()
+	if f := es.fields[field]; f != nil {
+		return f
 	}
-	return st.nodes[i].Attributes[name]
+	name := strings.TrimPrefix(field, subjAttribute)
+	f := &fieldIndex{value: make([]int32, len(st.nodes))}
+	ids := map[string]int32{}
+	for i := range st.nodes {
+		var v string
+		if name == attrAZ {
+			if z := st.ec2Zone[i]; z >= 0 {
+				v = st.zones[z]
+			}
+		} else {
+			v = st.nodes[i].Attributes[name]
+		}
+		id, ok := ids[v]
+		if !ok {
+			id = int32(len(ids))
+			ids[v] = id
+		}
+		f.value[i] = id
+	}
+	f.names = len(ids)
+	es.fields[field] = f
+	return f
 }
 
-// spreadCounter returns the tasks of group per value of field over all nodes,
-// counted once per pass and kept current by commitEC2.
-func (st *state) spreadCounter(group, field string) spreadCnt {
+// spreadCounter returns the field and the tasks of group per value of it
+// over all nodes, counted once per pass and kept current by commitEC2.
+func (st *state) spreadCounter(group, field string) (*fieldIndex, []int) {
 	es := st.ec2State()
+	f := st.field(field)
 	k := spreadKey{group, field}
 	if c, ok := es.spread[k]; ok {
-		return c
+		return f, c
 	}
-	c := spreadCnt{}
+	c := make([]int, f.names)
 	for i := range st.nodes {
-		c[st.fieldValue(i, field)] += groupCount(&st.nodes[i], group)
+		c[f.value[i]] += groupCount(&st.nodes[i], group)
 	}
 	es.spread[k] = c
-	return c
+	return f, c
 }
 
-// rank reports whether node a is a better candidate than node b.
-func (st *state) rank(a, b int, q *ec2Request) bool {
-	na, nb := &st.nodes[a], &st.nodes[b]
-	for k, s := range q.Strategy {
-		var va, vb int64
-		switch s.Type {
-		case StrategyBinpack:
-			switch s.Field {
-			case "cpu":
-				va, vb = int64(na.CPU-na.UsedCPU), int64(nb.CPU-nb.UsedCPU)
-			case "memory":
-				va, vb = int64(na.MemoryMiB-na.UsedMemoryMiB), int64(nb.MemoryMiB-nb.UsedMemoryMiB)
-			}
-		case StrategySpread:
-			if c := q.spreads[k]; c != nil {
-				va, vb = int64(c[st.fieldValue(a, s.Field)]), int64(c[st.fieldValue(b, s.Field)])
-			} else { // instanceId, host
-				va, vb = int64(groupCount(na, q.Group)), int64(groupCount(nb, q.Group))
-			}
-		case StrategyRandom:
-			// Compare as unsigned: the full 64 bits, shifted to stay signed.
-			va, vb = int64(st.randomKey(q.index, a)>>1), int64(st.randomKey(q.index, b)>>1)
+// strategyKeys fills keys with node i's rank under each strategy; lower is
+// better.
+func (st *state) strategyKeys(i int, q *ec2Request, keys []int64) {
+	n := &st.nodes[i]
+	for k, kind := range q.kinds {
+		var v int64
+		switch kind {
+		case keyFreeCPU:
+			v = int64(n.CPU - n.UsedCPU)
+		case keyFreeMemory:
+			v = int64(n.MemoryMiB - n.UsedMemoryMiB)
+		case keyGroupOnNode:
+			v = int64(groupCount(n, q.Group))
+		case keyGroupInValue:
+			v = int64(q.spreads[k][q.fields[k].value[i]])
+		case keyRandom:
+			v = int64(st.randomKey(q.index, i) >> 1) // 63 bits stay positive
 		}
-		if va != vb {
-			return va < vb
+		keys[k] = v
+	}
+}
+
+// before reports whether node a (keys ka) ranks before node b (keys kb):
+// the first strategy that tells them apart decides, then the node id.
+func (st *state) before(ka []int64, a int, kb []int64, b int) bool {
+	for k := range ka {
+		if ka[k] != kb[k] {
+			return ka[k] < kb[k]
 		}
 	}
-	return na.ID < nb.ID
+	return st.idRank[a] < st.idRank[b]
 }
 
 // randomKey is a pseudo-random number fixed by the seed, the request and the
@@ -305,7 +385,8 @@ func (st *state) randomKey(req, node int) uint64 {
 }
 
 // commitEC2 records the task on node i: resources, zone, task counts, group
-// (copying the snapshot's map before the first change) and ports.
+// (copying the snapshot's map before the first change) and ports; and
+// brings the pass's counters and cached verdicts up to date.
 func (st *state) commitEC2(i int, r *Request, az int) {
 	es := st.ec2State()
 	st.commit(i, r, az)
@@ -326,7 +407,12 @@ func (st *state) commitEC2(i int, r *Request, az int) {
 	}
 	for k, c := range es.spread {
 		if k.group == r.Group {
-			c[st.fieldValue(i, k.field)]++
+			c[es.fields[k.field].value[i]]++
+		}
+	}
+	for _, ec := range es.exprs {
+		if ec.verdict != nil {
+			ec.verdict[i] = 0
 		}
 	}
 }

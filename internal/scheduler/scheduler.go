@@ -225,6 +225,10 @@ type state struct {
 	perAZ     []int   // tasks per zone, placed before and in this pass
 	allowed   []bool  // scratch: the zones the current request allows
 
+	// idRank orders the nodes by id, so ties break on an int compare
+	// rather than a string compare in the inner loops.
+	idRank []int32
+
 	ec2 *ec2State // built on the first EC2 request
 }
 
@@ -250,6 +254,15 @@ func newState(nodes []Node, opts Options) *state {
 	idx := make(map[string]int, len(st.zones))
 	for i, az := range st.zones {
 		idx[az] = i
+	}
+	order := make([]int, len(nodes))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return nodes[order[a]].ID < nodes[order[b]].ID })
+	st.idRank = make([]int32, len(nodes))
+	for r, i := range order {
+		st.idRank[i] = int32(r)
 	}
 	st.perAZ = make([]int, len(st.zones))
 	st.allowed = make([]bool, len(st.zones))
@@ -316,7 +329,7 @@ func (st *state) placeFargate(r *Request) (Placement, Unplaced, bool) {
 				reason = ReasonMemory
 				continue
 			}
-			if best < 0 || st.better(n, &st.nodes[best], az, bestAZ) {
+			if best < 0 || st.better(i, best, az, bestAZ) {
 				best, bestAZ = i, az
 			}
 		}
@@ -330,15 +343,16 @@ func (st *state) placeFargate(r *Request) (Placement, Unplaced, bool) {
 
 // better prefers the less loaded zone, then the host with more free memory,
 // then the smaller id (so the plan is deterministic).
-func (st *state) better(a, b *Node, azA, azB int) bool {
+func (st *state) better(a, b int, azA, azB int) bool {
 	if st.perAZ[azA] != st.perAZ[azB] {
 		return st.perAZ[azA] < st.perAZ[azB]
 	}
-	fa, fb := a.MemoryMiB-a.UsedMemoryMiB, b.MemoryMiB-b.UsedMemoryMiB
+	na, nb := &st.nodes[a], &st.nodes[b]
+	fa, fb := na.MemoryMiB-na.UsedMemoryMiB, nb.MemoryMiB-nb.UsedMemoryMiB
 	if fa != fb {
 		return fa > fb
 	}
-	return a.ID < b.ID
+	return st.idRank[a] < st.idRank[b]
 }
 
 // pickAZ returns the allowed zone of a host with the fewest placements so

@@ -144,6 +144,15 @@ func TestPlaceEC2(t *testing.T) {
 			want: placed("db", "n2", "app", "n2", "anti", "n1"),
 		},
 		{
+			name:  "memberOf verdicts change as tasks land (runningTasksCount)",
+			nodes: []Node{inst("n1", "a", 4096, 8192), inst("n2", "a", 4096, 8192), inst("n3", "a", 4096, 8192)},
+			reqs: ec2(4, 256, 512, "family:x", func(r *Request) {
+				r.Constraints = []Constraint{{Type: ConstraintMemberOf, Expression: "runningTasksCount < 1"}}
+			}),
+			want: placed("t1", "n1", "t2", "n2", "t3", "n3"),
+			fail: []Unplaced{{TaskID: "t4", Reason: ReasonMemberOf, NodeID: "n1"}},
+		},
+		{
 			name: "static port taken",
 			nodes: []Node{
 				with(func(n *Node) { n.UsedPorts = []HostPort{{Protocol: "tcp", Port: 80}} }, inst("n1", "a", 4096, 8192)),

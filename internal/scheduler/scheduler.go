@@ -229,7 +229,8 @@ type state struct {
 	// rather than a string compare in the inner loops.
 	idRank []int32
 
-	ec2 *ec2State // built on the first EC2 request
+	index *fargateIndex // built on the first Fargate request
+	ec2   *ec2State     // built on the first EC2 request
 }
 
 func newState(nodes []Node, opts Options) *state {
@@ -305,40 +306,50 @@ func (st *state) setAllowed(azs []string) bool {
 // fewest tasks (already placed, and placed in this pass) among those allowed,
 // then to the host in that zone with the most free memory that fits it, then
 // the smaller node id. A request that fits nowhere is unplaced with the
-// resource that ran out (RESOURCE:CPU or RESOURCE:MEMORY) on the last host
-// that served an allowed zone, or AGENT when no host serves any of its
-// zones.
+// resource that ran out (RESOURCE:CPU or RESOURCE:MEMORY) on the last host,
+// in snapshot order, that served an allowed zone, or AGENT when no host
+// serves any of its zones.
 //
-// This is a scan over every node per task, but with zones interned it does no
-// allocation and no map lookup per node; see BenchmarkPlace for its cost.
+// The index (fargate_index.go) finds the host; the scan, which states the
+// rule directly, only runs to name the reason of a task that fits nowhere.
 func (st *state) placeFargate(r *Request) (Placement, Unplaced, bool) {
-	best, bestAZ := -1, -1
-	reason := ReasonAgent
-	if st.setAllowed(r.AZs) {
-		for i := range st.nodes {
-			n := &st.nodes[i]
-			az := st.pickAZ(st.nodeZones[i])
-			if az < 0 {
-				continue
-			}
-			if n.CPU-n.UsedCPU < r.CPU {
-				reason = ReasonCPU
-				continue
-			}
-			if n.MemoryMiB-n.UsedMemoryMiB < r.MemoryMiB {
-				reason = ReasonMemory
-				continue
-			}
-			if best < 0 || st.better(i, best, az, bestAZ) {
-				best, bestAZ = i, az
-			}
-		}
+	if !st.setAllowed(r.AZs) {
+		return Placement{}, Unplaced{TaskID: r.ID, Reason: ReasonAgent}, false
 	}
+	best, bestAZ := st.indexedFargate(r)
 	if best < 0 {
-		return Placement{}, Unplaced{TaskID: r.ID, Reason: reason}, false
+		var reason string
+		best, bestAZ, reason = st.scanFargate(r)
+		if best < 0 {
+			return Placement{}, Unplaced{TaskID: r.ID, Reason: reason}, false
+		}
 	}
 	st.commit(best, r, bestAZ)
 	return Placement{TaskID: r.ID, NodeID: st.nodes[best].ID, AZ: st.zones[bestAZ]}, Unplaced{}, true
+}
+
+// scanFargate applies placeFargate's rule to every host in turn.
+func (st *state) scanFargate(r *Request) (best, bestAZ int, reason string) {
+	best, bestAZ, reason = -1, -1, ReasonAgent
+	for i := range st.nodes {
+		n := &st.nodes[i]
+		az := st.pickAZ(st.nodeZones[i])
+		if az < 0 {
+			continue
+		}
+		if n.CPU-n.UsedCPU < r.CPU {
+			reason = ReasonCPU
+			continue
+		}
+		if n.MemoryMiB-n.UsedMemoryMiB < r.MemoryMiB {
+			reason = ReasonMemory
+			continue
+		}
+		if best < 0 || st.better(i, best, az, bestAZ) {
+			best, bestAZ = i, az
+		}
+	}
+	return best, bestAZ, reason
 }
 
 // better prefers the less loaded zone, then the host with more free memory,
@@ -377,6 +388,9 @@ func (st *state) commit(i int, r *Request, az int) {
 	n.UsedMemoryMiB += r.MemoryMiB
 	if az >= 0 {
 		st.perAZ[az]++
+	}
+	if st.index != nil {
+		st.reindex(i)
 	}
 }
 

@@ -130,4 +130,3 @@ func referencePickAZ(nodeAZs, allowed []string, perAZ map[string]int) string {
 	})
 	return cands[0]
 }
-

@@ -62,4 +62,6 @@ const (
 	StopEssentialContainerExited  = "EssentialContainerExited"
 	StopUserInitiated             = "UserInitiated"
 	StopServiceSchedulerInitiated = "ServiceSchedulerInitiated"
+	StopSpotInterruption          = "SpotInterruption"
+	StopTerminationNotice         = "TerminationNotice"
 )

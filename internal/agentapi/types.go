@@ -63,6 +63,9 @@ type TaskSpec struct {
 	CredentialsID string `json:"credentialsId,omitempty"`
 	// Tags are the task's tags at launch (the metadata endpoint's TaskTags).
 	Tags map[string]string `json:"tags,omitempty"`
+	// Group is the task group (family:<name>, service:<name> or RunTask's
+	// group): placement spreads and separates tasks by it.
+	Group string `json:"group,omitempty"`
 	// LaunchType is FARGATE ("" means FARGATE) or EC2.
 	LaunchType string `json:"launchType,omitempty"`
 	// NetworkMode is the task definition's: awsvpc ("" means awsvpc; ENI is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -38,47 +39,28 @@ type taskPlacement struct {
 }
 
 // validatePlacement checks placement strategies and constraints as ECS
-// does.
+// does (the scheduler owns the rules and the query language).
 func validatePlacement(strats []PlacementStrategy, cons []PlacementConstraint) error {
-	if len(strats) > 5 {
-		return invalidParam("You can specify up to 5 placement strategies.")
-	}
-	if len(cons) > 10 {
-		return invalidParam("You can specify up to 10 placement constraints.")
-	}
-	for _, st := range strats {
-		switch st.Type {
-		case "random":
-		case "binpack":
-			if st.Field != "cpu" && st.Field != "memory" {
-				return invalidParam("The binpack placement strategy field must be cpu or memory.")
-			}
-		case "spread":
-			if st.Field == "" {
-				return invalidParam("The spread placement strategy needs a field, such as attribute:ecs.availability-zone or instanceId.")
-			}
-		default:
-			return invalidParam("Placement strategy type must be one of random, spread, binpack.")
-		}
-	}
-	for _, c := range cons {
-		switch c.Type {
-		case "distinctInstance":
-			if c.Expression != "" {
-				return invalidParam("The distinctInstance placement constraint takes no expression.")
-			}
-		case "memberOf":
-			if c.Expression == "" {
-				return invalidParam("The memberOf placement constraint needs an expression.")
-			}
-			if err := checkExpression(c.Expression); err != nil {
-				return err
-			}
-		default:
-			return invalidParam("Placement constraint type must be distinctInstance or memberOf.")
-		}
+	if err := scheduler.ValidatePlacement(schedStrategies(strats), schedConstraints(cons)); err != nil {
+		return invalidParam("%s", err.Error())
 	}
 	return nil
+}
+
+func schedStrategies(in []PlacementStrategy) []scheduler.Strategy {
+	out := make([]scheduler.Strategy, len(in))
+	for i, st := range in {
+		out[i] = scheduler.Strategy{Type: st.Type, Field: st.Field}
+	}
+	return out
+}
+
+func schedConstraints(in []PlacementConstraint) []scheduler.Constraint {
+	out := make([]scheduler.Constraint, len(in))
+	for i, c := range in {
+		out[i] = scheduler.Constraint{Type: c.Type, Expression: c.Expression}
+	}
+	return out
 }
 
 // ec2Size is an EC2 task's reservation: the task-level size where the
@@ -155,7 +137,11 @@ func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *Ta
 	}
 	failures := []Failure{}
 	for _, u := range pl.Unplaced {
-		failures = append(failures, Failure{Arn: cluster.ClusterArn, Reason: u.Reason})
+		arn := cluster.ClusterArn
+		if u.NodeID != "" {
+			arn = s.instanceOfNode(ctx, u.NodeID)
+		}
+		failures = append(failures, Failure{Arn: arn, Reason: u.Reason})
 	}
 	var ops []clientv3.Op
 	for _, p := range pl.Placements {
@@ -188,7 +174,23 @@ func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *Ta
 
 // schedulerRequest is what the scheduler needs of a task.
 func (r *taskRecord) schedulerRequest() scheduler.Request {
-	return scheduler.Request{ID: r.Task.TaskArn, CPU: r.Spec.CPU, MemoryMiB: r.Spec.MemoryMiB, AZs: r.allowedAZs()}
+	req := scheduler.Request{ID: r.Task.TaskArn, CPU: r.Spec.CPU, MemoryMiB: r.Spec.MemoryMiB, AZs: r.allowedAZs()}
+	if r.Task.LaunchType != compatEC2 {
+		return req
+	}
+	req.LaunchType, req.Group = scheduler.LaunchTypeEC2, r.Task.Group
+	for _, pm := range r.Spec.PortMappings {
+		if pm.HostPort != 0 {
+			req.Ports = append(req.Ports, scheduler.HostPort{Protocol: pm.Protocol, Port: pm.HostPort})
+		}
+	}
+	if p := r.Placement; p != nil {
+		req.Strategy, req.Constraints = schedStrategies(p.Strategy), schedConstraints(p.Constraints)
+	}
+	if len(req.Strategy) == 0 && strings.HasPrefix(r.Task.Group, "service:") {
+		req.Strategy = scheduler.ServiceDefaultStrategy()
+	}
+	return req
 }
 
 // instanceOfNode is the container instance ARN of a user's host ("" for
@@ -225,12 +227,6 @@ func specNetworking(spec *agentapi.TaskSpec, td *TaskDefinition, launchType stri
 			spec.PortMappings = append(spec.PortMappings, m)
 		}
 	}
-}
-
-// checkExpression validates a memberOf expression.
-func checkExpression(expr string) error {
-	_ = expr
-	return nil
 }
 
 type startTaskInput struct {

@@ -24,7 +24,7 @@ import (
 // stopCodeHostLost is the stop code of tasks of a lost host. ECS has no
 // code of its own for this (its message is "Host EC2 (instance …)
 // stopped/terminated"); TerminationNotice is the closest of its codes.
-const stopCodeHostLost = "TerminationNotice"
+const stopCodeHostLost = agentapi.StopTerminationNotice
 
 // runHostLoss checks every second for hosts with tasks whose registration
 // has been gone for longer than the grace period. When a host went missing

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/scheduler"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -247,4 +248,24 @@ func resources(cpu, mem int, reserved []int, taken map[string]bool) []Resource {
 		{Name: "PORTS", Type: "STRINGSET", StringSetValue: ports("tcp")},
 		{Name: "PORTS_UDP", Type: "STRINGSET", StringSetValue: ports("udp")},
 	}
+}
+
+// schedulerNode is the instance as the scheduler sees it, without what is
+// placed on it (snapshotNodes adds that).
+func (r *instanceRecord) schedulerNode() scheduler.Node {
+	n := scheduler.Node{ID: r.NodeID, CPU: r.CPU, MemoryMiB: r.MemoryMiB, Attributes: r.attributes(), InstanceID: r.NodeID,
+		Draining: r.Instance.Status == instanceDraining}
+	if az := r.Builtin["ecs.availability-zone"]; az != "" {
+		n.AZs = []string{az}
+	}
+	if r.Instance.VersionInfo != nil {
+		n.AgentVersion = r.Instance.VersionInfo.AgentVersion
+	}
+	if r.Instance.RegisteredAt != nil {
+		n.RegisteredAt = r.Instance.RegisteredAt.Time
+	}
+	for _, p := range r.ReservedPorts {
+		n.UsedPorts = append(n.UsedPorts, scheduler.HostPort{Protocol: "tcp", Port: p})
+	}
+	return n
 }

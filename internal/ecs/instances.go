@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/protocol"
+	"github.com/berthdev/berth/internal/scheduler"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -463,11 +464,18 @@ func (s *Service) deregisterContainerInstance(ctx context.Context, body []byte) 
 	return map[string]any{"containerInstance": view}, nil
 }
 
-// instanceFilter compiles ListContainerInstances' filter (the cluster query
-// language) into a predicate.
+// instanceFilter compiles ListContainerInstances' filter (the cluster
+// query language) into a predicate.
 func instanceFilter(f string) (func(*instanceRecord) bool, error) {
 	if strings.TrimSpace(f) == "" {
 		return func(*instanceRecord) bool { return true }, nil
 	}
-	return nil, invalidParam("filter: the cluster query language is not supported yet.")
+	expr, err := scheduler.ParseExpression(f)
+	if err != nil {
+		return nil, invalidParam("%s", err.Error())
+	}
+	return func(r *instanceRecord) bool {
+		n := r.schedulerNode()
+		return expr.Match(&n)
+	}, nil
 }

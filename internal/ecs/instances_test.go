@@ -3,6 +3,7 @@ package ecs_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -310,5 +311,64 @@ func TestStartTaskOnNamedInstances(t *testing.T) {
 	}
 	if len(out.Tasks) != 1 || aws.ToString(out.Tasks[0].ContainerInstanceArn) != a || len(out.Failures) != 1 || aws.ToString(out.Failures[0].Reason) != "RESOURCE:MEMORY" {
 		t.Fatalf("StartTask onto a full instance: %+v", out)
+	}
+}
+
+func TestEC2PlacementThroughTheAPI(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("own")}); err != nil {
+		t.Fatal(err)
+	}
+	td := e.registerEC2(t, "web", 256)
+	_, a := e.join(t, "own", "i-0000000000000000a", "us-east-1a", map[string]string{"disk": "ssd"})
+	_, b := e.join(t, "own", "i-0000000000000000b", "us-east-1b", nil)
+	// Each step runs its own family (task group): spread and
+	// distinctInstance count a group's tasks, and StopTask leaves them
+	// placed until their (fake) hosts report them stopped.
+	step := 0
+	runOn := func(count int32, strat []types.PlacementStrategy, cons []types.PlacementConstraint) ([]string, []types.Failure) {
+		t.Helper()
+		step++
+		td := e.registerEC2(t, fmt.Sprintf("step%d", step), 256)
+		out, err := e.ecs.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String("own"), TaskDefinition: aws.String(td), LaunchType: types.LaunchTypeEc2,
+			Count: aws.Int32(count), PlacementStrategy: strat, PlacementConstraints: cons})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var on []string
+		for _, tk := range out.Tasks {
+			on = append(on, aws.ToString(tk.ContainerInstanceArn))
+			if _, err := e.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String("own"), Task: tk.TaskArn}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return on, out.Failures
+	}
+	// binpack on memory: one host first (the tasks stay placed until
+	// their hosts report them stopped, so later calls see them).
+	on, _ := runOn(3, []types.PlacementStrategy{{Type: types.PlacementStrategyTypeBinpack, Field: aws.String("memory")}}, nil)
+	if len(on) != 3 || on[0] != on[1] || on[1] != on[2] {
+		t.Fatalf("binpack: %v", on)
+	}
+	on, _ = runOn(4, []types.PlacementStrategy{{Type: types.PlacementStrategyTypeSpread, Field: aws.String("attribute:ecs.availability-zone")}}, nil)
+	if len(on) != 4 || on[0] == on[1] || on[1] == on[2] || on[2] == on[3] {
+		t.Fatalf("spread over zones does not alternate: %v", on)
+	}
+	_, fails := runOn(3, nil, []types.PlacementConstraint{{Type: types.PlacementConstraintTypeDistinctInstance}})
+	if len(fails) != 1 || aws.ToString(fails[0].Reason) != "DistinctInstance placement constraint unsatisfied." {
+		t.Fatalf("distinctInstance, 3 on 2: %+v", fails)
+	}
+	on, _ = runOn(2, nil, []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:disk == ssd")}})
+	if len(on) != 2 || on[0] != a || on[1] != a {
+		t.Fatalf("memberOf disk == ssd: %v (a is %s, b %s)", on, a, b)
+	}
+	if _, err := e.ecs.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String("own"), TaskDefinition: aws.String(td), LaunchType: types.LaunchTypeEc2,
+		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:disk ==")}}}); apiCode(err) != "InvalidParameterException" {
+		t.Fatalf("a bad expression: %v", err)
+	}
+	l, err := e.ecs.ListContainerInstances(ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String("own"), Filter: aws.String("attribute:ecs.availability-zone == us-east-1b")})
+	if err != nil || len(l.ContainerInstanceArns) != 1 || l.ContainerInstanceArns[0] != b {
+		t.Fatalf("filter by zone: %v %+v", err, l)
 	}
 }

@@ -55,19 +55,19 @@ func (s *Service) snapshotNodes(ctx context.Context) (map[string][]scheduler.Nod
 	out := map[string][]scheduler.Node{}
 	for _, n := range nodes {
 		pool := ""
+		sn := scheduler.Node{ID: n.NodeID, AZs: n.AvailabilityZones, CPU: n.CPU, MemoryMiB: n.MemoryMiB}
 		if n.Pool == agentapi.PoolEC2 {
 			if n.Owner == nil {
 				continue
 			}
 			var inst instanceRecord
-			if _, err := s.st.Get(ctx, instanceKey(n.Owner.scope(), n.Owner.Cluster, n.Owner.InstanceID), &inst); err != nil ||
-				inst.Instance.Status != instanceActive {
+			if _, err := s.st.Get(ctx, instanceKey(n.Owner.scope(), n.Owner.Cluster, n.Owner.InstanceID), &inst); err != nil {
 				continue
 			}
-			pool = n.Owner.poolKey()
+			pool, sn = n.Owner.poolKey(), inst.schedulerNode()
 		}
 		idx[n.NodeID] = at{pool, len(out[pool])}
-		out[pool] = append(out[pool], scheduler.Node{ID: n.NodeID, AZs: n.AvailabilityZones, CPU: n.CPU, MemoryMiB: n.MemoryMiB})
+		out[pool] = append(out[pool], sn)
 	}
 	err = s.st.List(ctx, store.Prefix("assign"), func(key string, val []byte) error {
 		node := strings.SplitN(strings.TrimPrefix(key, store.Prefix("assign")), "/", 2)[0]
@@ -82,6 +82,18 @@ func (s *Service) snapshotNodes(ctx context.Context) (map[string][]scheduler.Nod
 		n := &out[a.pool][a.i]
 		n.UsedCPU += spec.CPU
 		n.UsedMemoryMiB += spec.MemoryMiB
+		n.RunningTasks++
+		if spec.Group != "" {
+			if n.Groups == nil {
+				n.Groups = map[string]int{}
+			}
+			n.Groups[spec.Group]++
+		}
+		for _, pm := range spec.PortMappings {
+			if pm.HostPort != 0 {
+				n.UsedPorts = append(n.UsedPorts, scheduler.HostPort{Protocol: pm.Protocol, Port: pm.HostPort})
+			}
+		}
 		if spec.AvailabilityZone != "" {
 			if n.Placed == nil {
 				n.Placed = map[string]int{}

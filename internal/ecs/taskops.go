@@ -45,19 +45,7 @@ func (s *Service) stopTask(ctx context.Context, body []byte) (any, error) {
 	if reason == "" {
 		reason = "Task stopped by user"
 	}
-	key := taskKey(sc, cluster.ClusterName, taskID(in.Task))
-	now := s.cfg.Now()
-	drain := s.drainsOnStop(ctx, sc, cluster.ClusterName, key)
-	rec, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
-		if drain && r.Task.DesiredStatus == agentapi.StatusRunning && r.Task.LastStatus == agentapi.StatusRunning {
-			deactivateRecord(r, agentapi.StopUserInitiated, reason, now)
-			return nil, nil
-		}
-		return stopRecord(r, agentapi.StopUserInitiated, reason, now)
-	})
-	if drain {
-		s.wakeServices() // the scheduler deregisters it and stops it once drained
-	}
+	rec, err := s.stopTaskKey(ctx, sc, cluster.ClusterName, taskKey(sc, cluster.ClusterName, taskID(in.Task)), agentapi.StopUserInitiated, reason)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidParam("The referenced task was not found.")
 	}
@@ -65,6 +53,24 @@ func (s *Service) stopTask(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"task": &rec.Task}, nil
+}
+
+// stopTaskKey stops the task at key with a stop code and reason: a running
+// service task behind load balancers drains first (see deactivateRecord).
+func (s *Service) stopTaskKey(ctx context.Context, sc scope, cluster, key, code, reason string) (*taskRecord, error) {
+	now := s.cfg.Now()
+	drain := s.drainsOnStop(ctx, sc, cluster, key)
+	rec, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
+		if drain && r.Task.DesiredStatus == agentapi.StatusRunning && r.Task.LastStatus == agentapi.StatusRunning {
+			deactivateRecord(r, code, reason, now)
+			return nil, nil
+		}
+		return stopRecord(r, code, reason, now)
+	})
+	if drain {
+		s.wakeServices() // the scheduler deregisters it and stops it once drained
+	}
+	return rec, err
 }
 
 func (s *Service) describeTasks(ctx context.Context, body []byte) (any, error) {

@@ -301,6 +301,7 @@ func (s *Service) newTaskRecord(sc scope, cluster *Cluster, td *TaskDefinition, 
 		PortMappings: portMappings(td),
 	}
 	specNetworking(&spec, td, launchType)
+	spec.Group = t.Group
 	if role := taskRole(td, &o); role != "" {
 		// A task role: the agent serves its credentials under a fresh id.
 		spec.TaskRoleArn, spec.CredentialsID = role, newUUID()

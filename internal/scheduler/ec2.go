@@ -269,8 +269,13 @@ func protocol(p HostPort) string {
 	return strings.ToLower(p.Protocol)
 }
 
+// portsTaken reports whether a static port of want is in used. Port 0 (a
+// dynamic host port) needs nothing and never clashes.
 func portsTaken(used, want []HostPort) bool {
 	for _, w := range want {
+		if w.Port == 0 {
+			continue
+		}
 		for _, u := range used {
 			if u.Port == w.Port && protocol(u) == protocol(w) {
 				return true
@@ -403,7 +408,12 @@ func (st *state) commitEC2(i int, r *Request, az int) {
 		n.Groups[r.Group]++
 	}
 	if len(r.Ports) > 0 {
-		n.UsedPorts = append(n.UsedPorts[:len(n.UsedPorts):len(n.UsedPorts)], r.Ports...)
+		n.UsedPorts = n.UsedPorts[:len(n.UsedPorts):len(n.UsedPorts)] // the snapshot's array is not ours
+		for _, p := range r.Ports {
+			if p.Port != 0 {
+				n.UsedPorts = append(n.UsedPorts, p)
+			}
+		}
 	}
 	for k, c := range es.spread {
 		if k.group == r.Group {

@@ -170,6 +170,12 @@ func TestPlaceEC2(t *testing.T) {
 			fail: []Unplaced{{TaskID: "t2", Reason: ReasonPorts, NodeID: "n1"}},
 		},
 		{
+			name:  "dynamic host ports (0) never clash",
+			nodes: []Node{inst("n1", "a", 4096, 8192)},
+			reqs:  ec2(2, 256, 512, "family:x", func(r *Request) { r.Ports = []HostPort{{Port: 0}, {Protocol: "udp"}} }),
+			want:  placed("t1", "n1", "t2", "n1"),
+		},
+		{
 			name: "port conflict moves the task to the next host",
 			nodes: []Node{
 				with(func(n *Node) { n.UsedPorts = []HostPort{{Port: 8080}} }, inst("n1", "a", 4096, 8192)),

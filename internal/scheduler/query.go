@@ -283,17 +283,19 @@ func (p *parser) unary(depth int) (qnode, error) {
 	return p.cond()
 }
 
-// subjects the language knows, and whether a subject names an attribute.
+// The subjects the language knows; attribute: is a prefix.
 const (
-	subjAttribute     = "attribute:"
-	subjInstanceID    = "ec2InstanceId"
-	subjTaskGroup     = "task:group"
-	subjRunningTasks  = "runningTasksCount"
-	subjAgentConn     = "agentConnected"
-	subjAgentVersion  = "agentVersion"
-	subjRegisteredAt  = "registeredAt"
-	attrNameMaxLength = 128
+	subjAttribute    = "attribute:"
+	subjInstanceID   = "ec2InstanceId"
+	subjTaskGroup    = "task:group"
+	subjRunningTasks = "runningTasksCount"
+	subjAgentConn    = "agentConnected"
+	subjAgentVersion = "agentVersion"
+	subjRegisteredAt = "registeredAt"
 )
+
+// attrNameMaxLength is ECS's limit on an attribute name.
+const attrNameMaxLength = 128
 
 // operator names, normalised to the symbolic form.
 var opWords = map[string]string{

@@ -90,8 +90,8 @@ type Request struct {
 	// LaunchType picks the placement semantics: LaunchTypeFargate or
 	// LaunchTypeEC2. The fields below apply to EC2 only.
 	LaunchType string
-	// Ports are the static host ports the task needs (host port 0, a
-	// dynamic port, needs none and is not listed).
+	// Ports are the static host ports the task needs. A dynamic host port
+	// (0) needs none; listing it is harmless.
 	Ports []HostPort
 	// Group is the task group: "service:<name>" for a service's tasks, else
 	// RunTask's group (default "family:<family>"). Spread counts the group's

@@ -161,6 +161,14 @@ func containerMetadata(t *metaTask, c *metaContainer) v4Container {
 	if c.health != "" {
 		out.Health = &v4Health{Status: c.health}
 	}
+	if t.spec.NetworkMode == agentapi.NetworkModeBridge && t.address != "" {
+		out.Networks = []v4Network{{NetworkMode: agentapi.NetworkModeBridge, IPv4Addresses: []string{t.address}}}
+		for _, b := range t.bindings {
+			if b.ContainerName == "" || b.ContainerName == c.spec.Name {
+				out.Ports = append(out.Ports, v4Port{ContainerPort: b.ContainerPort, Protocol: b.Protocol, HostPort: b.HostPort, HostIP: b.BindIP})
+			}
+		}
+	}
 	if e := t.spec.ENI; e != nil {
 		out.Networks = []v4Network{eniNetwork(e)}
 		for _, p := range t.spec.PortMappings {

@@ -106,8 +106,9 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 }
 
 func newAgentCmd(g *globalFlags) *cobra.Command {
-	var server, token, containerd, listen, advertise string
+	var server, token, containerd, listen, advertise, hostAddress string
 	var hostEgress bool
+	var bridgeSubnet netip.Prefix
 	var azs []string
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -123,9 +124,14 @@ func newAgentCmd(g *globalFlags) *cobra.Command {
 			if len(azs) == 0 {
 				azs = []string{g.regionOr() + "a"}
 			}
+			hostAddr, err := netip.ParseAddr(hostAddress)
+			if err != nil {
+				return fmt.Errorf("--host-address: %w", err)
+			}
 			return daemon.RunAgent(cmd.Context(), daemon.AgentConfig{
 				ServerURL: server, Token: token, DataDir: g.dataDir, AvailabilityZones: azs,
 				ContainerdAddress: containerd, Listen: listen, Advertise: advertise, Logger: g.logger(), HostEgress: hostEgress,
+				HostAddress: hostAddr, BridgeSubnet: bridgeSubnet,
 			})
 		},
 	}
@@ -136,6 +142,8 @@ func newAgentCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the agent's own endpoint (container logs for the server, /metrics)")
 	cmd.Flags().StringVar(&advertise, "advertise", "", "host:port the server reaches --listen at (default: the listen address)")
 	cmd.Flags().BoolVar(&hostEgress, "host-egress", true, hostEgressHelp)
+	cmd.Flags().StringVar(&hostAddress, "host-address", "127.0.0.1", "the instance's address: bridge-mode tasks' ports are published on it")
+	cmd.Flags().Var(prefixValue{&bridgeSubnet}, "bridge-subnet", "the subnet of the agent's bridge network, inside its own namespace (default 172.17.0.0/16)")
 	return cmd
 }
 

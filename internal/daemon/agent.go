@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -59,6 +60,12 @@ type AgentConfig struct {
 	// ip berth-egress, and leaves both in place on exit (other agents on
 	// the host may rely on them).
 	HostEgress bool
+	// HostAddress is the instance's address: bridge-mode tasks' ports are
+	// published on it (default 127.0.0.1). BridgeSubnet is the agent's
+	// bridge network (default 172.17.0.0/16, inside its own namespace).
+	// Bridge-mode tasks reach beyond the host only with HostEgress.
+	HostAddress  netip.Addr
+	BridgeSubnet netip.Prefix
 }
 
 // RunAgent runs a host agent until ctx ends.
@@ -135,7 +142,8 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},
 		APIURL:    cfg.ServerURL,
 		Runtime:   rt,
-		Sandboxes: agent.NewHostSandboxes(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger),
+		Sandboxes: agent.NewHostSandboxesWith(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger,
+			agent.HostNetworkConfig{HostAddress: cfg.HostAddress, BridgeSubnet: cfg.BridgeSubnet}),
 		Logger:    cfg.Logger.With("component", "agent"),
 		Metrics:   metrics,
 	})

@@ -55,6 +55,21 @@ func NewHostSandboxesWith(dir string, log *slog.Logger, cfg HostNetworkConfig) *
 	return &HostSandboxes{log: log, dir: dir, net: cfg.withDefaults(dir), forwarders: map[string]*netns.PublicForwarder{}}
 }
 
+// Close stops the forwarders (public IPs, host ports) of this process,
+// leaving sandboxes and records in place: the agent is going away, and the
+// next one adopts its tasks and forwards again.
+func (h *HostSandboxes) Close() error {
+	h.mu.Lock()
+	fs := h.forwarders
+	h.forwarders = map[string]*netns.PublicForwarder{}
+	h.mu.Unlock()
+	var errs []error
+	for _, f := range fs {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
+
 // sandboxRecord is what Sweep needs to remove a sandbox, and what a
 // restarted agent needs to adopt a bridge-mode task as it was.
 type sandboxRecord struct {

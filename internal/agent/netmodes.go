@@ -133,13 +133,20 @@ func (h *HostSandboxes) createBridge(spec agentapi.TaskSpec) (SandboxInfo, error
 	if err != nil {
 		return SandboxInfo{}, fmt.Errorf("network namespace: %w", err)
 	}
+	// A failure deletes what a new task got, but not an adopted task's
+	// sandbox: its containers are running in it.
+	undo := func() {
+		if !adopted {
+			_ = h.Delete(spec)
+		}
+	}
 	ep := netns.BridgeEndpoint{Network: rec.Bridge.Network, Subnet: subnet, TaskID: spec.TaskID, Address: addr}
 	if err := netns.AttachBridge(sb, ep); err != nil {
-		_ = h.Delete(spec)
+		undo()
 		return SandboxInfo{}, err
 	}
 	if err := h.publish(spec, &rec, addr, adopted); err != nil {
-		_ = h.Delete(spec)
+		undo()
 		return SandboxInfo{}, err
 	}
 	cg, err := h.taskCgroup(spec)

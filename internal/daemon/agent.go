@@ -132,6 +132,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if advertise == "" {
 		advertise = ln.Addr().String()
 	}
+	sandboxes := agent.NewHostSandboxesWith(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger,
+		agent.HostNetworkConfig{HostAddress: cfg.HostAddress, BridgeSubnet: cfg.BridgeSubnet})
+	defer sandboxes.Close() // forwarders; the next agent forwards again
 	a := agent.New(agent.Config{
 		Node: agentapi.RegisterRequest{
 			NodeID: nodeID, AvailabilityZones: cfg.AvailabilityZones, Pool: "fargate",
@@ -142,8 +145,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		Server:    &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}},
 		APIURL:    cfg.ServerURL,
 		Runtime:   rt,
-		Sandboxes: agent.NewHostSandboxesWith(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger,
-			agent.HostNetworkConfig{HostAddress: cfg.HostAddress, BridgeSubnet: cfg.BridgeSubnet}),
+		Sandboxes: sandboxes,
 		Logger:    cfg.Logger.With("component", "agent"),
 		Metrics:   metrics,
 	})

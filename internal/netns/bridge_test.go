@@ -81,8 +81,31 @@ func TestBridgeNetwork(t *testing.T) {
 		if !def {
 			t.Errorf("no default route via %s in the task: %v", gw, routes)
 		}
-		if _, err := netlink.LinkByName(uplinkHostName(network)); err != nil {
-			t.Errorf("no uplink on the host: %v", err)
+		hl, err := netlink.LinkByName(uplinkHostName(network))
+		if err != nil {
+			t.Fatalf("no uplink on the host: %v", err)
+		}
+		// Out through the uplink, masqueraded to its bridge-side address.
+		hostAddr, ok := uplinkAddrOf(hl)
+		if !ok {
+			t.Fatal("host end of the uplink has no address")
+		}
+		l, err := net.Listen("tcp", netip.AddrPortFrom(hostAddr, 0).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		serveOn(t, l, "host")
+		c, err := dialFrom(a.path, l.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatalf("bridge task cannot reach the host's end of the uplink: %v", err)
+		}
+		line, err := greet(c)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "from " + hostAddr.Next().String() + ":"; !strings.Contains(line, want) {
+			t.Errorf("host saw %q, want masquerading to %s", line, hostAddr.Next())
 		}
 	})
 
@@ -106,6 +129,28 @@ func TestBridgeNetwork(t *testing.T) {
 			if !strings.HasPrefix(line, "hi "+sb.Name+" ") {
 				t.Errorf("host port %d answered %q, want %s", port, line, sb.Name)
 			}
+		}
+		// UDP too.
+		pc, err := listenPacketIn(a.path, "udp4", "0.0.0.0:5353")
+		if err != nil {
+			t.Fatal(err)
+		}
+		udpEcho(t, pc)
+		startForwarder(t, ForwarderConfig{VpcID: network, Public: pub, Private: ea.Address,
+			Ports: []Port{{Protocol: "udp", Port: 5353, Listen: 49155}}})
+		uc, err := net.Dial("udp", netip.AddrPortFrom(pub, 49155).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer uc.Close()
+		var uerr error
+		for range 3 { // a datagram may be lost: resend, as UDP clients do
+			if uerr = echo(uc, "ping"); uerr == nil {
+				break
+			}
+		}
+		if uerr != nil {
+			t.Errorf("UDP host port: %v", uerr)
 		}
 		// The container port itself is not open on the host address.
 		if c, err := net.DialTimeout("tcp", netip.AddrPortFrom(pub, 8080).String(), 300*time.Millisecond); err == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -64,6 +65,9 @@ func (c HostNetworkConfig) withDefaults(dir string) HostNetworkConfig {
 	}
 	c.BridgeSubnet = c.BridgeSubnet.Masked()
 	if c.BridgeNetwork == "" {
+		if abs, err := filepath.Abs(dir); err == nil { // the same whatever the working directory
+			dir = abs
+		}
 		c.BridgeNetwork = netns.BridgeNetworkID(dir)
 	}
 	if c.DynamicPortFirst <= 0 || c.DynamicPortLast > 65535 || c.DynamicPortLast < c.DynamicPortFirst {

@@ -161,16 +161,6 @@ func (s *fakeServer) waitTask(t *testing.T, arn, status string) agentapi.StateRe
 	}
 }
 
-func (s *fakeServer) add(spec agentapi.TaskSpec) {
-	s.mu.Lock()
-	s.specs = append(s.specs, spec)
-	s.mu.Unlock()
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
-}
-
 // modeTask is an EC2 task of one container in the given network mode.
 func modeTask(t *testing.T, mode string, c agentapi.ContainerSpec, ports ...agentapi.PortMapping) agentapi.TaskSpec {
 	id := randomHex(t, 16)
@@ -350,9 +340,16 @@ func TestHostAndNoneModeTasks(t *testing.T) {
 	var ids []string
 	cleanupNetwork(t, sb, &ids)
 
-	list := agentapi.ContainerSpec{Name: "c", Image: h.image, Command: []string{"sh", "-c", "cat /proc/net/dev; env"}}
+	list := agentapi.ContainerSpec{Name: "c", Image: h.image, Command: []string{"sh", "-c", "cat /proc/net/dev; echo ---; env; grep CapEff /proc/self/status"}}
 	host := modeTask(t, agentapi.NetworkModeHost, list, agentapi.PortMapping{ContainerPort: 8080, Protocol: "tcp", ContainerName: "c"})
+	host.Containers[0].Privileged = true
 	none := modeTask(t, agentapi.NetworkModeNone, list)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, allCaps, _ := strings.Cut(string(status), "CapEff:")
+	allCaps, _, _ = strings.Cut(allCaps, "\n")
 	ids = append(ids, host.TaskID, none.TaskID)
 	srv := newFakeServer(host, none)
 	h.runAgent(t, srv, sb, dataDir)
@@ -377,7 +374,8 @@ func TestHostAndNoneModeTasks(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, line := range strings.Split(string(b), "\n") {
+		dev, _, _ := strings.Cut(string(b), "---\n")
+		for _, line := range strings.Split(dev, "\n") {
 			if name, _, ok := strings.Cut(line, ":"); ok && !strings.Contains(name, "|") && !strings.Contains(name, "=") {
 				out = append(out, strings.TrimSpace(name))
 			}
@@ -404,6 +402,13 @@ func TestHostAndNoneModeTasks(t *testing.T) {
 	b, _ := os.ReadFile(LogPath(dataDir, none.TaskID, "c"))
 	if strings.Contains(string(b), "ECS_CONTAINER_METADATA_URI") || !strings.Contains(string(b), "AWS_EXECUTION_ENV=AWS_ECS_EC2") {
 		t.Errorf("none-mode environment: %s", b)
+	}
+	// The host-mode task's container is privileged, the other not.
+	if hb, _ := os.ReadFile(LogPath(dataDir, host.TaskID, "c")); !strings.Contains(string(hb), "CapEff:"+allCaps+"\n") {
+		t.Errorf("privileged container's capabilities, want%s: %s", allCaps, hb)
+	}
+	if strings.Contains(string(b), "CapEff:"+allCaps+"\n") {
+		t.Errorf("unprivileged container has every capability: %s", b)
 	}
 	checkGone(t, sb, ids...)
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/cpu", CgroupPath(host.TaskID))); !errors.Is(err, os.ErrNotExist) {

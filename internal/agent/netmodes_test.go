@@ -322,7 +322,7 @@ func TestBridgeModeTasks(t *testing.T) {
 				t.Errorf("after restart task reports %+v, want host port %d", r.NetworkBindings, ports[i])
 			}
 		}
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", addr, ports[0]), time.Second); err == nil {
+		if c, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(ports[0])).String(), time.Second); err == nil {
 			c.Close()
 			t.Error("host port still open after the task stopped")
 		}
@@ -413,5 +413,50 @@ func TestHostAndNoneModeTasks(t *testing.T) {
 	checkGone(t, sb, ids...)
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/cpu", CgroupPath(host.TaskID))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("host-mode task's cgroup left: %v", err)
+	}
+}
+
+// TestSweepBridgeSandbox: what a crashed agent left of a bridge task (its
+// namespace, its endpoint on the bridge network, the network itself, its
+// record) is removed by the next agent's Sweep; Create is idempotent and
+// keeps the address and ports meanwhile.
+func TestSweepBridgeSandbox(t *testing.T) {
+	requireRealHost(t)
+	dir := filepath.Join(t.TempDir(), "sandboxes")
+	addr := hostAddress(t)
+	sb := NewHostSandboxesWith(dir, nil, HostNetworkConfig{HostAddress: addr})
+	spec := modeTask(t, agentapi.NetworkModeBridge, agentapi.ContainerSpec{Name: "c"},
+		agentapi.PortMapping{ContainerPort: 80, Protocol: "tcp", ContainerName: "c"},
+		agentapi.PortMapping{ContainerPort: 53, Protocol: "udp", ContainerName: "c", HostPort: 5353})
+	ids := []string{spec.TaskID}
+	cleanupNetwork(t, sb, &ids)
+	info, err := sb.Create(spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Bindings) != 2 || info.Bindings[1].HostPort != 5353 || info.Bindings[1].Protocol != "udp" ||
+		info.Network != sb.net.BridgeNetwork || info.Address != "172.17.0.2" || info.NetNS == "" {
+		t.Fatalf("sandbox %+v", info)
+	}
+	again, err := sb.Create(spec, nil)
+	if err != nil || !slices.Equal(again.Bindings, info.Bindings) || again.Address != info.Address {
+		t.Fatalf("second Create: %+v, %v; want %+v", again, err, info)
+	}
+	hostPort := netip.AddrPortFrom(addr, uint16(info.Bindings[0].HostPort)).String()
+	c, err := net.DialTimeout("tcp", hostPort, time.Second)
+	if err != nil {
+		t.Fatalf("host port not published: %v", err)
+	}
+	c.Close()
+
+	_ = sb.Close() // the agent crashes
+	next := NewHostSandboxesWith(dir, nil, HostNetworkConfig{HostAddress: addr})
+	if err := next.Sweep(func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, next, spec.TaskID)
+	if c, err := net.DialTimeout("tcp", hostPort, 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Error("host port open after the sweep")
 	}
 }

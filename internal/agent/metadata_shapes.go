@@ -100,6 +100,9 @@ func taskMetadata(t *metaTask) v4Task {
 		PullStartedAt: utc(t.pullStart), PullStoppedAt: utc(t.pullStop), ExecutionStoppedAt: utc(t.execStop),
 		AvailabilityZone: t.spec.AvailabilityZone, LaunchType: "FARGATE", Containers: []v4Container{},
 	}
+	if t.spec.LaunchType != "" {
+		out.LaunchType = t.spec.LaunchType
+	}
 	if out.AvailabilityZone == "" && t.spec.ENI != nil {
 		out.AvailabilityZone = t.spec.ENI.AvailabilityZone
 	}

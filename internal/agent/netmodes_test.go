@@ -247,7 +247,7 @@ func TestBridgeModeTasks(t *testing.T) {
 	port := agentapi.PortMapping{ContainerPort: 8080, Protocol: "tcp", ContainerName: "web"}
 	a, b := modeTask(t, agentapi.NetworkModeBridge, web, port), modeTask(t, agentapi.NetworkModeBridge, web, port)
 	meta := modeTask(t, agentapi.NetworkModeBridge, agentapi.ContainerSpec{Name: "meta", Image: h.image,
-		Command: []string{"sh", "-c", `wget -qO- "$ECS_CONTAINER_METADATA_URI_V4"; echo; ip -4 -o addr show dev eth0`}})
+		Command: []string{"sh", "-c", `wget -qO- "$ECS_CONTAINER_METADATA_URI_V4/task"; echo; ip -4 -o addr show dev eth0`}})
 	ids = append(ids, a.TaskID, b.TaskID, meta.TaskID)
 	srv := newFakeServer(a, b, meta)
 	stop := h.runAgent(t, srv, sb, dataDir)
@@ -286,7 +286,7 @@ func TestBridgeModeTasks(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := string(b)
-		if !strings.Contains(out, `"NetworkMode":"bridge"`) || !strings.Contains(out, `"Name":"meta"`) {
+		if !strings.Contains(out, `"NetworkMode":"bridge"`) || !strings.Contains(out, `"Name":"meta"`) || !strings.Contains(out, `"LaunchType":"EC2"`) {
 			t.Errorf("metadata of a bridge task: %s", out)
 		}
 		// The address metadata shows is eth0's, from the bridge subnet.

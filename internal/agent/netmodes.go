@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
@@ -213,24 +214,25 @@ func (h *HostSandboxes) freeAddress(recs []sandboxRecord) (netip.Addr, error) {
 // that agents sharing an address seldom race for the same port. avoid are
 // ports found taken by someone else.
 func (h *HostSandboxes) pickPorts(spec agentapi.TaskSpec, recs []sandboxRecord, avoid map[int]bool) ([]agentapi.NetworkBinding, error) {
-	used := map[int]bool{}
-	for p := range avoid {
-		used[p] = true
-	}
+	taken := map[int]bool{} // by this agent's other tasks
 	for _, r := range recs {
 		if r.TaskID == spec.TaskID {
 			continue
 		}
 		for _, b := range r.Bindings {
-			used[b.HostPort] = true
+			taken[b.HostPort] = true
 		}
+	}
+	used := maps.Clone(taken)
+	for p := range avoid {
+		used[p] = true
 	}
 	bindIP := h.net.HostAddress.String()
 	out := make([]agentapi.NetworkBinding, len(spec.PortMappings))
 	for i, pm := range spec.PortMappings { // fixed ones first: a dynamic pick must not take one
 		out[i] = binding(pm, bindIP)
 		if pm.HostPort != 0 {
-			if used[pm.HostPort] && !avoid[pm.HostPort] {
+			if taken[pm.HostPort] {
 				return nil, fmt.Errorf("host port %d is taken by another task on this instance", pm.HostPort)
 			}
 			used[pm.HostPort] = true

@@ -31,12 +31,14 @@ type Runtime interface {
 
 // Sandboxes creates and removes the per-task isolation shared by a task's
 // containers: a network namespace (with the task's ENI, if it has one, and
-// that ENI's firewall) and a cgroup with the task's limits. Create is
-// idempotent: a restarted agent calls it again for the tasks it adopts.
+// that ENI's firewall; on the host's bridge network in bridge mode; none in
+// host mode) and a cgroup with the task's limits. Create is idempotent: a
+// restarted agent calls it again for the tasks it adopts, and gets the same
+// sandbox (address, host ports) back.
 type Sandboxes interface {
 	// Create makes the sandbox of spec; fw is the ENI's firewall as last
 	// known (nil: none yet, all ingress is denied until one is applied).
-	Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (netnsPath, cgroupPath string, err error)
+	Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (SandboxInfo, error)
 	// ApplyFirewall replaces the firewall of the task's ENI.
 	ApplyFirewall(spec agentapi.TaskSpec, fw agentapi.Firewall) error
 	// Delete removes the sandbox; absent parts are not an error. A spec
@@ -45,6 +47,22 @@ type Sandboxes interface {
 	// Sweep removes the sandboxes of this agent whose task keep does not
 	// keep: what a crash left behind.
 	Sweep(keep func(taskID string) bool) error
+}
+
+// SandboxInfo is what Sandboxes.Create made.
+type SandboxInfo struct {
+	// NetNS is the network namespace the containers join; empty in host
+	// network mode (they stay in the host's).
+	NetNS string
+	// Cgroup is the task's cgroup.
+	Cgroup string
+	// Network and Address place a bridge-mode task: its bridge network (a
+	// VPC-like namespace the metadata server listens in) and its address
+	// there. Empty in other modes (an awsvpc task's are its ENI's).
+	Network, Address string
+	// Bindings are the task's published ports (bridge and host modes), as
+	// its reports carry them.
+	Bindings []agentapi.NetworkBinding
 }
 
 // ControlPlane is the agent's side of the agent protocol (agentapi.Client).

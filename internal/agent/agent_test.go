@@ -93,9 +93,9 @@ func (f *fakeRuntime) List(context.Context) ([]runtime.ContainerInfo, error) { r
 
 type fakeSandboxes struct{ created, deleted int }
 
-func (s *fakeSandboxes) Create(agentapi.TaskSpec, *agentapi.Firewall) (string, string, error) {
+func (s *fakeSandboxes) Create(agentapi.TaskSpec, *agentapi.Firewall) (SandboxInfo, error) {
 	s.created++
-	return "/run/netns/x", "/berth/x", nil
+	return SandboxInfo{NetNS: "/run/netns/x", Cgroup: "/berth/x"}, nil
 }
 func (s *fakeSandboxes) ApplyFirewall(agentapi.TaskSpec, agentapi.Firewall) error { return nil }
 func (s *fakeSandboxes) Delete(agentapi.TaskSpec) error                           { s.deleted++; return nil }

@@ -277,10 +277,14 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return fmt.Errorf("log dir: %w", err)
 	}
-	env := []string{
-		"AWS_REGION=" + t.spec.Region, "AWS_DEFAULT_REGION=" + t.spec.Region, "AWS_EXECUTION_ENV=AWS_ECS_FARGATE",
+	execEnv := "AWS_ECS_FARGATE"
+	if t.spec.LaunchType == "EC2" {
+		execEnv = "AWS_ECS_EC2"
 	}
-	if t.a.cfg.APIURL != "" {
+	env := []string{
+		"AWS_REGION=" + t.spec.Region, "AWS_DEFAULT_REGION=" + t.spec.Region, "AWS_EXECUTION_ENV=" + execEnv,
+	}
+	if t.a.cfg.APIURL != "" && t.a.meta.serves(t.spec) {
 		// berth's API inside the VPC (see apiProxy); the user's own
 		// environment, which comes after, may point elsewhere.
 		env = append(env, "AWS_ENDPOINT_URL=http://"+netns.MetadataAddr.String())
@@ -309,6 +313,7 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 		CgroupParent: t.cgroup, CPUShares: uint64(cs.CPU), MemoryLimit: int64(cs.MemoryMiB) << 20,
 		MemoryReservation: int64(cs.MemoryReservationMiB) << 20, ReadonlyRootfs: cs.ReadonlyRootfs,
 		AddCapabilities: cs.AddCapabilities, LogPath: logPath,
+		HostNetwork: t.spec.NetworkMode == agentapi.NetworkModeHost, Privileged: cs.Privileged,
 	}
 	if c.image != nil {
 		spec.Image = c.image.Ref

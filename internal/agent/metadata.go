@@ -75,6 +75,9 @@ type CredentialsSource interface {
 // metaTask is a snapshot of one task as its goroutine last published it.
 type metaTask struct {
 	spec       agentapi.TaskSpec
+	network    string // bridge mode: the bridge network (see where)
+	address    string // bridge mode: its address there
+	bindings   []agentapi.NetworkBinding
 	known      string
 	desired    string
 	cgroup     string
@@ -95,6 +98,15 @@ type metaContainer struct {
 	startedAt *time.Time
 }
 
+// where is the VPC (or bridge network) whose metadata server answers the
+// task, and the task's address there; "" if none does.
+func (t *metaTask) where() (network, address string) {
+	if e := t.spec.ENI; e != nil {
+		return e.VpcID, e.PrivateIP
+	}
+	return t.network, t.address
+}
+
 // metaSnapshot copies what the metadata endpoint shows of the task; only
 // the task's goroutine calls it.
 func (t *managedTask) metaSnapshot() *metaTask {
@@ -102,7 +114,8 @@ func (t *managedTask) metaSnapshot() *metaTask {
 	desired := t.desired.DesiredStatus
 	t.mu.Unlock()
 	m := &metaTask{spec: t.spec, known: t.known, desired: desired, cgroup: t.cgroup,
-		pullStart: t.pullStarted, pullStop: t.pullStopped, execStop: t.execStopped}
+		pullStart: t.pullStarted, pullStop: t.pullStopped, execStop: t.execStopped,
+		network: t.network, address: t.address, bindings: t.bindings}
 	for _, c := range t.containers {
 		mc := metaContainer{spec: c.spec, id: c.id, status: c.status, pid: c.pid, health: c.health}
 		if c.image != nil {
@@ -165,8 +178,19 @@ func newMetadataService(a *Agent) *metadataService {
 		prev: map[string]*dockerStats{}, cache: map[string]*credEntry{}, wake: make(chan struct{}, 1)}
 }
 
+// serves reports whether the task reaches a metadata server: awsvpc tasks
+// in their VPC, bridge-mode tasks on the bridge network. Host-mode tasks
+// (169.254.170.2 is not on the host) and none-mode tasks (no network) have
+// none, nor role credentials: not served yet for host mode.
+func (m *metadataService) serves(spec agentapi.TaskSpec) bool {
+	return spec.ENI != nil || spec.NetworkMode == agentapi.NetworkModeBridge
+}
+
 // env is what a container learns of the endpoints.
 func (m *metadataService) env(spec agentapi.TaskSpec, containerID string) []string {
+	if !m.serves(spec) {
+		return nil
+	}
 	base := "http://" + netns.MetadataAddr.String()
 	env := []string{
 		"ECS_CONTAINER_METADATA_URI_V4=" + base + "/v4/" + containerID,
@@ -192,8 +216,8 @@ func (m *metadataService) publish(t *metaTask) {
 	m.mu.Lock()
 	m.tasks[t.spec.TaskArn] = t
 	m.mu.Unlock()
-	if t.spec.ENI != nil {
-		m.ensure(t.spec.ENI.VpcID)
+	if network, _ := t.where(); network != "" {
+		m.ensure(network)
 	}
 }
 
@@ -310,8 +334,8 @@ func (m *metadataService) resync() {
 	m.mu.Lock()
 	want := map[string]bool{}
 	for _, t := range m.tasks {
-		if t.spec.ENI != nil {
-			want[t.spec.ENI.VpcID] = true
+		if network, _ := t.where(); network != "" {
+			want[network] = true
 		}
 	}
 	var idle []*vpcServer
@@ -330,7 +354,8 @@ func (m *metadataService) resync() {
 	}
 }
 
-// caller finds the task whose ENI in vpcID has the request's source address.
+// caller finds the task whose ENI in vpcID (or whose address on the bridge
+// network vpcID) is the request's source address.
 func (m *metadataService) caller(vpcID string, r *http.Request) *metaTask {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -344,7 +369,7 @@ func (m *metadataService) caller(vpcID string, r *http.Request) *metaTask {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, t := range m.tasks {
-		if e := t.spec.ENI; e != nil && e.VpcID == vpcID && e.PrivateIP == ip.String() {
+		if network, addr := t.where(); network != "" && network == vpcID && addr == ip.String() {
 			return t
 		}
 	}

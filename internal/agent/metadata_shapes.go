@@ -100,6 +100,9 @@ func taskMetadata(t *metaTask) v4Task {
 		PullStartedAt: utc(t.pullStart), PullStoppedAt: utc(t.pullStop), ExecutionStoppedAt: utc(t.execStop),
 		AvailabilityZone: t.spec.AvailabilityZone, LaunchType: "FARGATE", Containers: []v4Container{},
 	}
+	if t.spec.LaunchType != "" {
+		out.LaunchType = t.spec.LaunchType
+	}
 	if out.AvailabilityZone == "" && t.spec.ENI != nil {
 		out.AvailabilityZone = t.spec.ENI.AvailabilityZone
 	}
@@ -160,6 +163,14 @@ func containerMetadata(t *metaTask, c *metaContainer) v4Container {
 	}
 	if c.health != "" {
 		out.Health = &v4Health{Status: c.health}
+	}
+	if t.spec.NetworkMode == agentapi.NetworkModeBridge && t.address != "" {
+		out.Networks = []v4Network{{NetworkMode: agentapi.NetworkModeBridge, IPv4Addresses: []string{t.address}}}
+		for _, b := range t.bindings {
+			if b.ContainerName == "" || b.ContainerName == c.spec.Name {
+				out.Ports = append(out.Ports, v4Port{ContainerPort: b.ContainerPort, Protocol: b.Protocol, HostPort: b.HostPort, HostIP: b.BindIP})
+			}
+		}
 	}
 	if e := t.spec.ENI; e != nil {
 		out.Networks = []v4Network{eniNetwork(e)}

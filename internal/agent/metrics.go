@@ -170,7 +170,7 @@ type timedSandboxes struct {
 	m *Metrics
 }
 
-func (s timedSandboxes) Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (string, string, error) {
+func (s timedSandboxes) Create(spec agentapi.TaskSpec, fw *agentapi.Firewall) (SandboxInfo, error) {
 	defer s.m.observeStep("sandbox", time.Now())
 	return s.Sandboxes.Create(spec, fw)
 }

@@ -73,6 +73,9 @@ type managedTask struct {
 	helpers    sync.WaitGroup // waiters and health checkers of this task
 	netns      string
 	cgroup     string
+	network    string                    // bridge mode: the bridge network
+	address    string                    // bridge mode: the task's address on it
+	bindings   []agentapi.NetworkBinding // bridge and host modes: published ports
 	stopCode   string
 	stopReason string
 	health     string
@@ -283,11 +286,12 @@ func (t *managedTask) deprovision(ctx context.Context) string {
 // its ENI's latest firewall, and from then on keeps that firewall current.
 func (t *managedTask) createSandbox() error {
 	fw := t.a.fw.latest(t.spec)
-	netns, cg, err := t.a.cfg.Sandboxes.Create(t.spec, fw)
+	sb, err := t.a.cfg.Sandboxes.Create(t.spec, fw)
 	if err != nil {
 		return err
 	}
-	t.netns, t.cgroup = netns, cg
+	t.netns, t.cgroup = sb.NetNS, sb.Cgroup
+	t.network, t.address, t.bindings = sb.Network, sb.Address, sb.Bindings
 	t.a.fw.attached(t.spec, fw)
 	t.a.meta.publish(t.metaSnapshot())
 	return nil
@@ -305,7 +309,7 @@ func (t *managedTask) report(ctx context.Context) bool {
 	rep := agentapi.StateReport{
 		NodeID: t.a.cfg.Node.NodeID, TaskArn: t.spec.TaskArn, Seq: seq, Status: t.known, HealthStatus: t.health,
 		PullStartedAt: t.pullStarted, PullStoppedAt: t.pullStopped, StartedAt: t.started, StoppingAt: t.stopping,
-		ExecutionStoppedAt: t.execStopped,
+		ExecutionStoppedAt: t.execStopped, NetworkBindings: t.bindings,
 	}
 	if agentapi.TaskStatusRank(t.known) >= agentapi.TaskStatusRank(agentapi.StatusDeactivating) {
 		rep.StopCode, rep.StoppedReason = t.stopCode, t.stopReason

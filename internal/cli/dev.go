@@ -106,8 +106,9 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 }
 
 func newAgentCmd(g *globalFlags) *cobra.Command {
-	var server, token, containerd, listen, advertise, cluster, instanceType string
+	var server, token, containerd, listen, advertise, cluster, instanceType, hostAddress string
 	var hostEgress bool
+	var bridgeSubnet netip.Prefix
 	var azs, attrs []string
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -124,10 +125,14 @@ only that cluster's EC2 tasks. Several agents may share a machine with
 separate --data-dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			hostAddr, err := netip.ParseAddr(hostAddress)
+			if err != nil {
+				return fmt.Errorf("--host-address: %w", err)
+			}
 			cfg := daemon.AgentConfig{
 				ServerURL: server, DataDir: g.dataDir, AvailabilityZones: azs,
 				ContainerdAddress: containerd, Listen: listen, Advertise: advertise, Logger: g.logger(), HostEgress: hostEgress,
-				Region: g.regionOr(), InstanceType: instanceType,
+				Region: g.regionOr(), InstanceType: instanceType, HostAddress: hostAddr, BridgeSubnet: bridgeSubnet,
 			}
 			if cluster != "" {
 				creds, err := daemon.CredentialsFromEnv()
@@ -165,6 +170,8 @@ separate --data-dir.`,
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the agent's own endpoint (container logs for the server, /metrics)")
 	cmd.Flags().StringVar(&advertise, "advertise", "", "host:port the server reaches --listen at (default: the listen address)")
 	cmd.Flags().BoolVar(&hostEgress, "host-egress", true, hostEgressHelp)
+	cmd.Flags().StringVar(&hostAddress, "host-address", "127.0.0.1", "the instance's address: bridge-mode tasks' ports are published on it")
+	cmd.Flags().Var(prefixValue{&bridgeSubnet}, "bridge-subnet", "the subnet of the agent's bridge network, inside its own namespace (default 172.17.0.0/16)")
 	return cmd
 }
 

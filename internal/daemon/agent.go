@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -71,6 +72,12 @@ type AgentConfig struct {
 	// ip berth-egress, and leaves both in place on exit (other agents on
 	// the host may rely on them).
 	HostEgress bool
+	// HostAddress is the instance's address: bridge-mode tasks' ports are
+	// published on it (default 127.0.0.1). BridgeSubnet is the agent's
+	// bridge network (default 172.17.0.0/16, inside its own namespace).
+	// Bridge-mode tasks reach beyond the host only with HostEgress.
+	HostAddress  netip.Addr
+	BridgeSubnet netip.Prefix
 }
 
 // RunAgent runs a host agent until ctx ends.
@@ -170,13 +177,16 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		server.Token = joined.Token
 		node.Pool, node.AvailabilityZones, node.CallbackToken = agentapi.PoolEC2, []string{az}, callbackToken
 	}
+	sandboxes := agent.NewHostSandboxesWith(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger,
+		agent.HostNetworkConfig{HostAddress: cfg.HostAddress, BridgeSubnet: cfg.BridgeSubnet})
+	defer sandboxes.Close() // forwarders; the next agent forwards again
 	a := agent.New(agent.Config{
 		Node:      node,
 		DataDir:   cfg.DataDir,
 		Server:    server,
 		APIURL:    cfg.ServerURL,
 		Runtime:   rt,
-		Sandboxes: agent.NewHostSandboxes(filepath.Join(cfg.DataDir, "sandboxes"), cfg.Logger),
+		Sandboxes: sandboxes,
 		Logger:    cfg.Logger.With("component", "agent"),
 		Metrics:   metrics,
 	})

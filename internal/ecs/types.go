@@ -72,6 +72,9 @@ type Cluster struct {
 	Tags                              []Tag            `json:"tags,omitempty"`
 	Settings                          []ClusterSetting `json:"settings"`
 	CapacityProviders                 []string         `json:"capacityProviders"`
+	// DefaultCapacityProviderStrategy is used by RunTask and CreateService
+	// calls that name neither a launch type nor a strategy.
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy"`
 }
 
 // ClusterSetting is a cluster setting such as containerInsights.

@@ -13,21 +13,23 @@ import (
 
 // Leftover is one piece of berth's network state on the host.
 type Leftover struct {
-	// Kind is "vpc" (a VPC namespace), "sandbox" (a task's namespace),
+	// Kind is "vpc" (a VPC namespace), "bridge" (an agent's bridge
+	// network, a VPC namespace too: see bridge.go), "sandbox" (a task's namespace),
 	// "uplink" (the host end of a VPC's uplink) or "nftables" (a table of
 	// berth's in the host namespace).
 	Kind string
 	// Name is the namespace's or interface's name, or the table as
 	// "<family> <name>".
 	Name string
-	// VpcID is the VPC of a vpc or uplink.
+	// VpcID is the VPC (or bridge network) of a vpc, bridge or uplink.
 	VpcID string
 }
 
 func (l Leftover) String() string { return l.Kind + " " + l.Name }
 
 // Leftovers lists berth's network state on the host: every namespace under
-// RunDir named "berth-…" (VPCs "berth-vpc-…", the rest task sandboxes),
+// RunDir named "berth-…" (VPCs "berth-vpc-…", bridge networks
+// "berth-vpc-bridge-…", the rest task sandboxes),
 // every uplink and table ip berth-egress.
 func Leftovers() ([]Leftover, error) {
 	var out []Leftover
@@ -39,7 +41,12 @@ func Leftovers() ([]Leftover, error) {
 		name := e.Name()
 		switch {
 		case strings.HasPrefix(name, VPCNamespacePrefix):
-			out = append(out, Leftover{Kind: "vpc", Name: name, VpcID: strings.TrimPrefix(name, VPCNamespacePrefix)})
+			id := strings.TrimPrefix(name, VPCNamespacePrefix)
+			kind := "vpc"
+			if IsBridgeNetwork(id) {
+				kind = "bridge"
+			}
+			out = append(out, Leftover{Kind: kind, Name: name, VpcID: id})
 		case strings.HasPrefix(name, "berth-"):
 			out = append(out, Leftover{Kind: "sandbox", Name: name})
 		}
@@ -75,7 +82,7 @@ func Leftovers() ([]Leftover, error) {
 func CleanupAll() error { return Cleanup(nil) }
 
 // Cleanup removes the leftovers that keep (nil: none) does not keep: VPCs
-// first (under their locks, as DetachENI deletes them), then uplinks whose
+// and bridge networks first (under their locks, as DetachENI deletes them), then uplinks whose
 // namespace is gone, sandboxes, and the host egress table (restoring
 // ip_forward, as DisableHostEgress).
 func Cleanup(keep func(Leftover) bool) error {
@@ -83,7 +90,7 @@ func Cleanup(keep func(Leftover) bool) error {
 	if err != nil {
 		return err
 	}
-	order := map[string]int{"vpc": 0, "uplink": 1, "sandbox": 2, "nftables": 3}
+	order := map[string]int{"vpc": 0, "bridge": 0, "uplink": 1, "sandbox": 2, "nftables": 3}
 	sort.SliceStable(all, func(i, j int) bool { return order[all[i].Kind] < order[all[j].Kind] })
 	var errs []error
 	for _, l := range all {
@@ -92,7 +99,7 @@ func Cleanup(keep func(Leftover) bool) error {
 		}
 		var err error
 		switch l.Kind {
-		case "vpc":
+		case "vpc", "bridge":
 			err = removeVPC(l.VpcID)
 		case "uplink":
 			err = deleteHostUplink(l.VpcID)

@@ -19,6 +19,10 @@
 //	│    inet berth-vpc                    NAT egress for ENIs in set @nat, nothing else out or in
 //	│    bridge berth-ports                source check: each port only with its own MAC and address
 //	│
+//	├─ berth-vpc-bridge-<12 hex>  (an agent's bridge network for EC2 bridge-mode
+//	│    tasks: a VPC namespace with one subnet, every task an ENI with NAT
+//	│    egress, its ports published by PublicForwarders; see bridge.go)
+//	│
 //	└─ berth-<task id>  (a task's sandbox, /var/run/netns/berth-<task id>)
 //	     eth0  address/prefix, MAC         the task end of its ENI; default route via the gateway
 //	     inet berth                        the ENI's security groups (input/output, policy drop)
@@ -43,7 +47,8 @@
 //	vpcnft.go    the VPC namespace's nftables (NAT egress, source check)
 //	firewall.go  security groups in the sandbox (ApplyFirewall)
 //	socket.go    sockets inside a VPC namespace (DialInVPC, ListenInVPC)
-//	forward.go   public IPs (PublicForwarder)
+//	forward.go   public IPs and bridge-mode host ports (PublicForwarder)
+//	bridge.go    bridge networks (AttachBridge, DetachBridge)
 //	cleanup.go   Leftovers, Cleanup, PruneVPCs
 //	lock.go, nsexec.go, nft.go: locks, namespace switching, nftables helpers
 //

@@ -19,7 +19,11 @@ import (
 // Port is a port a forwarder forwards: Protocol "tcp" or "udp".
 type Port struct {
 	Protocol string
-	Port     int
+	// Port is the target's port.
+	Port int
+	// Listen is the port listened on (0: Port). A bridge-mode task's host
+	// port differs from its container port.
+	Listen int
 }
 
 // ForwarderConfig says what a PublicForwarder forwards where.
@@ -32,7 +36,8 @@ type ForwarderConfig struct {
 	Public netip.Addr
 	// Private is the target's address inside the VPC (the ENI's).
 	Private netip.Addr
-	// Ports are forwarded from Public to the same port on Private.
+	// Ports are forwarded from Public (at Port.Listen, or Port.Port) to
+	// Port.Port on Private.
 	Ports []Port
 	// DialTimeout bounds a connection attempt to the target (default 10s).
 	DialTimeout time.Duration
@@ -43,7 +48,8 @@ type ForwarderConfig struct {
 	Logger *slog.Logger
 }
 
-// PublicForwarder gives an ENI its public IP: it listens on the public
+// PublicForwarder gives an ENI its public IP, and a bridge-mode task its
+// host ports (the bridge network is a VPC namespace too, see bridge.go): it listens on the public
 // address in the host namespace and, for each TCP connection or UDP
 // client, dials the private address from inside the VPC's namespace and
 // copies both ways (TCP half-closes are passed on; UDP clients get a
@@ -110,11 +116,15 @@ func startPublicForwarder(cfg ForwarderConfig) (*PublicForwarder, error) {
 			continue
 		}
 		seen[p] = true
-		if p.Port <= 0 || p.Port > 65535 {
-			f.Close()
-			return nil, fmt.Errorf("invalid port %d", p.Port)
+		listen := p.Listen
+		if listen == 0 {
+			listen = p.Port
 		}
-		addr := netip.AddrPortFrom(cfg.Public, uint16(p.Port)).String()
+		if p.Port <= 0 || p.Port > 65535 || listen < 0 || listen > 65535 {
+			f.Close()
+			return nil, fmt.Errorf("invalid port %d (listening on %d)", p.Port, listen)
+		}
+		addr := netip.AddrPortFrom(cfg.Public, uint16(listen)).String()
 		switch p.Protocol {
 		case "tcp":
 			l, err := net.Listen("tcp", addr)

@@ -55,7 +55,7 @@ func TestPublicForwarderTCP(t *testing.T) {
 	b := newTask(t, v, v.subnet(1), 10, false, Firewall{Ingress: []Rule{{Protocol: "tcp", FromPort: 8080, ToPort: 8080, CIDRs: []netip.Prefix{v.cidr()}}}})
 	serve(t, b.sb, 8080)
 	pub := publicAddr(t)
-	f := startForwarder(t, ForwarderConfig{VpcID: v.id, Public: pub, Private: b.cfg.Address, Ports: []Port{{"tcp", 8080}}, DialTimeout: 300 * time.Millisecond})
+	f := startForwarder(t, ForwarderConfig{VpcID: v.id, Public: pub, Private: b.cfg.Address, Ports: []Port{{Protocol: "tcp", Port: 8080}}, DialTimeout: 300 * time.Millisecond})
 	addr := netip.AddrPortFrom(pub, 8080).String()
 
 	// A rule for the VPC's own CIDR does not admit the host.
@@ -115,7 +115,7 @@ func TestPublicForwarderUDP(t *testing.T) {
 	udpEcho(t, pc)
 	pub := publicAddr(t)
 	f := startForwarder(t, ForwarderConfig{VpcID: v.id, Public: pub, Private: b.cfg.Address,
-		Ports: []Port{{"udp", 5353}}, UDPIdleTimeout: 200 * time.Millisecond})
+		Ports: []Port{{Protocol: "udp", Port: 5353}}, UDPIdleTimeout: 200 * time.Millisecond})
 	c, err := net.Dial("udp", netip.AddrPortFrom(pub, 5353).String())
 	if err != nil {
 		t.Fatal(err)

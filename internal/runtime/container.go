@@ -45,6 +45,15 @@ type ContainerSpec struct {
 	// pid, ipc and uts namespaces are the container's own. Empty: a new,
 	// unconnected network namespace.
 	NetNSPath string
+	// HostNetwork runs the container in the host's network namespace
+	// (ECS's host network mode; NetNSPath is ignored), with the host's
+	// /etc/hosts and /etc/resolv.conf, as docker --network host.
+	HostNetwork bool
+	// Privileged gives the container every capability, every device, no
+	// seccomp filter, no masked or read-only paths of /proc and /sys, and
+	// lets it gain privileges, as docker --privileged (ECS's privileged,
+	// EC2 launch type only).
+	Privileged bool
 	// CgroupParent is the task's absolute cgroup path, e.g. "/berth/<task>";
 	// the container's cgroup is CgroupParent/ID. Empty: "/<namespace>/ID".
 	CgroupParent      string
@@ -84,8 +93,8 @@ func IsNotFound(err error) bool { return errdefs.IsNotFound(err) }
 
 // Run creates and starts a container, returning its main process's pid.
 // Containers get containerd's default capabilities plus AddCapabilities,
-// containerd's default seccomp profile and no_new_privileges; never
-// privileged mode.
+// containerd's default seccomp profile and no_new_privileges, unless
+// spec.Privileged.
 func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err error) {
 	if spec.ID == "" {
 		return 0, errors.New("run container: empty id")
@@ -118,7 +127,11 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 		oci.WithImageConfig(img), // env, working dir, user
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(spec.Env),
-		oci.WithNoNewPrivileges,
+	}
+	if spec.Privileged {
+		specOpts = append(specOpts, oci.WithNewPrivileges) // containerd's default spec has it on
+	} else {
+		specOpts = append(specOpts, oci.WithNoNewPrivileges)
 	}
 	if spec.WorkingDir != "" {
 		specOpts = append(specOpts, oci.WithProcessCwd(spec.WorkingDir))
@@ -129,7 +142,12 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 	if spec.Hostname != "" {
 		specOpts = append(specOpts, oci.WithHostname(spec.Hostname))
 	}
-	if spec.NetNSPath != "" {
+	switch {
+	case spec.HostNetwork:
+		// No network namespace in the spec: runc leaves the container in
+		// its own (the host's).
+		specOpts = append(specOpts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	case spec.NetNSPath != "":
 		specOpts = append(specOpts, oci.WithLinuxNamespace(specs.LinuxNamespace{
 			Type: specs.NetworkNamespace, Path: spec.NetNSPath,
 		}))
@@ -152,9 +170,16 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 	if len(caps) > 0 {
 		specOpts = append(specOpts, oci.WithAddedCapabilities(caps))
 	}
-	// Last: the default profile allows syscalls according to the
-	// capabilities set above.
-	specOpts = append(specOpts, seccomp.WithDefaultProfile())
+	if spec.Privileged {
+		// containerd's WithPrivileged is the capabilities, paths, sysfs,
+		// cgroupfs and seccomp half of docker's --privileged; the devices
+		// are the other half.
+		specOpts = append(specOpts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
+	} else {
+		// Last: the default profile allows syscalls according to the
+		// capabilities set above.
+		specOpts = append(specOpts, seccomp.WithDefaultProfile())
+	}
 
 	var runtimeOpts any
 	if r.runcRoot != "" {

@@ -70,7 +70,7 @@ func uniqueID(prefix string) string { return prefix + "-" + randomHex(4) }
 // busyboxApplets are linked to /bin/busybox in the test image.
 var busyboxApplets = []string{
 	"sh", "echo", "sleep", "cat", "true", "false", "dd", "id", "pwd",
-	"touch", "grep", "hostname", "ls", "env", "head", "wc",
+	"touch", "grep", "hostname", "ls", "env", "head", "wc", "readlink",
 }
 
 var (

@@ -131,11 +131,26 @@ func TestPull(t *testing.T) {
 
 func TestRunExitCodesAndLogs(t *testing.T) {
 	e := newTestEnv(t)
+	hostNet, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostCaps string // the test runs as root: every capability
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "CapEff:") {
+			hostCaps = l
+		}
+	}
 	tests := []struct {
 		name     string
 		mod      func(*ContainerSpec)
 		wantCode int
 		wantLog  []string // substrings of the log
+		notLog   []string // not in the log
 	}{
 		{name: "echo", mod: func(s *ContainerSpec) { s.Command = []string{"echo", "hi"} }, wantLog: []string{"hi\n"}},
 		{name: "exit 3", mod: func(s *ContainerSpec) { s.Command = []string{"sh", "-c", "exit 3"} }, wantCode: 3},
@@ -168,6 +183,17 @@ func TestRunExitCodesAndLogs(t *testing.T) {
 		{name: "default capabilities", mod: func(s *ContainerSpec) {
 			s.Command = []string{"grep", "^CapEff:", "/proc/self/status"}
 		}, wantLog: []string{"CapEff:\t00000000a80425fb"}},
+		{name: "privileged", mod: func(s *ContainerSpec) {
+			s.Command = []string{"sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; ls /dev"}
+			s.Privileged = true
+		}, wantLog: []string{hostCaps + "\n", "NoNewPrivs:\t0", "Seccomp:\t0", "loop"}},
+		{name: "host network", mod: func(s *ContainerSpec) {
+			s.Command = []string{"readlink", "/proc/self/ns/net"}
+			s.HostNetwork = true
+		}, wantLog: []string{hostNet}},
+		{name: "own network", mod: func(s *ContainerSpec) {
+			s.Command = []string{"readlink", "/proc/self/ns/net"}
+		}, wantLog: []string{"net:["}, notLog: []string{hostNet}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,6 +222,11 @@ func TestRunExitCodesAndLogs(t *testing.T) {
 			for _, want := range tc.wantLog {
 				if !strings.Contains(logText, want) {
 					t.Errorf("log %q does not contain %q", logText, want)
+				}
+			}
+			for _, not := range tc.notLog {
+				if strings.Contains(logText, not) {
+					t.Errorf("log %q contains %q", logText, not)
 				}
 			}
 		})

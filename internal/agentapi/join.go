@@ -20,6 +20,9 @@ type JoinRequest struct {
 	MemoryMiB        int               `json:"memoryMiB"`
 	Attributes       map[string]string `json:"attributes,omitempty"`
 	AgentVersion     string            `json:"agentVersion,omitempty"`
+	// CapacityProvider is the user's capacity provider the instance
+	// belongs to ("" for none).
+	CapacityProvider string `json:"capacityProvider,omitempty"`
 }
 
 // JoinResponse is the host's container instance and its node token.

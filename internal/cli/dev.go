@@ -106,7 +106,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 }
 
 func newAgentCmd(g *globalFlags) *cobra.Command {
-	var server, token, containerd, listen, advertise, cluster, instanceType, hostAddress string
+	var server, token, containerd, listen, advertise, cluster, instanceType, hostAddress, provider string
 	var hostEgress bool
 	var bridgeSubnet netip.Prefix
 	var azs, attrs []string
@@ -139,7 +139,7 @@ separate --data-dir.`,
 				if err != nil {
 					return err
 				}
-				cfg.Cluster, cfg.Credentials = cluster, creds
+				cfg.Cluster, cfg.Credentials, cfg.CapacityProvider = cluster, creds, provider
 				cfg.Attributes = map[string]string{}
 				for _, a := range attrs {
 					k, v, _ := strings.Cut(a, "=")
@@ -163,6 +163,7 @@ separate --data-dir.`,
 	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:4566", "berth server URL")
 	cmd.Flags().StringVar(&token, "token", "", "join token printed by berth server (berth's own capacity)")
 	cmd.Flags().StringVar(&cluster, "cluster", "", "join this cluster of your account as a container instance")
+	cmd.Flags().StringVar(&provider, "capacity-provider", "", "the capacity provider (CreateCapacityProvider) this container instance belongs to")
 	cmd.Flags().StringVar(&instanceType, "instance-type", "", "the instance's ecs.instance-type attribute (default berth.host)")
 	cmd.Flags().StringSliceVar(&attrs, "attribute", nil, "custom attribute name=value of the container instance (repeatable)")
 	cmd.Flags().StringSliceVar(&azs, "availability-zone", nil, "availability zone(s) of this host (a container instance has one)")

@@ -63,6 +63,8 @@ type AgentConfig struct {
 	Region       string
 	Credentials  Credentials
 	InstanceType string
+	// CapacityProvider is the user's capacity provider the instance joins.
+	CapacityProvider string
 	// Attributes are custom attributes the container instance registers
 	// with.
 	Attributes map[string]string
@@ -169,6 +171,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		joined, err := joinCluster(ctx, cfg, server, agentapi.JoinRequest{
 			Cluster: cfg.Cluster, NodeID: nodeID, AvailabilityZone: az, InstanceType: cfg.InstanceType,
 			Architecture: archName(), CPU: node.CPU, MemoryMiB: node.MemoryMiB, Attributes: cfg.Attributes, AgentVersion: "berth",
+			CapacityProvider: cfg.CapacityProvider,
 		})
 		if err != nil {
 			return err

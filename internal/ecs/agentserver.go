@@ -60,6 +60,8 @@ func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {
 		s.agentRegistryAuth(w, r)
 	case r.URL.Path == agentapi.PathTargetHealth && r.Method == http.MethodPost:
 		s.agentTargetHealth(w, r)
+	case r.URL.Path == agentapi.PathSpotInterrupt && r.Method == http.MethodPost:
+		s.agentSpotInterrupt(w, r)
 	case r.URL.Path == agentapi.PathTaskCredentials && r.Method == http.MethodPost:
 		s.agentTaskCredentials(w, r)
 	default:

@@ -70,7 +70,9 @@ type ManagedScaling struct {
 
 var providerNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
 
-func isFargateProvider(name string) bool { return name == providerFargate || name == providerFargateSpot }
+func isFargateProvider(name string) bool {
+	return name == providerFargate || name == providerFargateSpot
+}
 
 func providerKey(sc scope, name string) string {
 	return store.Scoped(sc.account, sc.region, "capacity-providers", name)

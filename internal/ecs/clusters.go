@@ -54,9 +54,11 @@ func (s *Service) getCluster(ctx context.Context, sc scope, param string) (*Clus
 }
 
 type createClusterInput struct {
-	ClusterName string           `json:"clusterName"`
-	Tags        []Tag            `json:"tags"`
-	Settings    []ClusterSetting `json:"settings"`
+	ClusterName                     string                         `json:"clusterName"`
+	Tags                            []Tag                          `json:"tags"`
+	Settings                        []ClusterSetting               `json:"settings"`
+	CapacityProviders               []string                       `json:"capacityProviders"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy"`
 }
 
 func (s *Service) createCluster(ctx context.Context, body []byte) (any, error) {
@@ -78,7 +80,19 @@ func (s *Service) createCluster(ctx context.Context, body []byte) (any, error) {
 	key := store.Scoped(sc.account, sc.region, "clusters", name)
 	c := Cluster{
 		ClusterArn: sc.arn("cluster/" + name), ClusterName: name, Status: "ACTIVE",
-		Tags: in.Tags, Settings: in.Settings, Statistics: []KeyValuePair{}, CapacityProviders: []string{"FARGATE"},
+		Tags: in.Tags, Settings: in.Settings, Statistics: []KeyValuePair{},
+		// Every cluster has berth's own providers unless it names others.
+		CapacityProviders:               []string{providerFargate, providerFargateSpot},
+		DefaultCapacityProviderStrategy: []CapacityProviderStrategyItem{},
+	}
+	if in.CapacityProviders != nil {
+		c.CapacityProviders = in.CapacityProviders
+	}
+	if in.DefaultCapacityProviderStrategy != nil {
+		c.DefaultCapacityProviderStrategy = in.DefaultCapacityProviderStrategy
+	}
+	if err := s.checkClusterProviders(ctx, sc, name, c.CapacityProviders, c.DefaultCapacityProviderStrategy); err != nil {
+		return nil, err
 	}
 	if c.Settings == nil {
 		c.Settings = []ClusterSetting{{Name: "containerInsights", Value: "disabled"}}
@@ -118,6 +132,12 @@ func (s *Service) withCounts(ctx context.Context, sc scope, c *Cluster) *Cluster
 		return nil
 	})
 	out.ActiveServicesCount = s.activeServices(ctx, sc, c.ClusterName)
+	if out.DefaultCapacityProviderStrategy == nil {
+		out.DefaultCapacityProviderStrategy = []CapacityProviderStrategyItem{}
+	}
+	n := 0
+	_ = s.st.List(ctx, store.ScopedPrefix(sc.account, sc.region, "instances", c.ClusterName), func(string, []byte) error { n++; return nil })
+	out.RegisteredContainerInstancesCount = n
 	if out.Statistics == nil {
 		out.Statistics = []KeyValuePair{}
 	}

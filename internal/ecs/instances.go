@@ -34,6 +34,8 @@ type registration struct {
 	Attributes    map[string]string // custom attributes to set
 	AgentVersion  string
 	Tags          []Tag
+	// Provider is the user's capacity provider the instance belongs to.
+	Provider string
 }
 
 var ec2InstanceIDRE = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
@@ -55,6 +57,14 @@ func (s *Service) registerInstance(ctx context.Context, sc scope, reg registrati
 		return nil, invalidParam("totalResources must include CPU and MEMORY greater than 0.")
 	}
 	cluster := reg.Cluster.ClusterName
+	if reg.Provider != "" {
+		if isFargateProvider(reg.Provider) {
+			return nil, invalidParam("A container instance cannot belong to the %s capacity provider.", reg.Provider)
+		}
+		if _, err := s.getProvider(ctx, sc, reg.Provider); err != nil {
+			return nil, invalidParam("The capacity provider %s does not exist.", reg.Provider)
+		}
+	}
 	// The node may already be another account's or cluster's host.
 	var owner nodeOwner
 	if _, err := s.st.Get(ctx, store.Key("nodeowners", reg.NodeID), &owner); err == nil {
@@ -93,6 +103,7 @@ func (s *Service) registerInstance(ctx context.Context, sc scope, reg registrati
 		r.Cluster, r.NodeID = cluster, reg.NodeID
 		r.CPU, r.MemoryMiB, r.ReservedPorts = reg.CPU, reg.Memory, reg.ReservedPorts
 		r.Instance.Ec2InstanceID = reg.NodeID
+		r.Instance.CapacityProviderName = reg.Provider
 		r.Instance.Version++
 		r.Instance.VersionInfo = &VersionInfo{AgentVersion: reg.AgentVersion, AgentHash: "berth"}
 		if reg.Tags != nil {

@@ -35,7 +35,8 @@ func stoppedTask(r *taskRecord) StoppedTask {
 	t := &r.Task
 	st := StoppedTask{Account: r.Spec.Account, Region: r.Spec.Region, TaskID: r.Spec.TaskID, TaskArn: t.TaskArn,
 		Cluster: lastSegment(t.ClusterArn), Group: t.Group, Family: r.Spec.Family, LaunchType: t.LaunchType,
-		CPU: r.Spec.CPU, MemoryMiB: r.Spec.MemoryMiB,
+		CapacityProvider: t.CapacityProviderName,
+		CPU:              r.Spec.CPU, MemoryMiB: r.Spec.MemoryMiB,
 		CreatedAt: timeOf(t.CreatedAt), PullStartedAt: timeOf(t.PullStartedAt), StartedAt: timeOf(t.StartedAt), StoppedAt: timeOf(t.StoppedAt)}
 	if t.EphemeralStorage != nil {
 		st.EphemeralGiB = t.EphemeralStorage.SizeInGiB

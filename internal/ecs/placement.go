@@ -43,10 +43,18 @@ func (s *Service) runPlacement(ctx context.Context) {
 // snapshotNodes reads the registered hosts and what is placed on them, by
 // pool (see poolKey). A DRAINING container instance takes no new task.
 func (s *Service) snapshotNodes(ctx context.Context) (map[string][]scheduler.Node, error) {
+	pools, _, err := s.snapshot(ctx)
+	return pools, err
+}
+
+// snapshot is snapshotNodes and the capacity provider of each user's
+// instance that joined one.
+func (s *Service) snapshot(ctx context.Context) (map[string][]scheduler.Node, map[string]string, error) {
 	nodes, err := store.ListJSON[nodeRecord](ctx, s.st, store.Prefix("nodes"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	providerOf := map[string]string{}
 	type at struct {
 		pool string
 		i    int
@@ -65,6 +73,9 @@ func (s *Service) snapshotNodes(ctx context.Context) (map[string][]scheduler.Nod
 				continue
 			}
 			pool, sn = n.Owner.poolKey(), inst.schedulerNode()
+			if p := inst.Instance.CapacityProviderName; p != "" {
+				providerOf[n.NodeID] = p
+			}
 		}
 		idx[n.NodeID] = at{pool, len(out[pool])}
 		out[pool] = append(out[pool], sn)
@@ -102,7 +113,7 @@ func (s *Service) snapshotNodes(ctx context.Context) (map[string][]scheduler.Nod
 		}
 		return nil
 	})
-	return out, err
+	return out, providerOf, err
 }
 
 // poolKey names the capacity a task may use: "" for berth's own (FARGATE),
@@ -138,11 +149,12 @@ func (s *Service) placePending(ctx context.Context) error {
 	}
 	s.placeMu.Lock()
 	defer s.placeMu.Unlock()
-	nodes, err := s.snapshotNodes(ctx)
+	nodes, providerOf, err := s.snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	reqs := map[string][]scheduler.Request{} // by pool
+	// By pool, and for a user's capacity provider, by provider within it.
+	reqs := map[string][]scheduler.Request{}
 	recs := make(map[string]*taskRecord, len(pendingArns))
 	for _, arn := range pendingArns {
 		key, ok := taskKeyFromArn(arn)
@@ -158,10 +170,22 @@ func (s *Service) placePending(ctx context.Context) error {
 		}
 		recs[arn] = &r
 		pool := r.poolKey()
+		if p := r.Task.CapacityProviderName; p != "" && !isFargateProvider(p) {
+			pool += "|" + p
+		}
 		reqs[pool] = append(reqs[pool], r.schedulerRequest())
 	}
 	for pool, rs := range reqs {
-		plan := scheduler.Place(nodes[pool], rs)
+		candidates := nodes[pool]
+		if base, provider, ok := strings.Cut(pool, "|"); ok {
+			candidates = nil
+			for _, n := range nodes[base] {
+				if providerOf[n.ID] == provider {
+					candidates = append(candidates, n)
+				}
+			}
+		}
+		plan := scheduler.Place(candidates, rs)
 		for _, p := range plan.Placements {
 			if err := s.commitPlacement(ctx, p, recs[p.TaskID]); err != nil {
 				s.log.Warn("commit placement", "task", p.TaskID, "err", err)

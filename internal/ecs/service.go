@@ -43,6 +43,9 @@ type Config struct {
 	StoppedRetention time.Duration
 	// NodeTTL is how long a host may miss heartbeats before it is lost.
 	NodeTTL time.Duration
+	// SpotReclaimInterval, when positive, interrupts one FARGATE_SPOT task
+	// that often, simulating Spot reclaims (see spot.go).
+	SpotReclaimInterval time.Duration
 	// HostLossGrace is how long after that its tasks are stopped as lost
 	// (default 5s).
 	HostLossGrace time.Duration
@@ -143,6 +146,11 @@ func (s *Service) JSONService() protocol.JSONService {
 			"ListContainerInstances":        s.listContainerInstances,
 			"UpdateContainerInstancesState": s.updateContainerInstancesState,
 			"PutAttributes":                 s.putAttributes,
+			"CreateCapacityProvider":        s.createCapacityProvider,
+			"DescribeCapacityProviders":     s.describeCapacityProviders,
+			"UpdateCapacityProvider":        s.updateCapacityProvider,
+			"DeleteCapacityProvider":        s.deleteCapacityProvider,
+			"PutClusterCapacityProviders":   s.putClusterCapacityProviders,
 			"ListAttributes":                s.listAttributes,
 			"DeleteAttributes":              s.deleteAttributes,
 		},
@@ -156,8 +164,9 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(6)
 	go func() { defer wg.Done(); s.hub.run(ctx) }()
+	go func() { defer wg.Done(); s.runSpotReclaim(ctx, s.cfg.SpotReclaimInterval) }()
 	go func() { defer wg.Done(); s.runHostLoss(ctx) }()
 	go func() { defer wg.Done(); s.runServices(ctx) }()
 	go func() { defer wg.Done(); s.runPlacement(ctx) }()

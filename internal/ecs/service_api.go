@@ -24,23 +24,24 @@ const (
 var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
 
 type createServiceInput struct {
-	Cluster                       string                   `json:"cluster"`
-	ServiceName                   string                   `json:"serviceName"`
-	TaskDefinition                string                   `json:"taskDefinition"`
-	DesiredCount                  *int                     `json:"desiredCount"`
-	LaunchType                    string                   `json:"launchType"`
-	NetworkConfiguration          *NetworkConfiguration    `json:"networkConfiguration"`
-	LoadBalancers                 []ServiceLoadBalancer    `json:"loadBalancers"`
-	HealthCheckGracePeriodSeconds *int                     `json:"healthCheckGracePeriodSeconds"`
-	DeploymentConfiguration       *DeploymentConfiguration `json:"deploymentConfiguration"`
-	PropagateTags                 string                   `json:"propagateTags"`
-	EnableECSManagedTags          bool                     `json:"enableECSManagedTags"`
-	Tags                          []Tag                    `json:"tags"`
-	PlatformVersion               string                   `json:"platformVersion"`
-	SchedulingStrategy            string                   `json:"schedulingStrategy"`
-	ClientToken                   string                   `json:"clientToken"`
-	PlacementConstraints          []PlacementConstraint    `json:"placementConstraints"`
-	PlacementStrategy             []PlacementStrategy      `json:"placementStrategy"`
+	Cluster                       string                         `json:"cluster"`
+	ServiceName                   string                         `json:"serviceName"`
+	TaskDefinition                string                         `json:"taskDefinition"`
+	DesiredCount                  *int                           `json:"desiredCount"`
+	LaunchType                    string                         `json:"launchType"`
+	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration"`
+	LoadBalancers                 []ServiceLoadBalancer          `json:"loadBalancers"`
+	HealthCheckGracePeriodSeconds *int                           `json:"healthCheckGracePeriodSeconds"`
+	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration"`
+	PropagateTags                 string                         `json:"propagateTags"`
+	EnableECSManagedTags          bool                           `json:"enableECSManagedTags"`
+	Tags                          []Tag                          `json:"tags"`
+	PlatformVersion               string                         `json:"platformVersion"`
+	SchedulingStrategy            string                         `json:"schedulingStrategy"`
+	ClientToken                   string                         `json:"clientToken"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy"`
 }
 
 // serviceTaskDef resolves and checks the task definition of a service.
@@ -160,10 +161,16 @@ func (s *Service) createService(ctx context.Context, body []byte) (any, error) {
 	default:
 		return nil, invalidParam("schedulingStrategy must be REPLICA or DAEMON.")
 	}
-	launchType := in.LaunchType
+	cluster, err := s.getCluster(ctx, sc, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	strategy, launchType, err := resolveLaunch(cluster, in.LaunchType, in.CapacityProviderStrategy)
+	if err != nil {
+		return nil, err
+	}
 	switch launchType {
-	case "", "FARGATE":
-		launchType = "FARGATE"
+	case "FARGATE":
 	case compatEC2:
 	case "EXTERNAL":
 		return nil, invalidParam("No Container Instances were found in your cluster.")
@@ -199,10 +206,6 @@ func (s *Service) createService(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.getCluster(ctx, sc, in.Cluster)
-	if err != nil {
-		return nil, err
-	}
 	td, err := s.serviceTaskDef(ctx, sc, in.TaskDefinition, launchType)
 	if err != nil {
 		return nil, err
@@ -235,7 +238,7 @@ func (s *Service) createService(ctx context.Context, body []byte) (any, error) {
 		HealthCheckGracePeriodSeconds: in.HealthCheckGracePeriodSeconds, SchedulingStrategy: "REPLICA",
 		DeploymentController: &DeploymentController{Type: "ECS"}, Tags: in.Tags,
 		EnableECSManagedTags: in.EnableECSManagedTags, PropagateTags: in.PropagateTags,
-		CreatedBy: "arn:aws:iam::" + sc.account + ":root",
+		CreatedBy: "arn:aws:iam::" + sc.account + ":root", CapacityProviderStrategy: strategy,
 	}
 	if svc.LoadBalancers == nil {
 		svc.LoadBalancers = []ServiceLoadBalancer{}
@@ -244,7 +247,9 @@ func (s *Service) createService(ctx context.Context, body []byte) (any, error) {
 		svc.PropagateTags = "NONE"
 	}
 	rec := serviceRecord{Service: svc, Account: sc.account, Region: sc.region, Cluster: cluster.ClusterName}
-	rec.startDeployment(newDeployment(td.TaskDefinitionArn, launchType, pv, nc, plan, desired, now), now)
+	d := newDeployment(td.TaskDefinitionArn, launchType, pv, nc, plan, desired, now)
+	d.CapacityProviderStrategy = strategy
+	rec.startDeployment(d, now)
 	key := serviceKey(sc, cluster.ClusterName, in.ServiceName)
 	var existing serviceRecord
 	rev, err := s.st.Get(ctx, key, &existing)
@@ -395,6 +400,7 @@ func (s *Service) updateService(ctx context.Context, body []byte) (any, error) {
 				}
 			}
 			d := newDeployment(td.TaskDefinitionArn, r.Service.LaunchType, r.Service.PlatformVersion, r.Service.NetworkConfiguration, plan, r.Service.DesiredCount, now)
+			d.CapacityProviderStrategy = r.Service.CapacityProviderStrategy
 			r.startDeployment(d, now)
 		}
 		return nil, nil

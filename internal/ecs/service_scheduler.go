@@ -192,6 +192,7 @@ func decide(rec *serviceRecord, tasks []*svcTask, now time.Time, backoff time.Du
 		rec.addEvent(evDeploymentFailed(name, p.ID), now)
 		if st := rec.Stable; cb.Rollback && st != nil && st.TaskDefinition != p.TaskDefinition {
 			d := newDeployment(st.TaskDefinition, st.LaunchType, st.PlatformVersion, st.NetworkConfiguration, st.Awsvpc, rec.Service.DesiredCount, now)
+			d.CapacityProviderStrategy = st.CapacityProviderStrategy
 			if st.LoadBalancers != nil {
 				d.LoadBalancers, rec.Service.LoadBalancers = st.LoadBalancers, slices.Clone(st.LoadBalancers)
 			}
@@ -428,7 +429,7 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 		rec.addEvent(evStopped(name, stoppedIDs), now)
 	}
 	if plan.launch > 0 {
-		launched, lops, err := s.launchServiceTasks(ctx, &rec, plan.launch, now)
+		launched, lops, err := s.launchServiceTasks(ctx, &rec, plan.launch, providerCounts(tasks), now)
 		if err != nil {
 			s.log.Warn("service launch", "service", name, "err", err)
 			rec.Deployments[0].PendingCount -= plan.launch
@@ -505,7 +506,10 @@ func (s *Service) serviceTasks(ctx context.Context, sc scope, cluster, name stri
 
 // launchServiceTasks makes n tasks of the PRIMARY deployment through the
 // same path as RunTask, and the ops that store them with their index entries.
-func (s *Service) launchServiceTasks(ctx context.Context, rec *serviceRecord, n int, now time.Time) ([]string, []clientv3.Op, error) {
+//
+// running counts the service's live tasks by capacity provider, which a
+// capacity provider strategy's split takes into account.
+func (s *Service) launchServiceTasks(ctx context.Context, rec *serviceRecord, n int, running map[string]int, now time.Time) ([]string, []clientv3.Op, error) {
 	sc, d := rec.scope(), &rec.Deployments[0]
 	cluster, err := s.getCluster(ctx, sc, rec.Cluster)
 	if err != nil {
@@ -520,6 +524,9 @@ func (s *Service) launchServiceTasks(ctx context.Context, rec *serviceRecord, n 
 	}
 	in := runTaskInput{StartedBy: d.ID, Group: "service:" + rec.Service.ServiceName,
 		PlacementStrategy: rec.Service.PlacementStrategy, PlacementConstraints: rec.Service.PlacementConstraints}
+	if in.providers, err = splitProviders(d.CapacityProviderStrategy, n, running); err != nil {
+		return nil, nil, err
+	}
 	switch rec.Service.PropagateTags {
 	case "SERVICE":
 		in.Tags = rec.Service.Tags
@@ -587,6 +594,17 @@ func (s *Service) assessHealth(ctx context.Context, rec *serviceRecord, tasks []
 			}
 		}
 	}
+}
+
+// providerCounts counts live tasks not being stopped by capacity provider.
+func providerCounts(tasks []*svcTask) map[string]int {
+	out := map[string]int{}
+	for _, t := range tasks {
+		if t.live() && !t.stopping() && t.Rec.Task.CapacityProviderName != "" {
+			out[t.Rec.Task.CapacityProviderName]++
+		}
+	}
+	return out
 }
 
 // markDraining marks the tasks of an EC2 service that run on DRAINING

@@ -10,34 +10,35 @@ import (
 // ECSService is a service as DescribeServices shows it (ECS's Service shape;
 // the Go name Service is the API implementation).
 type ECSService struct {
-	ServiceArn                    string                   `json:"serviceArn"`
-	ServiceName                   string                   `json:"serviceName"`
-	ClusterArn                    string                   `json:"clusterArn"`
-	LoadBalancers                 []ServiceLoadBalancer    `json:"loadBalancers"`
-	ServiceRegistries             []struct{}               `json:"serviceRegistries"`
-	Status                        string                   `json:"status"`
-	DesiredCount                  int                      `json:"desiredCount"`
-	RunningCount                  int                      `json:"runningCount"`
-	PendingCount                  int                      `json:"pendingCount"`
-	LaunchType                    string                   `json:"launchType,omitempty"`
-	PlatformVersion               string                   `json:"platformVersion,omitempty"`
-	PlatformFamily                string                   `json:"platformFamily,omitempty"`
-	TaskDefinition                string                   `json:"taskDefinition"`
-	DeploymentConfiguration       *DeploymentConfiguration `json:"deploymentConfiguration"`
-	Deployments                   []Deployment             `json:"deployments"`
-	Events                        []ServiceEvent           `json:"events"`
-	CreatedAt                     *Time                    `json:"createdAt,omitempty"`
-	PlacementConstraints          []PlacementConstraint    `json:"placementConstraints"`
-	PlacementStrategy             []PlacementStrategy      `json:"placementStrategy"`
-	NetworkConfiguration          *NetworkConfiguration    `json:"networkConfiguration,omitempty"`
-	HealthCheckGracePeriodSeconds *int                     `json:"healthCheckGracePeriodSeconds,omitempty"`
-	SchedulingStrategy            string                   `json:"schedulingStrategy"`
-	DeploymentController          *DeploymentController    `json:"deploymentController"`
-	Tags                          []Tag                    `json:"tags,omitempty"`
-	CreatedBy                     string                   `json:"createdBy,omitempty"`
-	EnableECSManagedTags          bool                     `json:"enableECSManagedTags"`
-	PropagateTags                 string                   `json:"propagateTags,omitempty"`
-	EnableExecuteCommand          bool                     `json:"enableExecuteCommand"`
+	ServiceArn                    string                         `json:"serviceArn"`
+	ServiceName                   string                         `json:"serviceName"`
+	ClusterArn                    string                         `json:"clusterArn"`
+	LoadBalancers                 []ServiceLoadBalancer          `json:"loadBalancers"`
+	ServiceRegistries             []struct{}                     `json:"serviceRegistries"`
+	Status                        string                         `json:"status"`
+	DesiredCount                  int                            `json:"desiredCount"`
+	RunningCount                  int                            `json:"runningCount"`
+	PendingCount                  int                            `json:"pendingCount"`
+	LaunchType                    string                         `json:"launchType,omitempty"`
+	PlatformVersion               string                         `json:"platformVersion,omitempty"`
+	PlatformFamily                string                         `json:"platformFamily,omitempty"`
+	TaskDefinition                string                         `json:"taskDefinition"`
+	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration"`
+	Deployments                   []Deployment                   `json:"deployments"`
+	Events                        []ServiceEvent                 `json:"events"`
+	CreatedAt                     *Time                          `json:"createdAt,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy"`
+	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
+	HealthCheckGracePeriodSeconds *int                           `json:"healthCheckGracePeriodSeconds,omitempty"`
+	SchedulingStrategy            string                         `json:"schedulingStrategy"`
+	DeploymentController          *DeploymentController          `json:"deploymentController"`
+	Tags                          []Tag                          `json:"tags,omitempty"`
+	CreatedBy                     string                         `json:"createdBy,omitempty"`
+	EnableECSManagedTags          bool                           `json:"enableECSManagedTags"`
+	PropagateTags                 string                         `json:"propagateTags,omitempty"`
+	EnableExecuteCommand          bool                           `json:"enableExecuteCommand"`
 }
 
 // ServiceLoadBalancer puts a container port of the service's tasks into a
@@ -82,8 +83,10 @@ type Deployment struct {
 	PlatformVersion      string                `json:"platformVersion,omitempty"`
 	PlatformFamily       string                `json:"platformFamily,omitempty"`
 	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration,omitempty"`
-	RolloutState         string                `json:"rolloutState,omitempty"`
-	RolloutStateReason   string                `json:"rolloutStateReason,omitempty"`
+	// CapacityProviderStrategy is the deployment's (nil: a launch type).
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	RolloutState             string                         `json:"rolloutState,omitempty"`
+	RolloutStateReason       string                         `json:"rolloutStateReason,omitempty"`
 }
 
 // ServiceEvent is one line of a service's event log.

@@ -82,8 +82,12 @@ type runTaskInput struct {
 	PropagateTags        string                `json:"propagateTags"`
 	PlacementStrategy    []PlacementStrategy   `json:"placementStrategy"`
 	PlacementConstraints []PlacementConstraint `json:"placementConstraints"`
-	EnableECSManagedTags bool                  `json:"enableECSManagedTags"`
-	ClientToken          string                `json:"clientToken"`
+	// CapacityProviderStrategy is exclusive with LaunchType.
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy"`
+	// providers names each new task's capacity provider (nil: none).
+	providers            []string
+	EnableECSManagedTags bool   `json:"enableECSManagedTags"`
+	ClientToken          string `json:"clientToken"`
 }
 
 func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
@@ -125,9 +129,12 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, in.Overrides)); err != nil {
 		return nil, err
 	}
-	launchType := in.LaunchType
-	if launchType == "" {
-		launchType = "FARGATE"
+	strategy, launchType, err := resolveLaunch(cluster, in.LaunchType, in.CapacityProviderStrategy)
+	if err != nil {
+		return nil, err
+	}
+	if in.providers, err = splitProviders(strategy, count, nil); err != nil {
+		return nil, err
 	}
 	switch launchType {
 	case "FARGATE":
@@ -179,7 +186,7 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if launchType == compatEC2 {
+	if launchType == compatEC2 && strategy == nil {
 		tasks, failures, err := s.runEC2(ctx, sc, cluster, td, &in, overrides, vpc, plan, count, nil)
 		if err != nil {
 			return nil, err
@@ -241,6 +248,9 @@ func (s *Service) newTasks(sc scope, cluster *Cluster, td *TaskDefinition, in *r
 	for i := 0; i < count; i++ {
 		rec := s.newTaskRecord(sc, cluster, td, in, o, launchType, vpc, cpu, mem, now)
 		rec.Awsvpc = plan
+		if i < len(in.providers) {
+			rec.Task.CapacityProviderName, rec.Spec.CapacityProviderName = in.providers[i], in.providers[i]
+		}
 		b, err := json.Marshal(rec)
 		if err != nil {
 			return nil, nil, err

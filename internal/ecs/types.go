@@ -268,6 +268,7 @@ type Task struct {
 	ClusterArn           string        `json:"clusterArn"`
 	TaskDefinitionArn    string        `json:"taskDefinitionArn"`
 	ContainerInstanceArn string        `json:"containerInstanceArn,omitempty"`
+	CapacityProviderName string        `json:"capacityProviderName,omitempty"`
 	Overrides            TaskOverride  `json:"overrides"`
 	LastStatus           string        `json:"lastStatus"`
 	DesiredStatus        string        `json:"desiredStatus"`

@@ -1,0 +1,28 @@
+package agentapi
+
+import (
+	"context"
+	"net/http"
+)
+
+// PathSpotInterrupt is the operator's call that reclaims FARGATE_SPOT
+// capacity on a host (`berth admin spot-interrupt HOST`); it takes the
+// platform's join token, as agents of berth's own capacity do.
+const PathSpotInterrupt = PathPrefix + "spot-interrupt"
+
+// SpotInterruptRequest names the host whose Spot tasks are reclaimed.
+type SpotInterruptRequest struct {
+	NodeID string `json:"nodeId"`
+}
+
+// SpotInterruptResponse lists the tasks interrupted.
+type SpotInterruptResponse struct {
+	TaskArns []string `json:"taskArns"`
+}
+
+// SpotInterrupt reclaims the Spot capacity of a host.
+func (c *Client) SpotInterrupt(ctx context.Context, node string) (SpotInterruptResponse, error) {
+	var out SpotInterruptResponse
+	err := c.do(ctx, http.MethodPost, PathSpotInterrupt, SpotInterruptRequest{NodeID: node}, &out)
+	return out, err
+}

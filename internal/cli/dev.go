@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +27,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 			region := g.regionOr()
 			return daemon.RunDev(cmd.Context(), daemon.DevConfig{
 				DataDir: g.dataDir, Listen: listen, Region: region, Logger: g.logger(), HostEgress: hostEgress,
-				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb,
+				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim,
 				Started: func(s *daemon.Server) {
 					fmt.Fprintf(os.Stdout, "berth dev is ready\n\n  endpoint  %s\n  region    %s\n  account   000000000000\n"+
 						"  access key id      %s\n  secret access key  %s\n  (the pair test/test works too, on this loopback endpoint)\n\n"+
@@ -42,12 +43,18 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// poolFlags are the address pools of public IPs and load balancers.
-type poolFlags struct{ publicIP, lb netip.Prefix }
+// poolFlags are the control plane's flags `dev` and `server` share: the
+// address pools of public IPs and load balancers, and the simulated Spot
+// reclaim rate.
+type poolFlags struct {
+	publicIP, lb netip.Prefix
+	spotReclaim  time.Duration
+}
 
 func (p *poolFlags) add(cmd *cobra.Command) {
 	cmd.Flags().Var(prefixValue{&p.publicIP}, "public-ip-pool", "where tasks' public IPs come from (default 127.100.0.0/16)")
 	cmd.Flags().Var(prefixValue{&p.lb}, "lb-address-pool", "where load balancers' addresses come from (default 127.101.0.0/16)")
+	cmd.Flags().DurationVar(&p.spotReclaim, "spot-reclaim-every", 0, "interrupt one FARGATE_SPOT task this often, simulating Spot reclaims (0: only `berth admin spot-interrupt`)")
 }
 
 // prefixValue is a pflag.Value for a netip.Prefix.
@@ -83,7 +90,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd,
 				AnonymousRegistry: anonRegistry, Logger: g.logger(),
-				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb})
+				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim})
 			if err != nil {
 				return err
 			}

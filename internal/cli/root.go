@@ -71,7 +71,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.endpoint, "endpoint", "", "berth endpoint (default $AWS_ENDPOINT_URL or http://127.0.0.1:4566)")
 	root.PersistentFlags().StringVar(&g.region, "region", "", "region (default $AWS_REGION or us-east-1)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(newDevCmd(g), newServerCmd(g), newAgentCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newLogsCmd(g), newImageCmd(g), newServiceCmd(g), newDeployCmd(g), newBillCmd(g))
+	root.AddCommand(newDevCmd(g), newServerCmd(g), newAgentCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newLogsCmd(g), newImageCmd(g), newServiceCmd(g), newDeployCmd(g), newBillCmd(g), newAdminCmd(g))
 	return root
 }
 

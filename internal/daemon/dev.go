@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // DevConfig configures `berth dev`.
@@ -21,8 +22,9 @@ type DevConfig struct {
 	// HostEgress lets tasks with NAT egress reach beyond the host (see
 	// AgentConfig.HostEgress).
 	HostEgress bool
-	// PublicIPPool and LBAddressPool: see ServerConfig.
+	// PublicIPPool, LBAddressPool and SpotReclaimInterval: see ServerConfig.
 	PublicIPPool, LBAddressPool netip.Prefix
+	SpotReclaimInterval         time.Duration
 	// Started is called once the server serves, with it.
 	Started func(*Server)
 }
@@ -41,7 +43,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		cfg.Region = "us-east-1"
 	}
 	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, AnonymousRegistry: true, Region: cfg.Region, Logger: cfg.Logger,
-		PublicIPPool: cfg.PublicIPPool, LBAddressPool: cfg.LBAddressPool})
+		PublicIPPool: cfg.PublicIPPool, LBAddressPool: cfg.LBAddressPool, SpotReclaimInterval: cfg.SpotReclaimInterval})
 	if err != nil {
 		return err
 	}

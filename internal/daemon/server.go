@@ -55,9 +55,12 @@ type ServerConfig struct {
 	// vpc.DefaultPublicIPPool); LBAddressPool is where load balancers'
 	// addresses come from (default elb.DefaultPublicPool). Two berth
 	// instances on one host need disjoint pools.
-	PublicIPPool  netip.Prefix
-	LBAddressPool netip.Prefix
-	Logger        *slog.Logger
+	PublicIPPool netip.Prefix
+	// SpotReclaimInterval, when positive, interrupts one FARGATE_SPOT task
+	// that often (ecs.Config.SpotReclaimInterval).
+	SpotReclaimInterval time.Duration
+	LBAddressPool       netip.Prefix
+	Logger              *slog.Logger
 }
 
 // Server is a running control plane.
@@ -172,7 +175,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
 		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc,
 		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth, TaskRoles: taskRoles{iamSvc, accts},
-		Meter: meterAdapter{billSvc}, Registerer: reg,
+		Meter: meterAdapter{billSvc}, Registerer: reg, SpotReclaimInterval: cfg.SpotReclaimInterval,
 		VerifySignature: func(ctx context.Context, r *http.Request, body []byte) (protocol.Identity, error) {
 			return router.VerifySignature(ctx, r, body, "ecs")
 		}})

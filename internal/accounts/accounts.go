@@ -127,3 +127,26 @@ func randomString(n int, alphabet string) string {
 	}
 	return string(b)
 }
+
+// CreateAccount makes a new account with a random 12-digit id (never the
+// dev account's) and its first access key. Accounts exist only through
+// their keys: every service scopes what it stores by the account id.
+func (a *Accounts) CreateAccount(ctx context.Context) (Key, error) {
+	for range 10 {
+		id := randomString(12, "0123456789")
+		if id == DevAccountID || id[0] == '0' {
+			continue
+		}
+		if err := a.st.Create(ctx, store.Key("accounts", "ids", id), struct{}{}); errors.Is(err, store.ErrExists) {
+			continue
+		} else if err != nil {
+			return Key{}, err
+		}
+		k := Key{AccessKeyID: "AKIA" + randomString(16, upperAlnum), SecretAccessKey: randomString(40, secretChars), AccountID: id}
+		if err := a.st.Create(ctx, store.Key("accounts", "keys", k.AccessKeyID), k); err != nil {
+			return Key{}, fmt.Errorf("store key of account %s: %w", id, err)
+		}
+		return k, nil
+	}
+	return Key{}, errors.New("no free account id after 10 tries")
+}

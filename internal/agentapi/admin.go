@@ -26,3 +26,21 @@ func (c *Client) SpotInterrupt(ctx context.Context, node string) (SpotInterruptR
 	err := c.do(ctx, http.MethodPost, PathSpotInterrupt, SpotInterruptRequest{NodeID: node}, &out)
 	return out, err
 }
+
+// PathAccounts creates an account (POST, the join token): the operator's
+// `berth admin create-account`.
+const PathAccounts = "/_berth/admin/v1/accounts"
+
+// Account is a new account and its first access key.
+type Account struct {
+	AccountID       string `json:"accountId"`
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+}
+
+// CreateAccount makes a new account.
+func (c *Client) CreateAccount(ctx context.Context) (Account, error) {
+	var out Account
+	err := c.do(ctx, http.MethodPost, PathAccounts, nil, &out)
+	return out, err
+}

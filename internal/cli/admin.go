@@ -51,6 +51,23 @@ berth dev's own host.`,
 			return nil
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "create-account",
+		Short: "Create an account and its first access key (printed as shell exports)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.adminClient()
+			if err != nil {
+				return err
+			}
+			a, err := c.CreateAccount(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "# account %s\nexport AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\n", a.AccountID, a.AccessKeyID, a.SecretAccessKey)
+			return nil
+		},
+	})
 	return cmd
 }
 

@@ -197,6 +197,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	router.AddJSONService(ecsSvc.JSONService())
 	router.AddJSONService(ecsSvc.BerthService())
 	router.Handle(agentapi.PathPrefix, ecsSvc.AgentHandler())
+	router.Handle("/_berth/admin/", adminHandler(accts))
 	router.AddJSONService(s.ecr.JSONService())
 	router.AddJSONService(billSvc.JSONService())
 	router.Handle("/v2/", s.ecr.Handler())

@@ -33,11 +33,13 @@ func CleanupDataDir(dir string) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	// Containers of the env: their task ids name the log directories.
-	ids, _ := os.ReadDir(filepath.Join(dir, "agent", "logs"))
+	// Tasks of the env: their ids name the log directories and the
+	// sandbox records, of `berth dev`'s agent (dir/agent) or of a
+	// standalone agent's data dir (dir itself).
+	ids := taskIDs(dir)
 	time.Sleep(200 * time.Millisecond)
 	for _, id := range ids {
-		for _, pidFile := range CgroupProcs(agent.CgroupPath(id.Name())) {
+		for _, pidFile := range CgroupProcs(agent.CgroupPath(id)) {
 			_ = syscall.Kill(pidFile, syscall.SIGKILL)
 		}
 	}
@@ -45,9 +47,9 @@ func CleanupDataDir(dir string) {
 		_ = syscall.Unmount(m, syscall.MNT_DETACH)
 	}
 	for _, id := range ids {
-		_ = netns.DeleteSandbox(agent.SandboxName(id.Name()))
+		_ = netns.DeleteSandbox(agent.SandboxName(id))
 		for i := 0; i < 20; i++ {
-			if runtime.DeleteTaskCgroup(agent.CgroupPath(id.Name())) == nil {
+			if runtime.DeleteTaskCgroup(agent.CgroupPath(id)) == nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -60,6 +62,26 @@ func CleanupDataDir(dir string) {
 	}
 	_ = netns.PruneVPCs()
 	_ = os.RemoveAll(dir)
+}
+
+// taskIDs are the ids of the tasks an agent data dir (or berth dev's, with
+// the agent's below it) has logs or sandbox records of.
+func taskIDs(dir string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, agentDir := range []string{filepath.Join(dir, "agent"), dir} {
+		for _, sub := range []string{"logs", "sandboxes"} {
+			entries, _ := os.ReadDir(filepath.Join(agentDir, sub))
+			for _, e := range entries {
+				id := strings.TrimSuffix(e.Name(), ".json")
+				if !seen[id] && !strings.HasPrefix(id, ".") {
+					seen[id] = true
+					out = append(out, id)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // vpcsWithENIs reports whether the env's recorded sandboxes had ENIs whose

@@ -53,7 +53,7 @@ func TestCapacityProvidersAndSpot(t *testing.T) {
 	// Refusals.
 	for name, in := range map[string]*ecs.RunTaskInput{
 		"both a launch type and a strategy": {LaunchType: types.LaunchTypeFargate, CapacityProviderStrategy: strategy},
-		"a provider not on the cluster": {CapacityProviderStrategy: []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("nope"), Weight: 1}}},
+		"a provider not on the cluster":     {CapacityProviderStrategy: []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("nope"), Weight: 1}}},
 		"two bases": {CapacityProviderStrategy: []types.CapacityProviderStrategyItem{
 			{CapacityProvider: aws.String("FARGATE"), Base: 1, Weight: 1}, {CapacityProvider: aws.String("FARGATE_SPOT"), Base: 1, Weight: 1}}},
 	} {

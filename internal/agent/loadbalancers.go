@@ -99,6 +99,9 @@ type runningLB struct {
 	eng     *lbproxy.Engine
 	srcs    atomic.Pointer[[]lbSource]
 	ingress atomic.Pointer[[]agentapi.FirewallRule]
+	// instances are the addresses of instance targets (container
+	// instances, reached from the host, not inside the VPC).
+	instances atomic.Pointer[map[netip.Addr]bool]
 }
 
 type lbRunner struct {
@@ -250,6 +253,15 @@ func (r *lbRunner) ensure(spec agentapi.LoadBalancerSpec) error {
 		rl = r.newRunningLB(spec)
 	}
 	rl.srcs.Store(&srcs)
+	instances := map[netip.Addr]bool{}
+	for _, tg := range spec.Proxy.TargetGroups {
+		for _, t := range tg.Targets {
+			if a, err := netip.ParseAddr(t.Address); err == nil && t.Address != t.ID {
+				instances[a] = true
+			}
+		}
+	}
+	rl.instances.Store(&instances)
 	ingress := slices.Clone(spec.Ingress)
 	rl.ingress.Store(&ingress)
 	proxy := spec.Proxy
@@ -306,6 +318,10 @@ func (r *lbRunner) newRunningLB(spec agentapi.LoadBalancerSpec) *runningLB {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
 				return nil, fmt.Errorf("target %q: %w", address, err)
+			}
+			if m := rl.instances.Load(); m != nil && (*m)[ap.Addr()] {
+				var d net.Dialer // a container instance: its host ports, from the host
+				return d.DialContext(ctx, network, address)
 			}
 			return r.net.DialInVPCFrom(ctx, rl.vpcID, network, rl.source(ap.Addr()), address)
 		},

@@ -20,6 +20,9 @@ type JoinRequest struct {
 	MemoryMiB        int               `json:"memoryMiB"`
 	Attributes       map[string]string `json:"attributes,omitempty"`
 	AgentVersion     string            `json:"agentVersion,omitempty"`
+	// HostAddress is the instance's address: bridge and host tasks'
+	// published ports, which instance target groups dial.
+	HostAddress string `json:"hostAddress,omitempty"`
 	// CapacityProvider is the user's capacity provider the instance
 	// belongs to ("" for none).
 	CapacityProvider string `json:"capacityProvider,omitempty"`

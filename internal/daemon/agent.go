@@ -171,7 +171,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		joined, err := joinCluster(ctx, cfg, server, agentapi.JoinRequest{
 			Cluster: cfg.Cluster, NodeID: nodeID, AvailabilityZone: az, InstanceType: cfg.InstanceType,
 			Architecture: archName(), CPU: node.CPU, MemoryMiB: node.MemoryMiB, Attributes: cfg.Attributes, AgentVersion: "berth",
-			CapacityProvider: cfg.CapacityProvider,
+			CapacityProvider: cfg.CapacityProvider, HostAddress: hostAddress(cfg.HostAddress),
 		})
 		if err != nil {
 			return err
@@ -230,4 +230,13 @@ func archName() string {
 		return "arm64"
 	}
 	return "x86_64"
+}
+
+// hostAddress is the address bridge tasks' ports are published on (the
+// sandboxes' default when unset).
+func hostAddress(a netip.Addr) string {
+	if !a.IsValid() {
+		return "127.0.0.1"
+	}
+	return a.String()
 }

@@ -84,3 +84,14 @@ func (a lbAdapter) TargetGroupType(ctx context.Context, account, region, tgArn s
 		return "", err
 	}
 }
+
+// instanceResolver is elb.Instances over ECS's container instances; ECS is
+// made after ELB (it registers targets through it), so it is bound late.
+type instanceResolver struct{ ecs *ecs.Service }
+
+func (r *instanceResolver) InstanceAddress(ctx context.Context, account, region, id string) (string, error) {
+	if r.ecs == nil {
+		return "", errors.New("container instances are not available yet")
+	}
+	return r.ecs.InstanceAddress(ctx, account, region, id)
+}

@@ -160,8 +160,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	instances := &instanceResolver{} // ECS's container instances, bound below
 	elbSvc, err := elb.New(elb.Config{Store: s.Store, Networks: vpcSvc, Logger: cfg.Logger.With("service", "elasticloadbalancing"),
-		Nodes: nodeLister(s.Store), ENIs: vpcSvc, Firewall: vpcSvc, PublicPool: cmp.Or(cfg.LBAddressPool, elb.DefaultPublicPool)})
+		Nodes: nodeLister(s.Store), ENIs: vpcSvc, Firewall: vpcSvc, PublicPool: cmp.Or(cfg.LBAddressPool, elb.DefaultPublicPool),
+		Instances: instances})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -179,6 +181,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		VerifySignature: func(ctx context.Context, r *http.Request, body []byte) (protocol.Identity, error) {
 			return router.VerifySignature(ctx, r, body, "ecs")
 		}})
+	instances.ecs = ecsSvc
 	if s.logs, err = logs.OpenStore(filepath.Join(cfg.DataDir, "logs", "logs.db")); err != nil {
 		ln.Close()
 		return nil, err

@@ -135,7 +135,7 @@ func (s *Service) agentJoin(w http.ResponseWriter, r *http.Request) {
 		Cluster: cluster, InstanceArn: req.ContainerInstanceArn, NodeID: req.NodeID, AZ: az,
 		InstanceType: req.InstanceType, Architecture: req.Architecture, CPU: req.CPU, Memory: req.MemoryMiB,
 		ReservedPorts: defaultReservedPorts, Attributes: req.Attributes, AgentVersion: req.AgentVersion,
-		Provider: req.CapacityProvider,
+		Provider: req.CapacityProvider, HostAddress: req.HostAddress,
 	}, hashToken(secret))
 	if err != nil {
 		var perr *protocol.Error

@@ -94,6 +94,9 @@ type instanceRecord struct {
 	CPU           int   `json:"cpu"`
 	MemoryMiB     int   `json:"memoryMiB"`
 	ReservedPorts []int `json:"reservedPorts,omitempty"`
+	// HostAddress is where the instance publishes bridge and host tasks'
+	// ports (instance targets are dialed there).
+	HostAddress string `json:"hostAddress,omitempty"`
 	// Custom are the user's attributes (PutAttributes); Builtin the
 	// agent's (ecs.*), which users cannot change.
 	Custom  map[string]string `json:"custom,omitempty"`

@@ -36,6 +36,8 @@ type registration struct {
 	Tags          []Tag
 	// Provider is the user's capacity provider the instance belongs to.
 	Provider string
+	// HostAddress: see instanceRecord.
+	HostAddress string
 }
 
 var ec2InstanceIDRE = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
@@ -104,6 +106,7 @@ func (s *Service) registerInstance(ctx context.Context, sc scope, reg registrati
 		r.CPU, r.MemoryMiB, r.ReservedPorts = reg.CPU, reg.Memory, reg.ReservedPorts
 		r.Instance.Ec2InstanceID = reg.NodeID
 		r.Instance.CapacityProviderName = reg.Provider
+		r.HostAddress = reg.HostAddress
 		r.Instance.Version++
 		r.Instance.VersionInfo = &VersionInfo{AgentVersion: reg.AgentVersion, AgentHash: "berth"}
 		if reg.Tags != nil {
@@ -221,6 +224,26 @@ func parsePorts(list []string) []int {
 		}
 	}
 	return out
+}
+
+// InstanceAddress is the address of an account's container instance by its
+// EC2 instance id (elb.Instances: instance target groups).
+func (s *Service) InstanceAddress(ctx context.Context, account, region, instanceID string) (string, error) {
+	var o nodeOwner
+	if _, err := s.st.Get(ctx, store.Key("nodeowners", instanceID), &o); err != nil {
+		return "", err
+	}
+	if o.Account != account || o.Region != region {
+		return "", store.ErrNotFound
+	}
+	var r instanceRecord
+	if _, err := s.st.Get(ctx, instanceKey(o.scope(), o.Cluster, o.InstanceID), &r); err != nil {
+		return "", err
+	}
+	if r.HostAddress == "" {
+		return "", errors.New("instance " + instanceID + " has no address")
+	}
+	return r.HostAddress, nil
 }
 
 // getInstance finds a container instance of a cluster by id or ARN.

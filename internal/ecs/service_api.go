@@ -128,8 +128,12 @@ func (s *Service) checkServiceLoadBalancers(ctx context.Context, sc scope, lbs [
 		switch {
 		case tt == "":
 			return invalidParam("Unable to find target group %s.", lb.TargetGroupArn)
-		case tt != "ip" && td.NetworkMode == "awsvpc":
+		case tt != "ip" && td.NetworkMode == networkAwsvpc:
 			return invalidParam("The provided target group %s has target type %s, which is incompatible with the awsvpc network mode specified in the task definition.", lb.TargetGroupArn, tt)
+		case tt != "instance" && (td.NetworkMode == networkBridge || td.NetworkMode == networkHost):
+			return invalidParam("The provided target group %s has target type %s, which is incompatible with the %s network mode specified in the task definition.", lb.TargetGroupArn, tt, td.NetworkMode)
+		case td.NetworkMode == networkNone:
+			return invalidParam("A task definition with the none network mode cannot be behind a load balancer.")
 		}
 	}
 	return nil

@@ -687,8 +687,33 @@ func (s *Service) deactivated(ctx context.Context, rec *serviceRecord, t *svcTas
 }
 
 // lbTarget is a task's target in a load balancer: its address and the container port.
+//
+// An awsvpc task is an ip target (its ENI's address, the container port);
+// a bridge or host task is an instance target (its container instance,
+// the host port the container port is published on), once its host has
+// reported the binding.
 func lbTarget(r *taskRecord, lb ServiceLoadBalancer) (LBTarget, bool) {
-	if r.Spec.ENI == nil || r.Spec.ENI.PrivateIP == "" || lb.ContainerPort == nil {
+	if lb.ContainerPort == nil {
+		return LBTarget{}, false
+	}
+	switch r.Spec.NetworkMode {
+	case networkBridge, networkHost:
+		if r.Node == "" {
+			return LBTarget{}, false
+		}
+		for _, c := range r.Task.Containers {
+			if c.Name != lb.ContainerName {
+				continue
+			}
+			for _, b := range c.NetworkBindings {
+				if b.ContainerPort == *lb.ContainerPort && b.HostPort != 0 {
+					return LBTarget{ID: r.Node, Port: b.HostPort}, true
+				}
+			}
+		}
+		return LBTarget{}, false
+	}
+	if r.Spec.ENI == nil || r.Spec.ENI.PrivateIP == "" {
 		return LBTarget{}, false
 	}
 	return LBTarget{ID: r.Spec.ENI.PrivateIP, Port: *lb.ContainerPort}, true

@@ -75,10 +75,20 @@ func parseTargets(p url.Values, defPort int) ([]Target, error) {
 	return out, nil
 }
 
-// checkTarget checks that t can be a target of tg.
-func checkTarget(tg *tgRecord, t Target) error {
+// checkTarget checks that t can be a target of tg: an address in its VPC,
+// or for an instance group one of the account's container instances.
+func (s *Service) checkTarget(ctx context.Context, sc scope, tg *tgRecord, t Target) error {
 	if t.Port < 1 || t.Port > 65535 {
 		return errValidation("Port must be between 1 and 65535")
+	}
+	if tg.TargetType == "instance" {
+		if s.cfg.Instances == nil {
+			return errInvalidTarget("The following targets are not valid instances: '%s'", t.ID)
+		}
+		if _, err := s.cfg.Instances.InstanceAddress(ctx, sc.account, sc.region, t.ID); err != nil {
+			return errInvalidTarget("The following targets are not valid instances: '%s'", t.ID)
+		}
+		return nil
 	}
 	if tg.TargetType != "ip" {
 		return errInvalidTarget("The following targets are not valid instances: '%s'", t.ID)
@@ -110,7 +120,7 @@ func (s *Service) register(ctx context.Context, sc scope, arn string, p url.Valu
 			return errValidation("At most %d targets can be specified in one call", maxTargetsPerCall)
 		}
 		for _, x := range targets {
-			if err := checkTarget(tg, x); err != nil {
+			if err := s.checkTarget(ctx, sc, tg, x); err != nil {
 				return err
 			}
 		}

@@ -518,6 +518,29 @@ func (s *Service) dropOtherSpecs(ctx context.Context, pc *placeCtx, lbID, node s
 	return nil
 }
 
+// instanceAddresses gives the targets of instance target groups the
+// addresses of their instances; a target whose instance is gone keeps none
+// and fails its health checks.
+func (s *Service) instanceAddresses(ctx context.Context, sc scope, c LoadBalancerConfig, p *lbproxy.LoadBalancer) {
+	if s.cfg.Instances == nil {
+		return
+	}
+	for i := range p.TargetGroups {
+		tg := &p.TargetGroups[i]
+		if cfg, ok := c.TargetGroups[tg.ARN]; !ok || cfg.TargetType != "instance" {
+			continue
+		}
+		for j := range tg.Targets {
+			t := &tg.Targets[j]
+			if addr, err := s.cfg.Instances.InstanceAddress(ctx, sc.account, sc.region, t.ID); err == nil {
+				t.Address = addr
+			} else {
+				t.Address = t.ID // not an address: dialing fails at once, sending nothing
+			}
+		}
+	}
+}
+
 func sameSpec(a, b *agentapi.LoadBalancerSpec) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
@@ -534,6 +557,7 @@ func (s *Service) buildSpec(ctx context.Context, st *state, lb *lbRecord) (agent
 	p := lb.Placement
 	spec := agentapi.LoadBalancerSpec{ARN: c.ARN, Account: sc.account, Region: sc.region, VpcID: lb.VpcID,
 		DNSName: c.DNSName, PublicAddress: p.PublicAddress, ENIs: p.ENIs, Proxy: proxyConfig(c)}
+	s.instanceAddresses(ctx, sc, c, &spec.Proxy)
 	switch {
 	case len(lb.SecurityGroups) == 0:
 		// An NLB without security groups admits everyone.

@@ -92,10 +92,21 @@ type Config struct {
 	// Firewall resolves load balancers' security groups into the ingress
 	// rules of their specs (nil: specs carry no ingress of groups).
 	Firewall GroupIngress
+	// Instances resolves the targets of instance target groups (a user's
+	// container instances) to the addresses the data plane dials (nil:
+	// instance targets are refused).
+	Instances Instances
 	// PublicPool is where load balancers' public addresses come from
 	// (default DefaultPublicPool); its network address and first address
 	// are never handed out.
 	PublicPool netip.Prefix
+}
+
+// Instances is the container instances an instance target group's targets
+// name: InstanceAddress returns the address of an account's instance, or an
+// error if the account has no such instance.
+type Instances interface {
+	InstanceAddress(ctx context.Context, account, region, instanceID string) (string, error)
 }
 
 // Service implements the ELBv2 API and its Go API.

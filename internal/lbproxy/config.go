@@ -200,11 +200,14 @@ type TargetGroup struct {
 	ProxyProtocolV2 bool `json:"proxyProtocolV2,omitempty"`
 }
 
-// Target is a registered target: an IP address and port.
+// Target is a registered target: an IP address (or an instance id) and port.
 type Target struct {
 	ID string `json:"id"`
 	// Port is the target port; 0 means TargetGroup.Port.
 	Port int `json:"port,omitempty"`
+	// Address, for an instance target (ID is an instance id), is the
+	// instance's address that connections dial; empty means ID.
+	Address string `json:"address,omitempty"`
 }
 
 // HealthCheck configures a target group's health checks. Intervals are

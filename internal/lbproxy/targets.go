@@ -1,6 +1,7 @@
 package lbproxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"hash/fnv"
@@ -125,7 +126,7 @@ func (tg *targetGroup) update(cfg TargetGroup) {
 		if _, ok := tg.active[k]; ok {
 			continue
 		}
-		nt := tg.newTargetLocked(k)
+		nt := tg.newTargetLocked(k, cmp.Or(t.Address, t.ID))
 		tg.active[k] = nt
 		tg.order = append(tg.order, nt)
 		added = append(added, nt)
@@ -156,8 +157,10 @@ func (tg *targetGroup) update(cfg TargetGroup) {
 	}
 }
 
-func (tg *targetGroup) newTargetLocked(k targetKey) *target {
-	addr := net.JoinHostPort(k.ip, strconv.Itoa(k.port))
+// newTargetLocked makes the target k, dialed at host (its IP, or an
+// instance target's address).
+func (tg *targetGroup) newTargetLocked(k targetKey, host string) *target {
+	addr := net.JoinHostPort(host, strconv.Itoa(k.port))
 	h := fnv.New64a()
 	h.Write([]byte(addr))
 	ctx, cancel := context.WithCancel(tg.e.ctx)

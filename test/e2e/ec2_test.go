@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 )
 
 // instance is a `berth agent --cluster` process: a host the user joined to
@@ -241,17 +244,30 @@ func TestEC2LaunchType(t *testing.T) {
 	other.fail("ClusterNotFoundException", "ecs", "start-task", "--cluster", "arn:aws:ecs:us-east-1:000000000000:cluster/own",
 		"--container-instances", arnA, "--task-definition", "web")
 
-	// A service over both hosts (spread over zones by default); draining a
-	// host moves its task to the other.
+	// A service over both hosts (spread over zones by default) behind an
+	// ALB with an instance target group: the targets are the instances and
+	// the tasks' dynamic host ports. Draining a host moves its task to the
+	// other with no failed request.
+	app := &albApp{e: e, lbc: elb.NewFromConfig(e.awsConfig()), cluster: "own", name: "web"}
+	app.instanceALB()
 	svc := cli.register("websvc", ec2TaskDef("websvc", e.Image, 64))
 	cli.call(nil, "ecs", "create-service", "--cluster", "own", "--service-name", "web", "--task-definition", svc,
-		"--desired-count", "2", "--launch-type", "EC2")
+		"--desired-count", "2", "--launch-type", "EC2", "--deployment-configuration", "minimumHealthyPercent=100,maximumPercent=200",
+		"--load-balancers", "targetGroupArn="+app.tgArn+",containerName=web,containerPort=8080")
 	cli.call(nil, "ecs", "wait", "services-stable", "--cluster", "own", "--services", "web")
 	if got := e.serviceHosts("own", "web"); got[arnA] != 1 || got[arnB] != 1 {
 		t.Fatalf("service tasks by host: %v", got)
 	}
+	if ids := app.waitHealthy(2); !ids[a.nodeID()] || !ids[b.nodeID()] {
+		t.Fatalf("instance targets %v, want %s and %s", ids, a.nodeID(), b.nodeID())
+	}
+	loop := app.startLoop()
 	cli.call(nil, "ecs", "update-container-instances-state", "--cluster", "own", "--container-instances", arnA, "--status", "DRAINING")
-	e.waitServiceHosts("own", "web", map[string]int{arnB: 2}, 60*time.Second)
+	e.waitServiceHosts("own", "web", map[string]int{arnB: 2}, 90*time.Second)
+	if ids := app.waitHealthy(2); ids[a.nodeID()] || !ids[b.nodeID()] {
+		t.Fatalf("after draining a, targets %v", ids)
+	}
+	loop.end(t, "draining a container instance behind the ALB")
 	cli.call(nil, "ecs", "update-container-instances-state", "--cluster", "own", "--container-instances", arnA, "--status", "ACTIVE")
 
 	// Host loss: b's agent dies for good. Once its lease expires (the
@@ -267,6 +283,50 @@ func TestEC2LaunchType(t *testing.T) {
 		if aws.ToString(tk.LastStatus) != "STOPPED" || !strings.Contains(aws.ToString(tk.StoppedReason), "lost") {
 			t.Fatalf("a task of the lost host: %s %q", aws.ToString(tk.LastStatus), aws.ToString(tk.StoppedReason))
 		}
+	}
+}
+
+// instanceALB makes an internet-facing ALB in the default subnets with an
+// instance target group (port 8080 is the default; each target names its
+// own host port), 5 s health checks and a 5 s deregistration delay.
+func (a *albApp) instanceALB() {
+	e, t := a.e, a.e.t
+	t.Helper()
+	ctx := e.ctx()
+	subnets, err := e.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: e.subnets()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.vpcID = aws.ToString(subnets.Subnets[0].VpcId)
+	sg, err := e.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(a.name + "-alb"),
+		Description: aws.String("alb"), VpcId: aws.String(a.vpcID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: sg.GroupId,
+		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), CidrIp: aws.String("0.0.0.0/0")}); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := a.lbc.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String(a.name), Subnets: e.subnets(),
+		SecurityGroups: []string{aws.ToString(sg.GroupId)}, Type: elbtypes.LoadBalancerTypeEnumApplication})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.lbArn, a.dns = aws.ToString(lb.LoadBalancers[0].LoadBalancerArn), aws.ToString(lb.LoadBalancers[0].DNSName)
+	tg, err := a.lbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String(a.name), Protocol: elbtypes.ProtocolEnumHttp,
+		Port: aws.Int32(8080), VpcId: aws.String(a.vpcID), TargetType: elbtypes.TargetTypeEnumInstance,
+		HealthCheckIntervalSeconds: aws.Int32(5), HealthCheckTimeoutSeconds: aws.Int32(2), HealthyThresholdCount: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.tgArn = aws.ToString(tg.TargetGroups[0].TargetGroupArn)
+	if _, err := a.lbc.ModifyTargetGroupAttributes(ctx, &elb.ModifyTargetGroupAttributesInput{TargetGroupArn: aws.String(a.tgArn),
+		Attributes: []elbtypes.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("5")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.lbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: aws.String(a.lbArn), Protocol: elbtypes.ProtocolEnumHttp,
+		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(a.tgArn)}}}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -256,7 +256,7 @@ func (r *lbRunner) ensure(spec agentapi.LoadBalancerSpec) error {
 	instances := map[netip.Addr]bool{}
 	for _, tg := range spec.Proxy.TargetGroups {
 		for _, t := range tg.Targets {
-			if a, err := netip.ParseAddr(t.Address); err == nil && t.Address != t.ID {
+			if a, err := netip.ParseAddr(t.Address); err == nil {
 				instances[a] = true
 			}
 		}

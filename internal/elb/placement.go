@@ -519,8 +519,8 @@ func (s *Service) dropOtherSpecs(ctx context.Context, pc *placeCtx, lbID, node s
 }
 
 // instanceAddresses gives the targets of instance target groups the
-// addresses of their instances; a target whose instance is gone keeps none
-// and fails its health checks.
+// addresses of their instances; a target whose instance is gone is left
+// out (the data plane cannot reach it; it stays "initial").
 func (s *Service) instanceAddresses(ctx context.Context, sc scope, c LoadBalancerConfig, p *lbproxy.LoadBalancer) {
 	if s.cfg.Instances == nil {
 		return
@@ -530,14 +530,14 @@ func (s *Service) instanceAddresses(ctx context.Context, sc scope, c LoadBalance
 		if cfg, ok := c.TargetGroups[tg.ARN]; !ok || cfg.TargetType != "instance" {
 			continue
 		}
-		for j := range tg.Targets {
-			t := &tg.Targets[j]
+		kept := tg.Targets[:0]
+		for _, t := range tg.Targets {
 			if addr, err := s.cfg.Instances.InstanceAddress(ctx, sc.account, sc.region, t.ID); err == nil {
 				t.Address = addr
-			} else {
-				t.Address = t.ID // not an address: dialing fails at once, sending nothing
+				kept = append(kept, t)
 			}
 		}
+		tg.Targets = kept
 	}
 }
 

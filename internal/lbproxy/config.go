@@ -1,6 +1,7 @@
 package lbproxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -399,8 +400,8 @@ func validate(lbs []LoadBalancer) (map[string]*TargetGroup, error) {
 				return nil, fmt.Errorf("target group %q: unsupported algorithm %q", tg.ARN, tg.Algorithm)
 			}
 			for _, t := range tg.Targets {
-				if _, err := netip.ParseAddr(t.ID); err != nil {
-					return nil, fmt.Errorf("target group %q: target %q is not an IP address", tg.ARN, t.ID)
+				if _, err := netip.ParseAddr(cmp.Or(t.Address, t.ID)); err != nil {
+					return nil, fmt.Errorf("target group %q: target %q is not an IP address and has none", tg.ARN, t.ID)
 				}
 				if port := targetPort(tg, t); port < 1 || port > 65535 {
 					return nil, fmt.Errorf("target group %q: target %s: bad port %d", tg.ARN, t.ID, port)

@@ -258,13 +258,13 @@ func TestEC2LaunchType(t *testing.T) {
 	if got := e.serviceHosts("own", "web"); got[arnA] != 1 || got[arnB] != 1 {
 		t.Fatalf("service tasks by host: %v", got)
 	}
-	if ids := app.waitHealthy(2); !ids[a.nodeID()] || !ids[b.nodeID()] {
+	if ids := app.waitInstanceTargets(2); ids[a.nodeID()] != 1 || ids[b.nodeID()] != 1 {
 		t.Fatalf("instance targets %v, want %s and %s", ids, a.nodeID(), b.nodeID())
 	}
 	loop := app.startLoop()
 	cli.call(nil, "ecs", "update-container-instances-state", "--cluster", "own", "--container-instances", arnA, "--status", "DRAINING")
 	e.waitServiceHosts("own", "web", map[string]int{arnB: 2}, 90*time.Second)
-	if ids := app.waitHealthy(2); ids[a.nodeID()] || !ids[b.nodeID()] {
+	if ids := app.waitInstanceTargets(2); ids[b.nodeID()] != 2 {
 		t.Fatalf("after draining a, targets %v", ids)
 	}
 	loop.end(t, "draining a container instance behind the ALB")
@@ -278,11 +278,17 @@ func TestEC2LaunchType(t *testing.T) {
 	killed := time.Now()
 	e.waitServiceHosts("own", "web", map[string]int{arnA: 2}, 60*time.Second)
 	t.Logf("the service was back on a %.1f s after b's agent was killed (lease 20 s, grace 5 s)", time.Since(killed).Seconds())
+	// Its tasks are STOPPED once the lease (20 s) and the grace (5 s) have
+	// passed, or sooner: the ALB finds their published ports gone (they
+	// were the agent's forwarders) and the service replaces them as
+	// unhealthy first.
 	for _, arn := range lost {
-		tk := e.describe("own", arn)
-		if aws.ToString(tk.LastStatus) != "STOPPED" || !strings.Contains(aws.ToString(tk.StoppedReason), "lost") {
-			t.Fatalf("a task of the lost host: %s %q", aws.ToString(tk.LastStatus), aws.ToString(tk.StoppedReason))
+		tk := e.waitStatus("own", arn, "STOPPED", 40*time.Second)
+		reason := aws.ToString(tk.StoppedReason)
+		if aws.ToString(tk.LastStatus) != "STOPPED" || !(strings.Contains(reason, "lost") || strings.Contains(reason, "health checks")) {
+			t.Fatalf("a task of the lost host: %s %q", aws.ToString(tk.LastStatus), reason)
 		}
+		t.Logf("task of the lost host: STOPPED %.1f s after the kill: %s", time.Since(killed).Seconds(), reason)
 	}
 }
 
@@ -327,6 +333,31 @@ func (a *albApp) instanceALB() {
 	if _, err := a.lbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: aws.String(a.lbArn), Protocol: elbtypes.ProtocolEnumHttp,
 		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(a.tgArn)}}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitInstanceTargets waits (up to a minute) until the target group holds
+// exactly n targets, all healthy, and counts them by instance.
+func (a *albApp) waitInstanceTargets(n int) map[string]int {
+	t := a.e.t
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		health, err := a.lbc.DescribeTargetHealth(a.e.ctx(), &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(a.tgArn)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]int{}
+		all := len(health.TargetHealthDescriptions) == n
+		for _, h := range health.TargetHealthDescriptions {
+			ids[aws.ToString(h.Target.Id)]++
+			all = all && h.TargetHealth.State == elbtypes.TargetHealthStateEnumHealthy
+		}
+		if all {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("targets not %d healthy:\n%s", n, a.describe())
+		}
 	}
 }
 

@@ -6,11 +6,13 @@ import "strings"
 //
 //	/berth/v1/
 //	├── accounts/keys/<access-key-id>          account id and secret of an access key
+//	├── accounts/ids/<account>                 an account made by CreateAccount (its id is taken)
 //	├── accounts/sessions/<access-key-id>      temporary credentials (ASIA…) of a task role: secret, session token, account, role, task, expiry (leased)
 //	├── accounts/task-sessions/<task-id>/<akid> the temporary credentials minted for a task (revoked together when it stops; leased)
 //	├── iam/<account>/roles/<lower-case name>  an IAM role with its trust policy (IAM is global: no region)
 //	├── agent-tokens/<sha256(token)>            join tokens agents present
 //	├── nodes/<node-id>                         a capacity host, under its lease (gone = host lost)
+//	├── nodeowners/<node-id>                    a user's host: its account, cluster, container instance and node token hash
 //	├── assign/<node-id>/<task-id>              desired state of a task placed on a node (the agent watches its prefix)
 //	├── pending/<task-id>                       a task waiting for placement (the scheduler watches this prefix)
 //	├── ecr/token-secret                        HMAC key of registry passwords (GetAuthorizationToken)
@@ -29,6 +31,8 @@ import "strings"
 //	    ├── families/<family>                   last revision handed out
 //	    ├── tasks/<cluster>/<task-id>           the task as DescribeTasks shows it
 //	    ├── services/<cluster>/<name>           an ECS service with its deployments and events
+//	    ├── instances/<cluster>/<id>            a container instance (resources, attributes, status)
+//	    ├── capacity-providers/<name>           a user's capacity provider
 //	    ├── service-tasks/<cluster>/<name>/<id> the service's tasks (deleted when the scheduler has counted the stop)
 //	    ├── ecr/repos/<name>                    an ECR repository (its images live in the registry's storage)
 //	    ├── ecr/repo-policies/<name>            its repository policy

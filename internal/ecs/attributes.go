@@ -58,12 +58,8 @@ func (s *Service) deleteAttributes(ctx context.Context, body []byte) (any, error
 // editAttributes sets (put) or removes attributes, all or none: every
 // target is checked before anything is written.
 func (s *Service) editAttributes(ctx context.Context, body []byte, put bool) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[attributesInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in attributesInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	if len(in.Attributes) == 0 || len(in.Attributes) > 10 {
@@ -146,12 +142,8 @@ type listAttributesInput struct {
 }
 
 func (s *Service) listAttributes(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[listAttributesInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in listAttributesInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	if in.TargetType != "container-instance" {

@@ -92,12 +92,8 @@ type createProviderInput struct {
 }
 
 func (s *Service) createCapacityProvider(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[createProviderInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in createProviderInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	if !providerNameRE.MatchString(in.Name) {
@@ -205,12 +201,8 @@ func (s *Service) describeCapacityProviders(ctx context.Context, body []byte) (a
 }
 
 func (s *Service) updateCapacityProvider(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[createProviderInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in createProviderInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	if isFargateProvider(in.Name) {
@@ -285,12 +277,8 @@ type putClusterProvidersInput struct {
 }
 
 func (s *Service) putClusterCapacityProviders(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[putClusterProvidersInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in putClusterProvidersInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	if in.CapacityProviders == nil || in.DefaultCapacityProviderStrategy == nil {

@@ -9,7 +9,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
-	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/scheduler"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -237,12 +236,8 @@ type startTaskInput struct {
 // startTask starts a task on each named container instance (ECS's
 // StartTask): no scheduler, only the instances' resources are checked.
 func (s *Service) startTask(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[startTaskInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in startTaskInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	if len(in.ContainerInstances) == 0 || len(in.ContainerInstances) > 10 {
@@ -255,18 +250,12 @@ func (s *Service) startTask(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	td, _, err := s.getTaskDef(ctx, sc, in.TaskDefinition)
+	td, err := s.runnableTaskDef(ctx, sc, cluster, in.TaskDefinition, in.Overrides)
 	if err != nil {
 		return nil, err
 	}
-	if td.Status != "ACTIVE" {
-		return nil, clientErr("TaskDefinition is inactive")
-	}
 	if !contains(td.Compatibilities, compatEC2) {
 		return nil, invalidParam("Task definition does not support launch_type EC2.")
-	}
-	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, in.Overrides)); err != nil {
-		return nil, err
 	}
 	if td.NetworkMode != networkAwsvpc && in.NetworkConfiguration != nil {
 		return nil, invalidParam("Network Configuration is not valid for the given networkMode of this task definition.")
@@ -275,15 +264,9 @@ func (s *Service) startTask(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	overrides := TaskOverride{ContainerOverrides: []ContainerOverride{}}
-	if in.Overrides != nil {
-		if err := validateOverrides(td, in.Overrides, compatEC2); err != nil {
-			return nil, err
-		}
-		overrides = *in.Overrides
-		if overrides.ContainerOverrides == nil {
-			overrides.ContainerOverrides = []ContainerOverride{}
-		}
+	overrides, err := resolveOverrides(td, in.Overrides, compatEC2)
+	if err != nil {
+		return nil, err
 	}
 	targets := make([]*instanceRecord, 0, len(in.ContainerInstances))
 	failures := []Failure{}

@@ -159,12 +159,8 @@ type registerInstanceInput struct {
 // on an EC2 instance. The instance stays agentConnected=false until an
 // agent with that instance id joins (`berth agent --cluster`).
 func (s *Service) registerContainerInstance(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[registerInstanceInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in registerInstanceInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	cluster, err := s.getCluster(ctx, sc, in.Cluster)
@@ -343,12 +339,8 @@ type listInstancesInput struct {
 }
 
 func (s *Service) listContainerInstances(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[listInstancesInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in listInstancesInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	switch in.Status {
@@ -402,12 +394,8 @@ type updateInstancesStateInput struct {
 // DRAINING. A DRAINING instance takes no new task; the service scheduler
 // replaces its service tasks elsewhere, as ECS does.
 func (s *Service) updateContainerInstancesState(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[updateInstancesStateInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in updateInstancesStateInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	if in.Status != instanceActive && in.Status != instanceDraining {
@@ -460,12 +448,8 @@ type deregisterInstanceInput struct {
 // longer the user's), and services replace them. The node token is revoked
 // with the owner record, so the host's agent can no longer act.
 func (s *Service) deregisterContainerInstance(ctx context.Context, body []byte) (any, error) {
-	sc, err := scopeOf(ctx)
+	sc, in, err := request[deregisterInstanceInput](ctx, body)
 	if err != nil {
-		return nil, err
-	}
-	var in deregisterInstanceInput
-	if err := protocol.Decode(body, &in); err != nil {
 		return nil, err
 	}
 	cluster, err := s.getCluster(ctx, sc, in.Cluster)

@@ -190,6 +190,19 @@ func scopeOf(ctx context.Context) (scope, error) {
 	return scope{account: id.AccountID, region: region}, nil
 }
 
+// request decodes an operation's input in the caller's scope.
+func request[T any](ctx context.Context, body []byte) (scope, *T, error) {
+	sc, err := scopeOf(ctx)
+	if err != nil {
+		return scope{}, nil, err
+	}
+	in := new(T)
+	if err := protocol.Decode(body, in); err != nil {
+		return scope{}, nil, err
+	}
+	return sc, in, nil
+}
+
 func (sc scope) arn(resource string) string {
 	return "arn:aws:ecs:" + sc.region + ":" + sc.account + ":" + resource
 }

@@ -119,14 +119,8 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	td, _, err := s.getTaskDef(ctx, sc, in.TaskDefinition)
+	td, err := s.runnableTaskDef(ctx, sc, cluster, in.TaskDefinition, in.Overrides)
 	if err != nil {
-		return nil, err
-	}
-	if td.Status != "ACTIVE" {
-		return nil, clientErr("TaskDefinition is inactive")
-	}
-	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, in.Overrides)); err != nil {
 		return nil, err
 	}
 	strategy, launchType, err := resolveLaunch(cluster, in.LaunchType, in.CapacityProviderStrategy)
@@ -169,15 +163,9 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	overrides := TaskOverride{ContainerOverrides: []ContainerOverride{}}
-	if in.Overrides != nil {
-		if err := validateOverrides(td, in.Overrides, launchType); err != nil {
-			return nil, err
-		}
-		overrides = *in.Overrides
-		if overrides.ContainerOverrides == nil {
-			overrides.ContainerOverrides = []ContainerOverride{}
-		}
+	overrides, err := resolveOverrides(td, in.Overrides, launchType)
+	if err != nil {
+		return nil, err
 	}
 	if _, _, err := taskSize(td, &overrides); err != nil {
 		return nil, err
@@ -209,6 +197,38 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	}
 	s.wakePlacement()
 	return map[string]any{"tasks": tasks, "failures": []Failure{}}, nil
+}
+
+// runnableTaskDef resolves a task definition to run in cluster: ACTIVE, and
+// its task role (or the override's) one the task may assume.
+func (s *Service) runnableTaskDef(ctx context.Context, sc scope, cluster *Cluster, ref string, o *TaskOverride) (*TaskDefinition, error) {
+	td, _, err := s.getTaskDef(ctx, sc, ref)
+	if err != nil {
+		return nil, err
+	}
+	if td.Status != "ACTIVE" {
+		return nil, clientErr("TaskDefinition is inactive")
+	}
+	if err := s.checkTaskRole(ctx, sc, cluster, taskRole(td, o)); err != nil {
+		return nil, err
+	}
+	return td, nil
+}
+
+// resolveOverrides checks a run's overrides (nil: none) for launchType.
+func resolveOverrides(td *TaskDefinition, o *TaskOverride, launchType string) (TaskOverride, error) {
+	out := TaskOverride{ContainerOverrides: []ContainerOverride{}}
+	if o == nil {
+		return out, nil
+	}
+	if err := validateOverrides(td, o, launchType); err != nil {
+		return out, err
+	}
+	out = *o
+	if out.ContainerOverrides == nil {
+		out.ContainerOverrides = []ContainerOverride{}
+	}
+	return out, nil
 }
 
 // awsvpcConfig checks the network configuration a task of td needs: an

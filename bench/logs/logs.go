@@ -3,8 +3,11 @@
 // runs from RunTask until the last of them is readable through GetLogEvents.
 // During that flood a second, small task is launched again and again, and
 // its launch latency (RunTask → RUNNING) is compared with the same launches
-// without the flood, in the same run; a slow logger's lines are timed from
-// the container to GetLogEvents in both phases.
+// without the flood, in the same run, and with the same launches during the
+// same flood without awslogs (its output only goes to its log file): that
+// phase measures what the flooding container itself costs, so that the rest
+// is what shipping and storing its logs costs. A slow logger's lines are
+// timed from the container to GetLogEvents in every phase.
 package logs
 
 import (
@@ -84,6 +87,9 @@ type env struct {
 	cwl                      *cloudwatchlogs.Client
 	poll                     time.Duration
 	small, floodDef, slowDef string
+	// fileFloodDef is the flood without awslogs: its output only goes to
+	// its log file on the host.
+	fileFloodDef string
 }
 
 // Run implements bench.Benchmark.
@@ -130,6 +136,10 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 	}
 	m.baseEnd = time.Now()
 
+	h.Log.Info("file flood: launches while a container without awslogs writes", "lines", b.lines)
+	if err := e.fileFlood(ctx, h, b, &m); err != nil {
+		return nil, err
+	}
 	h.Log.Info("flood: launches while a container logs", "lines", b.lines)
 	if err := e.flood(ctx, h, b, &m); err != nil {
 		return nil, err
@@ -138,6 +148,11 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 	stopSlow()
 	swg.Wait()
 	m.slowBase, m.slowFlood = slow.delays(m.baseStart, m.baseEnd), slow.delays(m.floodStart, m.ingestDone)
+	m.slowFile = slow.delays(m.fileStart, m.fileEnd)
+	h.Log.Info("checking every line of the flood's stream")
+	if err := e.verify(ctx, m.floodStream, b.lines, &m); err != nil {
+		return nil, err
+	}
 	return b.result(m), nil
 }
 
@@ -147,12 +162,19 @@ type measurements struct {
 	loadBefore, loadAfter  string
 	base, during           []time.Duration // launch latencies
 	launchesAfter          int             // flood launches that ended after the ingest did
+	duringFile             []time.Duration // launches during the flood without awslogs
+	fileLaunchesAfter      int             // of those, launches that ended after its file was complete
+	fileStart, fileEnd     time.Time       // RunTask of the file flood; its log file complete
+	fileFloodBytes         int64
+	fileFloodWrite         time.Duration // its log file's growth: first byte → complete
+	floodStream            string
 	baseStart, baseEnd     time.Time
 	floodStart, ingestDone time.Time // RunTask of the flood; its last line read back
 	firstWrite, lastWrite  time.Time // the log file's growth, as polled
 	fileBytes              int64
 	readBytes              int64
 	slowBase, slowFlood    []time.Duration
+	slowFile               []time.Duration
 }
 
 // smallCmd is the small task's command: it waits, and exits at once on
@@ -192,8 +214,11 @@ func (e *env) setup(ctx context.Context, lines int) error {
 	if e.small, err = register("bench-logs-small", "256", "512", nil, "sh", "-c", smallCmd); err != nil {
 		return err
 	}
-	if e.floodDef, err = register("bench-logs-flood", "1024", "2048", awslogs("flood"), "sh", "-c",
-		fmt.Sprintf("yes %s | head -n %d; echo %s", line, lines, endLine)); err != nil {
+	floodCmd := fmt.Sprintf("yes %s | head -n %d; echo %s", line, lines, endLine)
+	if e.floodDef, err = register("bench-logs-flood", "1024", "2048", awslogs("flood"), "sh", "-c", floodCmd); err != nil {
+		return err
+	}
+	if e.fileFloodDef, err = register("bench-logs-file-flood", "1024", "2048", nil, "sh", "-c", floodCmd); err != nil {
 		return err
 	}
 	// The slow logger prints the host's uptime (the container shares the
@@ -229,7 +254,7 @@ func (e *env) launch(ctx context.Context, def string) (string, time.Duration, er
 			case "RUNNING":
 				return arn, now.Sub(t0), nil
 			case "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED":
-				if def == e.floodDef && t.StartedAt != nil {
+				if (def == e.floodDef || def == e.fileFloodDef) && t.StartedAt != nil {
 					return arn, now.Sub(t0), nil // a flood that finished between polls
 				}
 				return arn, 0, fmt.Errorf("task %s stopped before it ran: %s: %s", arn, t.StopCode, aws.ToString(t.StoppedReason))
@@ -279,29 +304,16 @@ func (e *env) flood(ctx context.Context, h *bench.Harness, b *Benchmark, m *meas
 		fileErr = watchFile(wctx, filepath.Join(e.dev.DataDir, "agent", "logs", id, "main.log"), want, m)
 	}()
 	ingested := make(chan struct{})
+	m.floodStream = "flood/main/" + id
 	go func() {
 		defer wg.Done()
 		defer close(ingested)
-		readErr = e.readBack(ctx, "flood/main/"+id, b.lines, m)
+		readErr = e.waitEnd(ctx, m.floodStream, m)
 	}()
-
-	for len(m.during)+m.launchesAfter < b.launches {
-		select {
-		case <-ingested:
-		default:
-			d, err := e.launchAndStop(ctx)
-			if err != nil {
-				return fmt.Errorf("launch during the flood: %w", err)
-			}
-			select {
-			case <-ingested:
-				m.launchesAfter++ // not all of it under load: not counted
-			default:
-				m.during = append(m.during, d)
-			}
-			continue
-		}
-		break
+	var err2 error
+	m.during, m.launchesAfter, err2 = e.launchUntil(ctx, ingested, b.launches)
+	if err2 != nil {
+		return fmt.Errorf("launch during the flood: %w", err2)
 	}
 	<-ingested
 	stopWatch()
@@ -313,6 +325,74 @@ func (e *env) flood(ctx context.Context, h *bench.Harness, b *Benchmark, m *meas
 		return fileErr
 	}
 	h.Log.Info("flood ingested", "took", m.ingestDone.Sub(m.floodStart).Round(time.Millisecond), "launches", len(m.during))
+	return nil
+}
+
+// launchUntil launches the small task one after another until done is
+// closed, at most n times, and returns the latencies of the launches that
+// ended before done was closed and how many ended after (not all of them
+// under load: not counted).
+func (e *env) launchUntil(ctx context.Context, done <-chan struct{}, n int) ([]time.Duration, int, error) {
+	var ds []time.Duration
+	after := 0
+	for len(ds)+after < n && !isClosed(done) {
+		d, err := e.launchAndStop(ctx)
+		if err != nil {
+			return ds, after, err
+		}
+		if isClosed(done) {
+			after++
+		} else {
+			ds = append(ds, d)
+		}
+	}
+	return ds, after, nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// fileFlood runs the flood without awslogs and launches small tasks one
+// after another until its log file is complete: what the flooding container
+// and its log driver cost the other tasks, without shipping.
+func (e *env) fileFlood(ctx context.Context, h *bench.Harness, b *Benchmark, m *measurements) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	m.fileStart = time.Now()
+	arn, _, err := e.launch(ctx, e.fileFloodDef)
+	if err != nil {
+		return fmt.Errorf("file flood task: %w", err)
+	}
+	h.Cleanup(func() { _ = e.dev.StopTasks(context.Background(), cluster, []string{arn}) })
+	want := int64(b.lines)*int64(len(line)+1) + int64(len(endLine)+1)
+	var fm measurements
+	written := make(chan struct{})
+	var fileErr error
+	go func() {
+		defer close(written)
+		fileErr = watchFile(ctx, filepath.Join(e.dev.DataDir, "agent", "logs", taskID(arn), "main.log"), want, &fm)
+	}()
+	var lerr error
+	m.duringFile, m.fileLaunchesAfter, lerr = e.launchUntil(ctx, written, b.launches)
+	<-written
+	m.fileEnd, m.fileFloodBytes, m.fileFloodWrite = fm.lastWrite, fm.fileBytes, fm.lastWrite.Sub(fm.firstWrite)
+	if lerr != nil {
+		return fmt.Errorf("launch during the file flood: %w", lerr)
+	}
+	if fileErr != nil {
+		return fileErr
+	}
+	// Out of the way of the next phase.
+	if err := e.dev.StopTasks(ctx, cluster, []string{arn}); err != nil {
+		return fmt.Errorf("stop the file flood: %w", err)
+	}
+	h.Log.Info("file flood written", "took", m.fileEnd.Sub(m.fileStart).Round(time.Millisecond), "launches", len(m.duringFile))
 	return nil
 }
 
@@ -340,20 +420,45 @@ func watchFile(ctx context.Context, path string, want int64, m *measurements) er
 	}
 }
 
-// readBack reads the flood's stream from its head through GetLogEvents
-// until the end line, checking every line.
-func (e *env) readBack(ctx context.Context, stream string, lines int, m *measurements) error {
+// waitEnd polls the flood's stream's last event (GetLogEvents from the
+// tail, one event) until it is the end line. It reads no more than that
+// while the clock runs: reading all 200 MB back (and decoding it in this
+// process) took more CPU than shipping it, and it is not what a flooding
+// container makes others pay. verify reads every line afterwards.
+func (e *env) waitEnd(ctx context.Context, stream string, m *measurements) error {
+	for {
+		out, err := e.cwl.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(group),
+			LogStreamName: aws.String(stream), StartFromHead: aws.Bool(false), Limit: aws.Int32(1)})
+		now := time.Now()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("wait for the flood's end line: %w", err)
+		case err == nil && len(out.Events) > 0 && aws.ToString(out.Events[len(out.Events)-1].Message) == endLine:
+			m.ingestDone = now
+			return nil
+		}
+		// The stream is made with the flood's first batch; until then an
+		// error.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the flood's end line: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// verify reads the flood's stream from its head through GetLogEvents,
+// checking every line and that the end line comes last.
+func (e *env) verify(ctx context.Context, stream string, lines int, m *measurements) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
 	var token *string
 	n := 0
 	for {
 		out, err := e.cwl.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(group),
 			LogStreamName: aws.String(stream), StartFromHead: aws.Bool(true), Limit: aws.Int32(10000), NextToken: token})
 		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("read back the flood: %d of %d lines: %w", n, lines, err)
-			}
-			time.Sleep(20 * time.Millisecond) // the stream is made with its first batch
-			continue
+			return fmt.Errorf("read back the flood: %d of %d lines: %w", n, lines, err)
 		}
 		for _, ev := range out.Events {
 			msg := aws.ToString(ev.Message)
@@ -362,14 +467,13 @@ func (e *env) readBack(ctx context.Context, stream string, lines int, m *measure
 			case n < lines && msg == line:
 				n++
 			case n == lines && msg == endLine:
-				m.ingestDone = time.Now()
 				return nil
 			default:
 				return fmt.Errorf("read back the flood: line %d is %q", n+1, msg)
 			}
 		}
 		if len(out.Events) == 0 {
-			time.Sleep(10 * time.Millisecond)
+			return fmt.Errorf("read back the flood: %d of %d lines, then the stream ends", n, lines)
 		}
 		token = out.NextForwardToken
 	}

@@ -556,7 +556,8 @@ func (s *shipper) add(msg []byte, ts, end int64) {
 	s.end = max(s.end, end)
 }
 
-// flushFull sends the batch if it is full; false if the agent is stopping.
+// flushFull sends the batch if it is full; false if shipping must stop
+// (see flush).
 func (s *shipper) flushFull(ctx context.Context) bool {
 	if len(s.batch) >= shipBatchEvents || s.size >= shipBatchBytes-shipMaxEvent-26 {
 		return s.flush(ctx)
@@ -565,7 +566,7 @@ func (s *shipper) flushFull(ctx context.Context) bool {
 }
 
 // flush sends the batch (retrying as the mode says); false if the agent is
-// stopping.
+// stopping or the control plane refuses the task's output.
 func (s *shipper) flush(ctx context.Context) bool {
 	req := s.cfg.req
 	req.Events, req.End = s.batch, s.end
@@ -595,6 +596,15 @@ func (s *shipper) send(ctx context.Context, req agentapi.LogsRequest) (agentapi.
 			s.metrics.drop(int64(len(req.Events)))
 			s.log.Warn("awslogs: log group is gone; dropping a batch", "events", len(req.Events))
 			return agentapi.LogsResponse{Offset: req.End}, nil
+		}
+		if errors.Is(err, agentapi.ErrLogsRefused) {
+			// The control plane will never take this task's output (it
+			// stopped too long ago, or it is not this node's): stop.
+			s.dropped += int64(len(req.Events))
+			s.metrics.drop(int64(len(req.Events)))
+			s.log.Error("awslogs: the control plane refuses this task's output; shipping stops", "err", err,
+				"dropped_events", len(req.Events))
+			return resp, err
 		}
 		if attempt%10 == 0 {
 			s.log.Warn("awslogs: ship output", "err", err, "attempt", attempt+1)

@@ -128,6 +128,11 @@ func DecodeLogsRequest(b []byte) (LogsRequest, error) {
 	return r, nil
 }
 
+// ErrLogsRefused is the control plane refusing a batch for good (403): the
+// task is not placed on this node (or stopped too long ago), or the stream
+// is not one of its own. Retrying cannot help.
+var ErrLogsRefused = errors.New("logs batch refused")
+
 // PutLogs ships a batch (or, without events, makes sure the stream exists).
 func (c *Client) PutLogs(ctx context.Context, r LogsRequest) (LogsResponse, error) {
 	var out LogsResponse
@@ -157,6 +162,9 @@ func (c *Client) PutLogs(ctx context.Context, r LogsRequest) (LogsResponse, erro
 	if resp.StatusCode != http.StatusOK {
 		var e ErrorBody
 		_ = json.Unmarshal(b, &e)
+		if resp.StatusCode == http.StatusForbidden {
+			return out, fmt.Errorf("POST %s: %s: %w: %s", PathLogs, resp.Status, ErrLogsRefused, e.Error)
+		}
 		return out, fmt.Errorf("POST %s: %s: %s", PathLogs, resp.Status, e.Error)
 	}
 	if err := json.Unmarshal(b, &out); err != nil {

@@ -177,7 +177,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	logsSvc := logs.New(logs.Config{Store: s.logs, Logger: cfg.Logger.With("service", "logs")})
+	logsSvc := logs.New(logs.Config{Store: s.logs, Logger: cfg.Logger.With("service", "logs"), Placement: logPlacement{ecsSvc}})
 	router.AddJSONService(logsSvc.JSONService())
 	router.Handle(agentapi.PathLogs, logsSvc.AgentHandler(accts.AgentTokenValid))
 	router.AddQueryService(vpcSvc.QueryService())

@@ -37,6 +37,7 @@ type env struct {
 	ecs   *ecs.Client
 	agent *agentapi.Client
 	st    *store.Store
+	svc   *becs.Service
 }
 
 func newEnv(t testing.TB) *env {
@@ -69,7 +70,7 @@ func newEnvWith(t testing.TB, cfg becs.Config) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	client := ecs.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
-	return &env{ecs: client, agent: &agentapi.Client{BaseURL: srv.URL, Token: "agent-token"}, st: st}
+	return &env{ecs: client, agent: &agentapi.Client{BaseURL: srv.URL, Token: "agent-token"}, st: st, svc: svc}
 }
 
 type testWriter struct{ t testing.TB }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -18,7 +19,9 @@ const maxAgentBody = 8 << 20
 
 // AgentHandler serves agentapi.PathLogs: hosts shipping the output of
 // awslogs containers. Agents present the join token, which tokenValid
-// checks.
+// checks; a batch is stored only if it names a task placed on the posting
+// node and one of that task's streams, in its account (Config.Placement):
+// otherwise 403, and nothing is stored or created.
 func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -45,6 +48,13 @@ func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string
 			agentError(w, http.StatusBadRequest, "decode logs batch: "+err.Error())
 			return
 		}
+		if status, err := s.agentAllowed(r.Context(), req); err != nil {
+			if status != http.StatusForbidden {
+				s.log.Warn("check shipped logs' task", "task", req.TaskArn, "node", req.NodeID, "err", err)
+			}
+			agentError(w, status, err.Error())
+			return
+		}
 		offset, status, err := s.agentPut(req)
 		if err != nil {
 			if status == http.StatusInternalServerError {
@@ -56,6 +66,32 @@ func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(agentapi.LogsResponse{Offset: offset})
 	})
+}
+
+// agentAllowed checks that req's task is placed on req's node and that req
+// names one of the task's streams, in the task's account: a host ships only
+// the output of the tasks it runs. The status is 403 for a batch refused,
+// 503 if the control plane cannot say.
+func (s *Service) agentAllowed(ctx context.Context, req agentapi.LogsRequest) (int, error) {
+	if s.cfg.Placement == nil {
+		return http.StatusForbidden, errors.New("this server takes no shipped logs: it does not know where tasks run")
+	}
+	task, ok, err := s.cfg.Placement.TaskOnNode(ctx, req.NodeID, req.TaskArn)
+	if err != nil {
+		return http.StatusServiceUnavailable, fmt.Errorf("look up task %s: %w", req.TaskArn, err)
+	}
+	if !ok {
+		return http.StatusForbidden, fmt.Errorf("task %s is not placed on node %s (or stopped too long ago)", req.TaskArn, req.NodeID)
+	}
+	if req.Account != task.Account {
+		return http.StatusForbidden, fmt.Errorf("task %s belongs to another account than %s", req.TaskArn, req.Account)
+	}
+	for _, st := range task.Streams {
+		if st.Region == req.Region && st.Group == req.Group && st.Stream == req.Stream && (st.CreateGroup || !req.CreateGroup) {
+			return http.StatusOK, nil
+		}
+	}
+	return http.StatusForbidden, fmt.Errorf("task %s does not log to stream %s of group %s in %s", req.TaskArn, req.Stream, req.Group, req.Region)
 }
 
 // agentPut stores one shipped batch, creating the stream (and the group,

@@ -163,10 +163,9 @@ type measurements struct {
 	base, during           []time.Duration // launch latencies
 	launchesAfter          int             // flood launches that ended after the ingest did
 	duringFile             []time.Duration // launches during the flood without awslogs
-	fileLaunchesAfter      int             // of those, launches that ended after its file was complete
-	fileStart, fileEnd     time.Time       // RunTask of the file flood; its log file complete
-	fileFloodBytes         int64
-	fileFloodWrite         time.Duration // its log file's growth: first byte → complete
+	fileStart, fileEnd     time.Time       // RunTask of the file flood; its last launch done
+	fileFloodBytes         int64           // its log file's growth from its first byte to fileEnd
+	fileFloodWrite         time.Duration
 	floodStream            string
 	baseStart, baseEnd     time.Time
 	floodStart, ingestDone time.Time // RunTask of the flood; its last line read back
@@ -218,7 +217,9 @@ func (e *env) setup(ctx context.Context, lines int) error {
 	if e.floodDef, err = register("bench-logs-flood", "1024", "2048", awslogs("flood"), "sh", "-c", floodCmd); err != nil {
 		return err
 	}
-	if e.fileFloodDef, err = register("bench-logs-file-flood", "1024", "2048", nil, "sh", "-c", floodCmd); err != nil {
+	// The file flood writes until it is stopped.
+	if e.fileFloodDef, err = register("bench-logs-file-flood", "1024", "2048", nil, "sh", "-c",
+		fmt.Sprintf("yes %s | head -n 1000000000", line)); err != nil {
 		return err
 	}
 	// The slow logger prints the host's uptime (the container shares the
@@ -358,9 +359,10 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// fileFlood runs the flood without awslogs and launches small tasks one
-// after another until its log file is complete: what the flooding container
-// and its log driver cost the other tasks, without shipping.
+// fileFlood runs the flood without awslogs, writing without end, and once
+// its log file grows launches the small task one after another, n times:
+// what the flooding container and its log driver cost the other tasks,
+// without shipping. Then it stops the flood.
 func (e *env) fileFlood(ctx context.Context, h *bench.Harness, b *Benchmark, m *measurements) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -370,29 +372,39 @@ func (e *env) fileFlood(ctx context.Context, h *bench.Harness, b *Benchmark, m *
 		return fmt.Errorf("file flood task: %w", err)
 	}
 	h.Cleanup(func() { _ = e.dev.StopTasks(context.Background(), cluster, []string{arn}) })
-	want := int64(b.lines)*int64(len(line)+1) + int64(len(endLine)+1)
-	var fm measurements
-	written := make(chan struct{})
-	var fileErr error
-	go func() {
-		defer close(written)
-		fileErr = watchFile(ctx, filepath.Join(e.dev.DataDir, "agent", "logs", taskID(arn), "main.log"), want, &fm)
-	}()
-	var lerr error
-	m.duringFile, m.fileLaunchesAfter, lerr = e.launchUntil(ctx, written, b.launches)
-	<-written
-	m.fileEnd, m.fileFloodBytes, m.fileFloodWrite = fm.lastWrite, fm.fileBytes, fm.lastWrite.Sub(fm.firstWrite)
-	if lerr != nil {
-		return fmt.Errorf("launch during the file flood: %w", lerr)
+	path := filepath.Join(e.dev.DataDir, "agent", "logs", taskID(arn), "main.log")
+	var first time.Time
+	var firstSize int64
+	for first.IsZero() {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+			first, firstSize = time.Now(), fi.Size()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("file flood: its log file does not grow: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
 	}
-	if fileErr != nil {
-		return fileErr
+	never := make(chan struct{})
+	m.duringFile, _, err = e.launchUntil(ctx, never, b.launches)
+	fi, serr := os.Stat(path)
+	m.fileEnd = time.Now()
+	if err != nil {
+		return fmt.Errorf("launch during the file flood: %w", err)
 	}
-	// Out of the way of the next phase.
+	if serr != nil {
+		return fmt.Errorf("file flood: %w", serr)
+	}
+	m.fileFloodBytes, m.fileFloodWrite = fi.Size()-firstSize, m.fileEnd.Sub(first)
 	if err := e.dev.StopTasks(ctx, cluster, []string{arn}); err != nil {
 		return fmt.Errorf("stop the file flood: %w", err)
 	}
-	h.Log.Info("file flood written", "took", m.fileEnd.Sub(m.fileStart).Round(time.Millisecond), "launches", len(m.duringFile))
+	if err := os.Remove(path); err != nil {
+		h.Log.Warn("remove the file flood's log", "err", err)
+	}
+	h.Log.Info("file flood done", "took", m.fileEnd.Sub(m.fileStart).Round(time.Millisecond), "launches", len(m.duringFile),
+		"MB/s", mb(m.fileFloodBytes, m.fileFloodWrite))
 	return nil
 }
 

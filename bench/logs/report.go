@@ -78,15 +78,15 @@ func (b *Benchmark) result(m measurements) *bench.Result {
 		"STOPPED, the agent idle) before the next: first without logging load (after an untimed warm-up), last from the flood's "+
 		"RunTask until its last line is readable, at most %d launches a phase.", smallCmd, b.launches, ms(b.poll), b.launches)
 	w(" Between the two, the same launches run during the same flood without awslogs (task definition `bench-logs-file-flood`, "+
-		"no logConfiguration: the output only goes to the container's log file), from its RunTask until its log file is complete "+
-		"(%s, %.1f MB in %s of writing, %.1f MB/s): what the flooding container and its log driver cost the others, which a "+
-		"task may spend (it has a whole CPU), so that the difference to the flood with awslogs is what shipping and storing its logs cost.",
-		ms(m.fileEnd.Sub(m.fileStart)), float64(m.fileFloodBytes)/1e6, ms(m.fileFloodWrite), mb(m.fileFloodBytes, m.fileFloodWrite))
-	if m.launchesAfter > 0 || m.fileLaunchesAfter > 0 {
-		w(" Launches that started during a flood but ended after it (its last line read back, or its file complete) are not counted: %d and %d.",
-			m.launchesAfter, m.fileLaunchesAfter)
+		"no logConfiguration, `head -n 1000000000`: its output only goes to the container's log file), from when its log file first "+
+		"grows until the last launch, then it is stopped (%.1f MB written in %s, %.1f MB/s): what the flooding container and its log "+
+		"driver cost the others, which the task may spend (it has a whole CPU, and its log driver runs in its cgroup), so that the "+
+		"difference to the flood with awslogs is what shipping and storing its logs cost.",
+		float64(m.fileFloodBytes)/1e6, ms(m.fileFloodWrite), mb(m.fileFloodBytes, m.fileFloodWrite))
+	if m.launchesAfter > 0 {
+		w(" %d launch started during the flood with awslogs but ended after its last line was readable: not counted.", m.launchesAfter)
 	}
-	w(" While the flood with awslogs runs the reader only asks for the stream's last event (GetLogEvents from the tail, limit 1, "+
+	w(" While the flood with awslogs runs the reader only asks for the stream's last event (GetLogEvents from the tail, limit 1, " +
 		"every 10 ms); every line is read back and checked after the launches.")
 	w("\n\n| | n | p50 | p99 | min | max | mean |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range []struct {

@@ -168,3 +168,32 @@ func TestLogsBatchRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeLogsRequest: the batch decoder never panics, and what it
+// accepts encodes back to the same events.
+func FuzzDecodeLogsRequest(f *testing.F) {
+	good, _ := agentapi.EncodeLogsRequest(agentapi.LogsRequest{Account: "a", Group: "g", Stream: "s", End: 9,
+		Events: []agentapi.LogEvent{{Timestamp: 1, Message: "one"}, {Timestamp: 1 << 40, Message: "two\n"}}})
+	for _, seed := range [][]byte{good, []byte("{}\n"), []byte("{}\n\x01\x00"), []byte("{}\n\x05\x10ab"), []byte("{}\n\xff"), nil} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := agentapi.DecodeLogsRequest(b)
+		if err != nil {
+			return
+		}
+		again, err := agentapi.EncodeLogsRequest(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := agentapi.DecodeLogsRequest(again)
+		if err != nil || len(r2.Events) != len(r.Events) {
+			t.Fatalf("re-decode: %d events, %v; want %d", len(r2.Events), err, len(r.Events))
+		}
+		for i := range r.Events {
+			if r.Events[i] != r2.Events[i] {
+				t.Fatalf("event %d: %+v then %+v", i, r.Events[i], r2.Events[i])
+			}
+		}
+	})
+}

@@ -88,8 +88,9 @@ type env struct {
 	poll                     time.Duration
 	small, floodDef, slowDef string
 	// fileFloodDef is the flood without awslogs: its output only goes to
-	// its log file on the host.
-	fileFloodDef string
+	// its log file on the host. cpuFloodDef is the same container writing
+	// to /dev/null: a task that uses its whole CPU and logs nothing.
+	fileFloodDef, cpuFloodDef string
 }
 
 // Run implements bench.Benchmark.
@@ -137,6 +138,10 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 	m.baseEnd = time.Now()
 
 	h.Log.Info("file flood: launches while a container without awslogs writes", "lines", b.lines)
+	h.Log.Info("cpu flood: launches while a container burns its CPU and logs nothing", "launches", b.launches)
+	if m.duringCPU, _, err = e.loadPhase(ctx, h, b, e.cpuFloodDef, ""); err != nil {
+		return nil, fmt.Errorf("cpu flood: %w", err)
+	}
 	if err := e.fileFlood(ctx, h, b, &m); err != nil {
 		return nil, err
 	}
@@ -163,9 +168,9 @@ type measurements struct {
 	base, during           []time.Duration // launch latencies
 	launchesAfter          int             // flood launches that ended after the ingest did
 	duringFile             []time.Duration // launches during the flood without awslogs
-	fileStart, fileEnd     time.Time       // RunTask of the file flood; its last launch done
-	fileFloodBytes         int64           // its log file's growth from its first byte to fileEnd
-	fileFloodWrite         time.Duration
+	duringCPU              []time.Duration // launches during the flood to /dev/null
+	fileStart, fileEnd     time.Time       // RunTask of the file flood; it stopped
+	fileGrowth             growth          // its log file's, from its first byte to its last launch
 	floodStream            string
 	baseStart, baseEnd     time.Time
 	floodStart, ingestDone time.Time // RunTask of the flood; its last line read back
@@ -222,6 +227,10 @@ func (e *env) setup(ctx context.Context, lines int) error {
 		fmt.Sprintf("yes %s | head -n 1000000000", line)); err != nil {
 		return err
 	}
+	if e.cpuFloodDef, err = register("bench-logs-cpu-flood", "1024", "2048", nil, "sh", "-c",
+		fmt.Sprintf("yes %s | head -n 1000000000 >/dev/null", line)); err != nil {
+		return err
+	}
 	// The slow logger prints the host's uptime (the container shares the
 	// kernel's clock) ten times a second.
 	e.slowDef, err = register("bench-logs-slow", "256", "512", awslogs("slow"), "sh", "-c", "while true; do cat /proc/uptime; sleep 0.1; done")
@@ -255,7 +264,7 @@ func (e *env) launch(ctx context.Context, def string) (string, time.Duration, er
 			case "RUNNING":
 				return arn, now.Sub(t0), nil
 			case "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED":
-				if (def == e.floodDef || def == e.fileFloodDef) && t.StartedAt != nil {
+				if def == e.floodDef && t.StartedAt != nil {
 					return arn, now.Sub(t0), nil // a flood that finished between polls
 				}
 				return arn, 0, fmt.Errorf("task %s stopped before it ran: %s: %s", arn, t.StopCode, aws.ToString(t.StoppedReason))
@@ -359,53 +368,77 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// fileFlood runs the flood without awslogs, writing without end, and once
-// its log file grows launches the small task one after another, n times:
-// what the flooding container and its log driver cost the other tasks,
-// without shipping. Then it stops the flood.
+// fileFlood runs the flood without awslogs, writing without end: the
+// launches of loadPhase once its log file grows.
 func (e *env) fileFlood(ctx context.Context, h *bench.Harness, b *Benchmark, m *measurements) error {
+	m.fileStart = time.Now()
+	var err error
+	if m.duringFile, m.fileGrowth, err = e.loadPhase(ctx, h, b, e.fileFloodDef, "main.log"); err != nil {
+		return fmt.Errorf("file flood: %w", err)
+	}
+	m.fileEnd = time.Now()
+	h.Log.Info("file flood done", "took", m.fileEnd.Sub(m.fileStart).Round(time.Millisecond), "launches", len(m.duringFile),
+		"MB/s", mb(m.fileGrowth.bytes, m.fileGrowth.took))
+	return nil
+}
+
+// growth is how much a log file grew, in how long.
+type growth struct {
+	bytes int64
+	took  time.Duration
+}
+
+// loadPhase runs a task of def (one that works until it is stopped),
+// launches the small task one after another, b.launches times, and stops
+// it. With a log file name it waits until the task's file grows before the
+// first launch and returns how it grew.
+func (e *env) loadPhase(ctx context.Context, h *bench.Harness, b *Benchmark, def, logFile string) ([]time.Duration, growth, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	m.fileStart = time.Now()
-	arn, _, err := e.launch(ctx, e.fileFloodDef)
+	arn, _, err := e.launch(ctx, def)
 	if err != nil {
-		return fmt.Errorf("file flood task: %w", err)
+		return nil, growth{}, err
 	}
 	h.Cleanup(func() { _ = e.dev.StopTasks(context.Background(), cluster, []string{arn}) })
-	path := filepath.Join(e.dev.DataDir, "agent", "logs", taskID(arn), "main.log")
+	path := ""
 	var first time.Time
 	var firstSize int64
-	for first.IsZero() {
-		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-			first, firstSize = time.Now(), fi.Size()
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("file flood: its log file does not grow: %w", ctx.Err())
-		case <-time.After(time.Millisecond):
+	if logFile != "" {
+		path = filepath.Join(e.dev.DataDir, "agent", "logs", taskID(arn), logFile)
+		for first.IsZero() {
+			if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+				first, firstSize = time.Now(), fi.Size()
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, growth{}, fmt.Errorf("its log file does not grow: %w", ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}
 	never := make(chan struct{})
-	m.duringFile, _, err = e.launchUntil(ctx, never, b.launches)
-	fi, serr := os.Stat(path)
-	m.fileEnd = time.Now()
+	ds, _, err := e.launchUntil(ctx, never, b.launches)
+	var g growth
+	if path != "" {
+		if fi, serr := os.Stat(path); serr == nil {
+			g = growth{bytes: fi.Size() - firstSize, took: time.Since(first)}
+		} else if err == nil {
+			err = serr
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("launch during the file flood: %w", err)
+		return nil, g, fmt.Errorf("launch: %w", err)
 	}
-	if serr != nil {
-		return fmt.Errorf("file flood: %w", serr)
-	}
-	m.fileFloodBytes, m.fileFloodWrite = fi.Size()-firstSize, m.fileEnd.Sub(first)
 	if err := e.dev.StopTasks(ctx, cluster, []string{arn}); err != nil {
-		return fmt.Errorf("stop the file flood: %w", err)
+		return nil, g, fmt.Errorf("stop: %w", err)
 	}
-	if err := os.Remove(path); err != nil {
-		h.Log.Warn("remove the file flood's log", "err", err)
+	if path != "" {
+		if err := os.Remove(path); err != nil {
+			h.Log.Warn("remove the flood's log", "err", err)
+		}
 	}
-	h.Log.Info("file flood done", "took", m.fileEnd.Sub(m.fileStart).Round(time.Millisecond), "launches", len(m.duringFile),
-		"MB/s", mb(m.fileFloodBytes, m.fileFloodWrite))
-	return nil
+	return ds, g, nil
 }
 
 // watchFile polls the size of the flood's log file until it holds want

@@ -64,7 +64,7 @@ func (b *Benchmark) result(m measurements) *bench.Result {
 	w("A fresh `berth dev` (own data dir, loopback port, its own address pools: `%s`) gets the demo image (busybox-static) pushed. "+
 		"The **flood** is a task (FARGATE 1024/2048: a whole CPU; awsvpc) whose one container runs `yes <99 bytes> | head -n %d; echo <end line>` "+
 		"with the awslogs driver (awslogs-create-group true): %d lines, %.1f MB. The clock runs from just before RunTask until "+
-		"GetLogEvents (aws-sdk-go-v2's CloudWatch Logs client, asking every 10 ms for the stream's last event) returns the end line; "+
+		"GetLogEvents (aws-sdk-go-v2's CloudWatch Logs client, asking every 50 ms for the stream's last event) returns the end line; "+
 		"then, after the clock and the launches, the stream is read from its head (10,000 events a page) and every line is checked. The container's own write rate is the growth of its log file "+
 		"on the host (the log driver's output), its size polled every millisecond from the first byte until it holds every line.\n\n",
 		b.args, m.lines, m.lines+1, float64(m.fileBytes)/1e6)
@@ -92,7 +92,7 @@ func (b *Benchmark) result(m measurements) *bench.Result {
 		w(" %d launch started during the flood with awslogs but ended after its last line was readable: not counted.", m.launchesAfter)
 	}
 	w(" While the flood with awslogs runs the reader only asks for the stream's last event (GetLogEvents from the tail, limit 1, " +
-		"every 10 ms); every line is read back and checked after the launches.")
+		"every 50 ms); every line is read back and checked after the launches.")
 	w("\n\n| | n | p50 | p99 | min | max | mean |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range []struct {
 		name string

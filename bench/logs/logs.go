@@ -48,6 +48,7 @@ const (
 type Benchmark struct {
 	lines    int
 	launches int
+	floodCPU int // CPU units of the floods (Fargate sizes: 256–4096)
 	poll     time.Duration
 	args     string
 }
@@ -56,7 +57,7 @@ type Benchmark struct {
 // 10 launches per phase, 5 ms polling, and berth dev on address pools of
 // its own.
 func New() *Benchmark {
-	return &Benchmark{lines: 2_000_000, launches: 10, poll: 5 * time.Millisecond,
+	return &Benchmark{lines: 2_000_000, launches: 10, floodCPU: 1024, poll: 5 * time.Millisecond,
 		args: "--lb-address-pool 127.101.249.0/24 --public-ip-pool 127.100.249.0/24"}
 }
 
@@ -70,6 +71,7 @@ func (b *Benchmark) Title() string { return "Log ingest: one container to GetLog
 func (b *Benchmark) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&b.lines, "logs.lines", b.lines, "lines of 100 bytes the flooding container writes (1000–10,000,000)")
 	fs.IntVar(&b.launches, "logs.launches", b.launches, "launches of the small task per phase, one after another (1–100)")
+	fs.IntVar(&b.floodCPU, "logs.flood-cpu", b.floodCPU, "CPU units of the flooding tasks: 256, 512, 1024, 2048 or 4096 (memory twice as many MiB)")
 	fs.DurationVar(&b.poll, "logs.poll", b.poll, "pause between DescribeTasks polls while waiting for RUNNING")
 	fs.StringVar(&b.args, "logs.dev-args", b.args, "more flags for berth dev, space-separated")
 }
@@ -77,6 +79,11 @@ func (b *Benchmark) Flags(fs *flag.FlagSet) {
 func (b *Benchmark) validate() error {
 	if b.lines < 1000 || b.lines > 10_000_000 || b.launches < 1 || b.launches > 100 {
 		return fmt.Errorf("logs: -logs.lines must be 1000–10,000,000 and -logs.launches 1–100 (got %d, %d)", b.lines, b.launches)
+	}
+	switch b.floodCPU {
+	case 256, 512, 1024, 2048, 4096:
+	default:
+		return fmt.Errorf("logs: -logs.flood-cpu must be 256, 512, 1024, 2048 or 4096 (got %d)", b.floodCPU)
 	}
 	if b.poll < 0 || b.poll > time.Second {
 		return fmt.Errorf("logs: -logs.poll must be 0–1s (got %s)", b.poll)
@@ -107,7 +114,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 	}
 	e := &env{dev: dev, poll: b.poll, cwl: cloudwatchlogs.NewFromConfig(aws.Config{Region: "us-east-1",
 		BaseEndpoint: aws.String(dev.URL), Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})}
-	if err := e.setup(ctx, b.lines); err != nil {
+	if err := e.setup(ctx, b.lines, b.floodCPU); err != nil {
 		return nil, err
 	}
 	m := measurements{lines: b.lines, loadBefore: loadavg()}
@@ -190,10 +197,10 @@ type measurements struct {
 const smallCmd = `trap "exit 0" TERM; sleep 3600 & wait`
 
 // setup creates the cluster and the task definitions: the small task
-// (smallCmd, no awslogs, 256/512), the flood (1024/2048: a whole CPU, so
+// (smallCmd, no awslogs, 256/512), the flood (floodCPU, by default 1024/2048: a whole CPU, so
 // that its quota is not what limits it) and the slow logger (256/512), both
 // with awslogs and awslogs-create-group true. All FARGATE, awsvpc.
-func (e *env) setup(ctx context.Context, lines int) error {
+func (e *env) setup(ctx context.Context, lines, floodCPU int) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := e.dev.ECS.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(cluster)}); err != nil {
@@ -222,15 +229,16 @@ func (e *env) setup(ctx context.Context, lines int) error {
 		return err
 	}
 	floodCmd := fmt.Sprintf("yes %s | head -n %d; echo %s", line, lines, endLine)
-	if e.floodDef, err = register("bench-logs-flood", "1024", "2048", awslogs("flood"), "sh", "-c", floodCmd); err != nil {
+	cpu, mem := strconv.Itoa(floodCPU), strconv.Itoa(2*floodCPU)
+	if e.floodDef, err = register("bench-logs-flood", cpu, mem, awslogs("flood"), "sh", "-c", floodCmd); err != nil {
 		return err
 	}
 	// The file flood writes until it is stopped.
-	if e.fileFloodDef, err = register("bench-logs-file-flood", "1024", "2048", nil, "sh", "-c",
+	if e.fileFloodDef, err = register("bench-logs-file-flood", cpu, mem, nil, "sh", "-c",
 		fmt.Sprintf("yes %s | head -n 1000000000", line)); err != nil {
 		return err
 	}
-	if e.cpuFloodDef, err = register("bench-logs-cpu-flood", "1024", "2048", nil, "sh", "-c",
+	if e.cpuFloodDef, err = register("bench-logs-cpu-flood", cpu, mem, nil, "sh", "-c",
 		fmt.Sprintf("yes %s | head -n 1000000000 >/dev/null", line)); err != nil {
 		return err
 	}

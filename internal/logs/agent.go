@@ -33,17 +33,18 @@ func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string
 			agentError(w, http.StatusNotFound, "no such agent call: "+r.Method+" "+r.URL.Path)
 			return
 		}
-		b, err := readBody(r)
-		if err != nil || len(b) > maxAgentBody {
+		buf, err := readBody(r)
+		if err != nil || len(*buf) > maxAgentBody {
 			agentError(w, http.StatusBadRequest, "unreadable or too large logs batch")
 			return
 		}
 		var req agentapi.LogsRequest
 		if r.Header.Get("Content-Type") == agentapi.LogsContentType {
-			req, err = agentapi.DecodeLogsRequest(b)
+			req, err = agentapi.DecodeLogsRequest(*buf)
 		} else {
-			err = json.Unmarshal(b, &req)
+			err = json.Unmarshal(*buf, &req)
 		}
+		putBuf(buf) // the request's strings are copies
 		if err != nil {
 			agentError(w, http.StatusBadRequest, "decode logs batch: "+err.Error())
 			return
@@ -69,17 +70,21 @@ func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string
 }
 
 // readBody reads a request's body of at most maxAgentBody (+1, to tell a
-// body too large): in one allocation when the length is known, as it is
-// from agents (io.ReadAll would grow and copy a batch's MiB a dozen times).
-func readBody(r *http.Request) ([]byte, error) {
+// body too large) into a pooled buffer: in one read of its length when it
+// is known, as it is from agents (io.ReadAll would grow and copy a batch's
+// MiB a dozen times). Give the buffer back with putBuf.
+func readBody(r *http.Request) (*[]byte, error) {
 	if n := r.ContentLength; n > 0 && n <= maxAgentBody {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
+		p := getBuf(int(n))
+		*p = (*p)[:n]
+		if _, err := io.ReadFull(r.Body, *p); err != nil {
+			putBuf(p)
 			return nil, err
 		}
-		return b, nil
+		return p, nil
 	}
-	return io.ReadAll(io.LimitReader(r.Body, maxAgentBody+1))
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxAgentBody+1))
+	return &b, err
 }
 
 // agentAllowed checks that req's task is placed on req's node and that req

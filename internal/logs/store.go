@@ -412,6 +412,11 @@ type PutOptions struct {
 // of the last event stored.
 func (s *Store) Append(sc Scope, group, stream string, events []Event, now time.Time, o PutOptions) (uint64, error) {
 	var last uint64
+	// The slab goes back to the pool once bbolt is done with it: after
+	// the transaction has committed, not when the function given to
+	// Update returns.
+	buf := getBuf(entriesSize(events))
+	defer putBuf(buf)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketGroups).Get(groupKey(sc, group)) == nil {
 			return ErrGroupNotFound
@@ -435,7 +440,7 @@ func (s *Store) Append(sc Scope, group, stream string, events []Event, now time.
 		ing := now.UnixMilli()
 		// bbolt keeps keys and values until the transaction ends: one slab
 		// holds them all. Events with the same timestamp share a key (runs.go).
-		slab := make([]byte, 0, entriesSize(events))
+		slab := *buf
 		for rest := events; len(rest) > 0; {
 			n := runLen(rest)
 			var ek, ev []byte

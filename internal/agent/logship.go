@@ -353,10 +353,15 @@ type shipper struct {
 
 	off   int64  // next byte of the file to read
 	carry []byte // a line read in part
-	batch []agentapi.LogEvent
-	size  int   // bytes the batch counts against shipBatchBytes
-	end   int64 // where the batch ends in the file
-	acked int64 // where the last batch the control plane took ends
+	// The batch: its messages back to back in text, each event's end in
+	// text and timestamp in batch. Messages become strings once a batch,
+	// one string sliced up, rather than one allocation a line.
+	text   []byte
+	batch  []batchEvent
+	events []agentapi.LogEvent // the request's, reused
+	size   int                 // bytes the batch counts against shipBatchBytes
+	end    int64               // where the batch ends in the file
+	acked  int64               // where the last batch the control plane took ends
 	// dropUntil: lines ending at or before it are dropped (non-blocking).
 	dropUntil int64
 	lastTS    int64
@@ -381,6 +386,12 @@ func (s *shipper) track(f *os.File) {
 		s.warned = time.Now()
 		s.log.Warn("awslogs: shipping is behind the container's output", "bytes_behind", behind)
 	}
+}
+
+// batchEvent is an event of the batch being gathered.
+type batchEvent struct {
+	ts  int64
+	end int // of its message in shipper.text
 }
 
 type pendingEvent struct {
@@ -551,7 +562,8 @@ func (s *shipper) finishLines() {
 }
 
 func (s *shipper) add(msg []byte, ts, end int64) {
-	s.batch = append(s.batch, agentapi.LogEvent{Timestamp: ts, Message: string(msg)})
+	s.text = append(s.text, msg...)
+	s.batch = append(s.batch, batchEvent{ts: ts, end: len(s.text)})
 	s.size += len(msg) + 26
 	s.end = max(s.end, end)
 }
@@ -569,13 +581,19 @@ func (s *shipper) flushFull(ctx context.Context) bool {
 // stopping or the control plane refuses the task's output.
 func (s *shipper) flush(ctx context.Context) bool {
 	req := s.cfg.req
-	req.Events, req.End = s.batch, s.end
+	text, start := string(s.text), 0
+	s.events = s.events[:0]
+	for _, e := range s.batch {
+		s.events = append(s.events, agentapi.LogEvent{Timestamp: e.ts, Message: text[start:e.end]})
+		start = e.end
+	}
+	req.Events, req.End = s.events, s.end
 	if _, err := s.send(ctx, req); err != nil {
 		return false
 	}
 	s.acked = s.end
 	s.metrics.shipped(len(s.batch))
-	s.batch, s.size = s.batch[:0], 0
+	s.text, s.batch, s.size = s.text[:0], s.batch[:0], 0
 	return true
 }
 

@@ -3,11 +3,13 @@
 // runs from RunTask until the last of them is readable through GetLogEvents.
 // During that flood a second, small task is launched again and again, and
 // its launch latency (RunTask → RUNNING) is compared with the same launches
-// without the flood, in the same run, and with the same launches during the
-// same flood without awslogs (its output only goes to its log file): that
-// phase measures what the flooding container itself costs, so that the rest
-// is what shipping and storing its logs costs. A slow logger's lines are
-// timed from the container to GetLogEvents in every phase.
+// without the flood, in the same run. Two more phases anchor it: the same
+// launches while a task of the flood's size writes to /dev/null (what a task
+// that uses the CPU it asked for costs the others, logging nothing), and
+// while it writes without awslogs (its output only goes to its log file):
+// the rest is what shipping and storing its logs cost. A slow logger's lines
+// are timed from the container to GetLogEvents without load and during the
+// floods that write.
 package logs
 
 import (

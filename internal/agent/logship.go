@@ -126,6 +126,8 @@ type logShippers struct {
 	ctx  context.Context
 	run  map[string]*shipper // by containerd id
 	wg   sync.WaitGroup
+	// launches: shippers give way to task launches (launchgate.go).
+	launches launchGate
 }
 
 func newLogShippers(a *Agent, sink logSink) *logShippers {
@@ -307,7 +309,7 @@ func (l *logShippers) start(spec agentapi.TaskSpec, cs agentapi.ContainerSpec, i
 	if l.a.cfg.Metrics != nil {
 		m = l.a.cfg.Metrics.logs
 	}
-	sh := &shipper{cfg: cfg, sink: l.sink, path: path, metrics: m, exited: make(chan struct{}), done: make(chan struct{}),
+	sh := &shipper{cfg: cfg, sink: l.sink, path: path, metrics: m, exited: make(chan struct{}), done: make(chan struct{}), gate: &l.launches,
 		log: l.a.log.With("task", spec.TaskID, "container", cs.Name, "group", cfg.req.Group, "stream", cfg.req.Stream)}
 	l.run[id] = sh
 	ctx := l.ctx
@@ -350,6 +352,7 @@ type shipper struct {
 	exited   chan struct{}
 	exitOnce sync.Once
 	done     chan struct{}
+	gate     *launchGate // nil: never gives way
 
 	off   int64  // next byte of the file to read
 	carry []byte // a line read in part
@@ -580,6 +583,7 @@ func (s *shipper) flushFull(ctx context.Context) bool {
 // flush sends the batch (retrying as the mode says); false if the agent is
 // stopping or the control plane refuses the task's output.
 func (s *shipper) flush(ctx context.Context) bool {
+	s.gate.wait(ctx, shipYield)
 	req := s.cfg.req
 	text, start := string(s.text), 0
 	s.events = s.events[:0]

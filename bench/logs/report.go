@@ -116,7 +116,7 @@ func (b *Benchmark) result(m measurements) *bench.Result {
 	sb, sf := bench.Summarize(m.slowBase), bench.Summarize(m.slowFlood)
 	w("**A slow logger's delay.** A third task with awslogs prints the host's uptime (`cat /proc/uptime`: the container shares the " +
 		"kernel's clock, 10 ms resolution) ten times a second through both phases; a reader follows its stream with GetLogEvents every 10 ms, " +
-		"and a line's delay is from the time it carries to the reply that first returns it. The shipper polls the log file every 200 ms.\n\n")
+		"and a line's delay is from the time it carries to the reply that first returns it. The shipper polls the log file every 200 ms, and while a task on the host is being launched it holds each batch back for up to 250 ms (launches come first).\n\n")
 	w("| slow logger, container → GetLogEvents | lines | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n")
 	sfile := bench.Summarize(m.slowFile)
 	w("| without logging load | %d | %s | %s | %s |\n", sb.N, ms(sb.P50), ms(sb.P99), ms(sb.Max))

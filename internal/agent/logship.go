@@ -126,6 +126,8 @@ type logShippers struct {
 	ctx  context.Context
 	run  map[string]*shipper // by containerd id
 	wg   sync.WaitGroup
+	// launches: shippers give way to task launches (launchgate.go).
+	launches launchGate
 }
 
 func newLogShippers(a *Agent, sink logSink) *logShippers {
@@ -307,7 +309,7 @@ func (l *logShippers) start(spec agentapi.TaskSpec, cs agentapi.ContainerSpec, i
 	if l.a.cfg.Metrics != nil {
 		m = l.a.cfg.Metrics.logs
 	}
-	sh := &shipper{cfg: cfg, sink: l.sink, path: path, metrics: m, exited: make(chan struct{}), done: make(chan struct{}),
+	sh := &shipper{cfg: cfg, sink: l.sink, path: path, metrics: m, exited: make(chan struct{}), done: make(chan struct{}), gate: &l.launches,
 		log: l.a.log.With("task", spec.TaskID, "container", cs.Name, "group", cfg.req.Group, "stream", cfg.req.Stream)}
 	l.run[id] = sh
 	ctx := l.ctx
@@ -350,13 +352,19 @@ type shipper struct {
 	exited   chan struct{}
 	exitOnce sync.Once
 	done     chan struct{}
+	gate     *launchGate // nil: never gives way
 
 	off   int64  // next byte of the file to read
 	carry []byte // a line read in part
-	batch []agentapi.LogEvent
-	size  int   // bytes the batch counts against shipBatchBytes
-	end   int64 // where the batch ends in the file
-	acked int64 // where the last batch the control plane took ends
+	// The batch: its messages back to back in text, each event's end in
+	// text and timestamp in batch. Messages become strings once a batch,
+	// one string sliced up, rather than one allocation a line.
+	text   []byte
+	batch  []batchEvent
+	events []agentapi.LogEvent // the request's, reused
+	size   int                 // bytes the batch counts against shipBatchBytes
+	end    int64               // where the batch ends in the file
+	acked  int64               // where the last batch the control plane took ends
 	// dropUntil: lines ending at or before it are dropped (non-blocking).
 	dropUntil int64
 	lastTS    int64
@@ -381,6 +389,12 @@ func (s *shipper) track(f *os.File) {
 		s.warned = time.Now()
 		s.log.Warn("awslogs: shipping is behind the container's output", "bytes_behind", behind)
 	}
+}
+
+// batchEvent is an event of the batch being gathered.
+type batchEvent struct {
+	ts  int64
+	end int // of its message in shipper.text
 }
 
 type pendingEvent struct {
@@ -551,12 +565,14 @@ func (s *shipper) finishLines() {
 }
 
 func (s *shipper) add(msg []byte, ts, end int64) {
-	s.batch = append(s.batch, agentapi.LogEvent{Timestamp: ts, Message: string(msg)})
+	s.text = append(s.text, msg...)
+	s.batch = append(s.batch, batchEvent{ts: ts, end: len(s.text)})
 	s.size += len(msg) + 26
 	s.end = max(s.end, end)
 }
 
-// flushFull sends the batch if it is full; false if the agent is stopping.
+// flushFull sends the batch if it is full; false if shipping must stop
+// (see flush).
 func (s *shipper) flushFull(ctx context.Context) bool {
 	if len(s.batch) >= shipBatchEvents || s.size >= shipBatchBytes-shipMaxEvent-26 {
 		return s.flush(ctx)
@@ -565,16 +581,23 @@ func (s *shipper) flushFull(ctx context.Context) bool {
 }
 
 // flush sends the batch (retrying as the mode says); false if the agent is
-// stopping.
+// stopping or the control plane refuses the task's output.
 func (s *shipper) flush(ctx context.Context) bool {
+	s.gate.wait(ctx, shipYield)
 	req := s.cfg.req
-	req.Events, req.End = s.batch, s.end
+	text, start := string(s.text), 0
+	s.events = s.events[:0]
+	for _, e := range s.batch {
+		s.events = append(s.events, agentapi.LogEvent{Timestamp: e.ts, Message: text[start:e.end]})
+		start = e.end
+	}
+	req.Events, req.End = s.events, s.end
 	if _, err := s.send(ctx, req); err != nil {
 		return false
 	}
 	s.acked = s.end
 	s.metrics.shipped(len(s.batch))
-	s.batch, s.size = s.batch[:0], 0
+	s.text, s.batch, s.size = s.text[:0], s.batch[:0], 0
 	return true
 }
 
@@ -595,6 +618,15 @@ func (s *shipper) send(ctx context.Context, req agentapi.LogsRequest) (agentapi.
 			s.metrics.drop(int64(len(req.Events)))
 			s.log.Warn("awslogs: log group is gone; dropping a batch", "events", len(req.Events))
 			return agentapi.LogsResponse{Offset: req.End}, nil
+		}
+		if errors.Is(err, agentapi.ErrLogsRefused) {
+			// The control plane will never take this task's output (it
+			// stopped too long ago, or it is not this node's): stop.
+			s.dropped += int64(len(req.Events))
+			s.metrics.drop(int64(len(req.Events)))
+			s.log.Error("awslogs: the control plane refuses this task's output; shipping stops", "err", err,
+				"dropped_events", len(req.Events))
+			return resp, err
 		}
 		if attempt%10 == 0 {
 			s.log.Warn("awslogs: ship output", "err", err, "attempt", attempt+1)

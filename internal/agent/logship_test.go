@@ -26,6 +26,7 @@ type fakeLogSink struct {
 	fail     int           // fail this many calls first
 	lostAcks int           // then store but "lose the reply" this many times
 	gate     chan struct{} // if set, calls wait for it to close
+	refuse   bool          // refuse batches with events for good (403)
 	calls    int
 }
 
@@ -46,6 +47,9 @@ func (f *fakeLogSink) PutLogs(ctx context.Context, r agentapi.LogsRequest) (agen
 	}
 	if len(r.Events) == 0 && r.End == 0 {
 		return agentapi.LogsResponse{Offset: f.offset}, nil
+	}
+	if f.refuse {
+		return agentapi.LogsResponse{}, fmt.Errorf("POST /_berth/agent/v1/logs: 403 Forbidden: %w: task not on node", agentapi.ErrLogsRefused)
 	}
 	if r.End > f.offset {
 		f.events = append(f.events, r.Events...)
@@ -113,6 +117,26 @@ func checkSequence(t *testing.T, got []string, from, to int) {
 		if m != strconv.Itoa(from+i) {
 			t.Fatalf("event %d is %q, want %d", i, m, from+i)
 		}
+	}
+}
+
+// A batch the control plane refuses for good (403: the task is not this
+// node's, or stopped too long ago) is not retried: the shipper stops.
+func TestShipperStopsWhenRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	appendLines(t, path, 1, 100)
+	sink := &fakeLogSink{refuse: true}
+	sh, _ := startShipper(t, shipConfig{blocking: true}, sink, path)
+	select {
+	case <-sh.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shipper still retrying a refused batch")
+	}
+	sink.mu.Lock()
+	calls := sink.calls
+	sink.mu.Unlock()
+	if calls != 2 || sh.dropped != 100 { // the stream check, one batch
+		t.Fatalf("%d calls, %d dropped; want 2 calls, 100 dropped", calls, sh.dropped)
 	}
 }
 

@@ -143,6 +143,12 @@ func (t *managedTask) run(ctx context.Context) bool {
 	log := t.a.log.With("task", t.spec.TaskID)
 	t.recover(ctx)
 	launching := t.known == agentapi.StatusProvisioning
+	launched := func() {}
+	if launching {
+		// Log shipping gives way until the task runs (or fails).
+		launched = t.a.logs.launches.start()
+		defer launched()
+	}
 	for t.known != agentapi.StatusStopped {
 		step, ok := transitions[t.known]
 		if !ok {
@@ -164,6 +170,9 @@ func (t *managedTask) run(ctx context.Context) bool {
 		}
 		if launching && t.known == agentapi.StatusRunning {
 			t.a.cfg.Metrics.taskLaunched(t.received)
+		}
+		if agentapi.TaskStatusRank(t.known) >= agentapi.TaskStatusRank(agentapi.StatusRunning) {
+			launched() // running, or stopping after a failed launch
 		}
 	}
 	return true

@@ -186,13 +186,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	logsSvc := logs.New(logs.Config{Store: s.logs, Logger: cfg.Logger.With("service", "logs")})
+	logsSvc := logs.New(logs.Config{Store: s.logs, Logger: cfg.Logger.With("service", "logs"), Placement: logPlacement{ecsSvc}})
 	router.AddJSONService(logsSvc.JSONService())
 	// Hosts ship logs with the join token (berth's own) or their node token.
-	router.Handle(agentapi.PathLogs, logsSvc.AgentHandler(func(ctx context.Context, token string) bool {
-		_, ok := ecsSvc.AgentCaller(ctx, token)
-		return ok
-	}))
+	router.Handle(agentapi.PathLogs, logsSvc.AgentHandler(ecsSvc.AgentCaller))
 	router.AddQueryService(vpcSvc.QueryService())
 	router.AddQueryService(elbSvc.QueryService())
 	router.AddQueryService(iamSvc.QueryService())

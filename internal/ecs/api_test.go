@@ -42,6 +42,7 @@ type env struct {
 	agent *agentapi.Client
 	st    *store.Store
 	url   string
+	svc   *becs.Service
 }
 
 func newEnv(t testing.TB) *env {
@@ -77,7 +78,7 @@ func newEnvWith(t testing.TB, cfg becs.Config) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	client := ecs.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
-	return &env{ecs: client, agent: &agentapi.Client{BaseURL: srv.URL, Token: "agent-token"}, st: st, url: srv.URL}
+	return &env{ecs: client, agent: &agentapi.Client{BaseURL: srv.URL, Token: "agent-token"}, st: st, url: srv.URL, svc: svc}
 }
 
 type testWriter struct{ t testing.TB }

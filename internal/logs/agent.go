@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -17,12 +18,20 @@ import (
 const maxAgentBody = 8 << 20
 
 // AgentHandler serves agentapi.PathLogs: hosts shipping the output of
-// awslogs containers. Agents present the join token, which tokenValid
-// checks.
-func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string) bool) http.Handler {
+// awslogs containers. Agents present a token, which caller checks: it
+// returns whether the token is valid and the one node it may act for (""
+// for the platform's join token, which may act for any). A batch is stored
+// only if it comes from that node and names a task placed on it and one of
+// that task's streams, in its account (Config.Placement): otherwise 403, and
+// nothing is stored or created.
+func (s *Service) AgentHandler(caller func(ctx context.Context, token string) (node string, ok bool)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tokenValid == nil || !tokenValid(r.Context(), token) {
+		var node string
+		if ok && caller != nil {
+			node, ok = caller(r.Context(), token)
+		}
+		if !ok || caller == nil {
 			agentError(w, http.StatusUnauthorized, "invalid agent token")
 			return
 		}
@@ -30,19 +39,31 @@ func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string
 			agentError(w, http.StatusNotFound, "no such agent call: "+r.Method+" "+r.URL.Path)
 			return
 		}
-		b, err := io.ReadAll(io.LimitReader(r.Body, maxAgentBody+1))
-		if err != nil || len(b) > maxAgentBody {
+		buf, err := readBody(r)
+		if err != nil || len(*buf) > maxAgentBody {
 			agentError(w, http.StatusBadRequest, "unreadable or too large logs batch")
 			return
 		}
 		var req agentapi.LogsRequest
 		if r.Header.Get("Content-Type") == agentapi.LogsContentType {
-			req, err = agentapi.DecodeLogsRequest(b)
+			req, err = agentapi.DecodeLogsRequest(*buf)
 		} else {
-			err = json.Unmarshal(b, &req)
+			err = json.Unmarshal(*buf, &req)
 		}
+		putBuf(buf) // the request's strings are copies
 		if err != nil {
 			agentError(w, http.StatusBadRequest, "decode logs batch: "+err.Error())
+			return
+		}
+		if node != "" && req.NodeID != node {
+			agentError(w, http.StatusForbidden, "this host may not act as node "+req.NodeID)
+			return
+		}
+		if status, err := s.agentAllowed(r.Context(), req); err != nil {
+			if status != http.StatusForbidden {
+				s.log.Warn("check shipped logs' task", "task", req.TaskArn, "node", req.NodeID, "err", err)
+			}
+			agentError(w, status, err.Error())
 			return
 		}
 		offset, status, err := s.agentPut(req)
@@ -56,6 +77,50 @@ func (s *Service) AgentHandler(tokenValid func(ctx context.Context, token string
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(agentapi.LogsResponse{Offset: offset})
 	})
+}
+
+// readBody reads a request's body of at most maxAgentBody (+1, to tell a
+// body too large) into a pooled buffer: in one read of its length when it
+// is known, as it is from agents (io.ReadAll would grow and copy a batch's
+// MiB a dozen times). Give the buffer back with putBuf.
+func readBody(r *http.Request) (*[]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= maxAgentBody {
+		p := getBuf(int(n))
+		*p = (*p)[:n]
+		if _, err := io.ReadFull(r.Body, *p); err != nil {
+			putBuf(p)
+			return nil, err
+		}
+		return p, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxAgentBody+1))
+	return &b, err
+}
+
+// agentAllowed checks that req's task is placed on req's node and that req
+// names one of the task's streams, in the task's account: a host ships only
+// the output of the tasks it runs. The status is 403 for a batch refused,
+// 503 if the control plane cannot say.
+func (s *Service) agentAllowed(ctx context.Context, req agentapi.LogsRequest) (int, error) {
+	if s.cfg.Placement == nil {
+		return http.StatusForbidden, errors.New("this server takes no shipped logs: it does not know where tasks run")
+	}
+	task, ok, err := s.cfg.Placement.TaskOnNode(ctx, req.NodeID, req.TaskArn)
+	if err != nil {
+		return http.StatusServiceUnavailable, fmt.Errorf("look up task %s: %w", req.TaskArn, err)
+	}
+	if !ok {
+		return http.StatusForbidden, fmt.Errorf("task %s is not placed on node %s (or stopped too long ago)", req.TaskArn, req.NodeID)
+	}
+	if req.Account != task.Account {
+		return http.StatusForbidden, fmt.Errorf("task %s belongs to another account than %s", req.TaskArn, req.Account)
+	}
+	for _, st := range task.Streams {
+		if st.Region == req.Region && st.Group == req.Group && st.Stream == req.Stream && (st.CreateGroup || !req.CreateGroup) {
+			return http.StatusOK, nil
+		}
+	}
+	return http.StatusForbidden, fmt.Errorf("task %s does not log to stream %s of group %s in %s", req.TaskArn, req.Stream, req.Group, req.Region)
 }
 
 // agentPut stores one shipped batch, creating the stream (and the group,

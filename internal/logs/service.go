@@ -30,6 +30,33 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// Placement says which tasks run on which host: the agent endpoint
+	// stores a batch only into a stream of a task placed on the posting
+	// node, in that task's account (nil: every batch is refused).
+	Placement TaskPlacement
+}
+
+// TaskPlacement is what the agent endpoint needs of the control plane that
+// places tasks (ECS; the daemon plugs it in, so that this package does not
+// import ecs).
+type TaskPlacement interface {
+	// TaskOnNode returns the account of task taskArn and the streams its
+	// awslogs containers write to, if the task is placed on node nodeID
+	// and may still ship logs (not stopped, or stopped only a short while
+	// ago: its shipper drains after STOPPED); ok is false otherwise.
+	TaskOnNode(ctx context.Context, nodeID, taskArn string) (task PlacedTask, ok bool, err error)
+}
+
+// PlacedTask is a task as TaskPlacement knows it.
+type PlacedTask struct {
+	Account string
+	Streams []TaskStream
+}
+
+// TaskStream is a stream an awslogs container of a task writes to.
+type TaskStream struct {
+	Region, Group, Stream string
+	CreateGroup           bool // the container may create the group
 }
 
 // Service implements the CloudWatch Logs API.

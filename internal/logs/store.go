@@ -27,6 +27,9 @@ import (
 //	events/
 //	  <stream id: 8 bytes BE>/             (one bucket per stream)
 //	    <timestamp ms: 8 BE><seq: 8 BE>    → <ingestion ms: 8 BE><message>
+//	    <timestamp ms: 8 BE><first seq: 8 BE><last seq: 8 BE>
+//	                                       → a run: events of one Append with the
+//	                                         same timestamp under one key (runs.go)
 //
 // seq comes from the events bucket's sequence: it grows with every event
 // stored, so keys order a stream's events by timestamp, then ingestion
@@ -409,6 +412,11 @@ type PutOptions struct {
 // of the last event stored.
 func (s *Store) Append(sc Scope, group, stream string, events []Event, now time.Time, o PutOptions) (uint64, error) {
 	var last uint64
+	// The slab goes back to the pool once bbolt is done with it: after
+	// the transaction has committed, not when the function given to
+	// Update returns.
+	buf := getBuf(entriesSize(events))
+	defer putBuf(buf)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketGroups).Get(groupKey(sc, group)) == nil {
 			return ErrGroupNotFound
@@ -431,29 +439,27 @@ func (s *Store) Append(sc Scope, group, stream string, events []Event, now time.
 		seq := eb.Sequence()
 		ing := now.UnixMilli()
 		// bbolt keeps keys and values until the transaction ends: one slab
-		// holds them all.
-		total := 0
-		for _, e := range events {
-			total += 24 + len(e.Message)
-		}
-		slab := make([]byte, 0, total)
-		for _, e := range events {
-			seq++
-			at := len(slab)
-			slab = append(slab, pos{ts: uint64(e.Timestamp), seq: seq}.key()...)
-			slab = binary.BigEndian.AppendUint64(slab, uint64(ing))
-			slab = append(slab, e.Message...)
-			if err := b.Put(slab[at:at+16:at+16], slab[at+16:]); err != nil {
+		// holds them all. Events with the same timestamp share a key (runs.go).
+		slab := *buf
+		for rest := events; len(rest) > 0; {
+			n := runLen(rest)
+			var ek, ev []byte
+			slab, ek, ev = appendEntry(slab, rest[:n], seq+1, ing)
+			if err := b.Put(ek, ev); err != nil {
 				return err
 			}
-			if r.Events == 0 || e.Timestamp < r.FirstEventTimestamp {
-				r.FirstEventTimestamp = e.Timestamp
+			for _, e := range rest[:n] {
+				if r.Events == 0 || e.Timestamp < r.FirstEventTimestamp {
+					r.FirstEventTimestamp = e.Timestamp
+				}
+				if e.Timestamp > r.LastEventTimestamp {
+					r.LastEventTimestamp = e.Timestamp
+				}
+				r.Events++
+				r.StoredBytes += int64(len(e.Message))
 			}
-			if e.Timestamp > r.LastEventTimestamp {
-				r.LastEventTimestamp = e.Timestamp
-			}
-			r.Events++
-			r.StoredBytes += int64(len(e.Message))
+			seq += uint64(n)
+			rest = rest[n:]
 		}
 		if err := eb.SetSequence(seq); err != nil {
 			return err
@@ -466,11 +472,6 @@ func (s *Store) Append(sc Scope, group, stream string, events []Event, now time.
 		return putJSON(sb, k, r)
 	})
 	return last, err
-}
-
-func decodeEvent(k, v []byte) Event {
-	p := posOf(k)
-	return Event{Timestamp: int64(p.ts), Seq: p.seq, IngestionTime: int64(binary.BigEndian.Uint64(v[:8])), Message: string(v[8:])}
 }
 
 // eventCost is what an event counts against a read's byte budget: its
@@ -494,35 +495,27 @@ func (s *Store) readStream(sc Scope, group, stream string, from, to pos, forward
 		if b == nil {
 			return nil
 		}
-		c := b.Cursor()
+		it := newEvCursor(b)
 		size := 0
-		fromKey, toKey := from.key(), to.key()
-		var k, v []byte
 		if forward {
-			k, v = c.Seek(fromKey)
+			it.seek(from)
 		} else {
-			k, v = c.Seek(toKey)
-			if k == nil {
-				k, v = c.Last()
-			}
-			for k != nil && bytes.Compare(k, toKey) >= 0 {
-				k, v = c.Prev()
-			}
+			it.seekBefore(to)
 		}
-		for k != nil && len(out) < limit {
-			if forward && bytes.Compare(k, toKey) >= 0 || !forward && bytes.Compare(k, fromKey) < 0 {
+		for it.valid() && len(out) < limit {
+			if p := it.pos(); forward && !p.less(to) || !forward && p.less(from) {
 				break
 			}
-			e := decodeEvent(k, v)
+			e := it.event()
 			if size+eventCost(e) > maxBytes && len(out) > 0 {
 				break
 			}
 			size += eventCost(e)
 			out = append(out, e)
 			if forward {
-				k, v = c.Next()
+				it.next()
 			} else {
-				k, v = c.Prev()
+				it.prev()
 			}
 		}
 		return nil
@@ -547,12 +540,10 @@ func (s *Store) scanGroup(sc Scope, group string, streams func(name string) bool
 		}
 		type head struct {
 			name string
-			c    *bolt.Cursor
-			k, v []byte
+			it   *evCursor
 		}
 		var heads []*head
 		eb := tx.Bucket(bucketEvents)
-		toKey := to.key()
 		forStreams(tx, sc, group, "", func(_ []byte, r streamRecord) bool {
 			if !streams(r.Name) {
 				return true
@@ -561,9 +552,9 @@ func (s *Store) scanGroup(sc Scope, group string, streams func(name string) bool
 			if b == nil {
 				return true
 			}
-			h := &head{name: r.Name, c: b.Cursor()}
-			h.k, h.v = h.c.Seek(from.key())
-			if h.k != nil && bytes.Compare(h.k, toKey) < 0 {
+			h := &head{name: r.Name, it: newEvCursor(b)}
+			h.it.seek(from)
+			if h.it.valid() && h.it.pos().less(to) {
 				heads = append(heads, h)
 			}
 			return true
@@ -573,24 +564,24 @@ func (s *Store) scanGroup(sc Scope, group string, streams func(name string) bool
 		for scanned := 0; len(heads) > 0; scanned++ {
 			min := 0
 			for i := 1; i < len(heads); i++ {
-				if bytes.Compare(heads[i].k, heads[min].k) < 0 {
+				if heads[i].it.pos().less(heads[min].it.pos()) {
 					min = i
 				}
 			}
 			h := heads[min]
 			if scanned == scanLimit {
-				next, more = posOf(h.k), true
+				next, more = h.it.pos(), true
 				return nil
 			}
-			e := decodeEvent(h.k, h.v)
+			e := h.it.event()
 			e.Stream = h.name
 			if !f(e) {
-				next, more = posOf(h.k), true
+				next, more = h.it.pos(), true
 				return nil
 			}
-			next = posOf(h.k).next()
-			h.k, h.v = h.c.Next()
-			if h.k == nil || bytes.Compare(h.k, toKey) >= 0 {
+			next = h.it.pos().next()
+			h.it.next()
+			if !h.it.valid() || !h.it.pos().less(to) {
 				heads = append(heads[:min], heads[min+1:]...)
 			}
 		}
@@ -652,7 +643,7 @@ func (s *Store) Expire(now time.Time, batch int) (int, error) {
 	return total, nil
 }
 
-// expireStream deletes up to batch events of one stream older than cutoff
+// expireStream deletes about batch events (whole keys) of one stream older than cutoff
 // and keeps the stream's totals right.
 func (s *Store) expireStream(sk []byte, id uint64, cutoff uint64, batch int) (int, bool, error) {
 	n, done := 0, true
@@ -668,17 +659,25 @@ func (s *Store) expireStream(sk []byte, id uint64, cutoff uint64, batch int) (in
 		}
 		c := b.Cursor()
 		var bytesFreed int64
+		var msgs [][2]int
 		k, v := c.First()
 		for ; k != nil && posOf(k).ts < cutoff; k, v = c.First() {
-			if n == batch {
+			if n >= batch {
 				done = false
 				break
 			}
-			bytesFreed += int64(len(v) - 8)
+			if isRun(k) {
+				msgs = runMessages(v, msgs[:0])
+				for _, m := range msgs {
+					bytesFreed += int64(m[1] - m[0])
+				}
+			} else {
+				bytesFreed += int64(len(v) - 8)
+			}
+			n += keyEvents(k)
 			if err := c.Delete(); err != nil {
 				return err
 			}
-			n++
 		}
 		r.Events -= int64(n)
 		r.StoredBytes -= bytesFreed

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/cgroups/v3"
@@ -188,6 +189,35 @@ func TaskCgroupCPUUsage(path string) (time.Duration, error) {
 		return 0, fmt.Errorf("task cgroup %s cpu usage: no cpuacct statistics", path)
 	}
 	return time.Duration(st.CPU.Usage.Total), nil
+}
+
+// v1Subsystems are the host's v1 hierarchies, read once: they are mounted
+// before berth starts and do not move.
+var v1Subsystems = sync.OnceValues(cgroup1.Default)
+
+// cpuCgroupDirs returns the directories of cgroup path in the v1 cpu and
+// cpuacct hierarchies (one when they are mounted together): where a process
+// whose CPU time counts against the task's quota, and in its usage, goes.
+func cpuCgroupDirs(path string) ([]string, error) {
+	if err := checkCgroupV1(path); err != nil {
+		return nil, err
+	}
+	subsystems, err := v1Subsystems()
+	if err != nil {
+		return nil, fmt.Errorf("cgroup hierarchies: %w", err)
+	}
+	var dirs []string
+	for _, s := range subsystems {
+		if p, ok := s.(pather); ok && (s.Name() == cgroup1.Cpu || s.Name() == cgroup1.Cpuacct) {
+			if d := p.Path(path); !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return nil, errors.New("no v1 cpu cgroup hierarchy mounted")
+	}
+	return dirs, nil
 }
 
 // memoryCgroupDir returns the directory of cgroup path in the v1 memory

@@ -210,7 +210,16 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 	ioCreator := cio.NullIO
 	switch {
 	case spec.LogPath != "" && r.logDriver != "":
-		ioCreator = cio.BinaryIO(r.logDriver, map[string]string{logdriver.Arg: spec.LogPath})
+		inv := logdriver.Invocation{Path: spec.LogPath}
+		if spec.CgroupParent != "" {
+			// The driver's CPU counts against the task's (see logdriver).
+			dirs, cerr := cpuCgroupDirs(spec.CgroupParent)
+			if cerr != nil {
+				r.log.WarnContext(ctx, "log driver stays outside the task cgroup", "id", spec.ID, "err", cerr)
+			}
+			inv.CgroupDirs = dirs
+		}
+		ioCreator = cio.BinaryIO(r.logDriver, inv.Args())
 	case spec.LogPath != "":
 		ioCreator = cio.LogFile(spec.LogPath)
 	}

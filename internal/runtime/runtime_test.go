@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthdev/berth/internal/runtime/logdriver"
 )
 
 func TestNormalizeRef(t *testing.T) {
@@ -557,5 +560,40 @@ func TestDelete(t *testing.T) {
 	e.run(t, ctx, spec2)
 	if st, err := e.rt.Wait(ctx, spec2.ID); err != nil || st.Code != 0 {
 		t.Fatalf("rerun: %+v, %v", st, err)
+	}
+}
+
+// The log driver joins the task's cgroup in the cpu hierarchies, so that
+// the CPU it spends copying a container's output counts against the task.
+func TestLogDriverInTaskCgroup(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	spec := e.spec("sh", "-c", "echo hello; sleep 30")
+	e.run(t, ctx, spec)
+	dirs, err := cpuCgroupDirs(e.cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var drivers int
+		for _, pid := range strings.Fields(string(b)) {
+			cmdline, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+			if err == nil && strings.Contains(string(cmdline), logdriver.Arg+"\x00"+spec.LogPath) {
+				drivers++
+			}
+		}
+		if drivers != 1 {
+			t.Errorf("%s holds %d log drivers of %s (pids %q), want 1", dir, drivers, spec.ID, b)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readLog(t, spec.LogPath), "hello\n"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("log: %q", readLog(t, spec.LogPath))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

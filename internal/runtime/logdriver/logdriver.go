@@ -11,6 +11,14 @@
 // (1.6 and 1.7) closes the shared log file when stdout reaches end of file,
 // so that stderr written as a container exits is sometimes lost.
 //
+// Given CgroupArg, the driver moves itself into the task's cgroup (the
+// directories of its cpu and cpuacct hierarchies) before it says it is
+// ready: copying a container's output costs CPU in proportion to what the
+// container writes, and a task's logging must count against the CPU the
+// task asked for, as on Fargate, not take the host's other cores from other
+// tasks. Its memory is not charged to the task (a few MiB at most), so that
+// a task that runs out of memory never has its log driver OOM-killed.
+//
 // This package imports little, so that a binary hosting the driver starts
 // fast and stays small: call MaybeRun first thing in main.
 package logdriver
@@ -22,6 +30,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,28 +41,80 @@ import (
 // it followed by the log file's path.
 const Arg = "__berth-log-driver"
 
+// CgroupArg is the optional argument followed by the cgroup directories
+// (absolute paths in the cgroup file system, separated by
+// os.PathListSeparator) that the driver joins before it is ready. The shim
+// passes the binary URI's query as key value pairs in any order.
+const CgroupArg = "__berth-log-cgroup"
+
+// Invocation is what the shim asks of a log driver.
+type Invocation struct {
+	Path       string   // the log file
+	CgroupDirs []string // cgroup directories to join (CgroupArg)
+}
+
+// Args returns the arguments (as the binary log URI's query) that start a
+// driver for inv.
+func (inv Invocation) Args() map[string]string {
+	m := map[string]string{Arg: inv.Path}
+	if len(inv.CgroupDirs) > 0 {
+		m[CgroupArg] = strings.Join(inv.CgroupDirs, string(os.PathListSeparator))
+	}
+	return m
+}
+
+// parseInvocation reads os.Args of a log driver: Arg and its path, and
+// optionally CgroupArg and its directories, as pairs in any order.
+func parseInvocation(args []string) (Invocation, bool) {
+	var inv Invocation
+	if len(args) != 3 && len(args) != 5 {
+		return inv, false
+	}
+	seen := map[string]bool{}
+	for i := 1; i < len(args); i += 2 {
+		k, v := args[i], args[i+1]
+		if seen[k] {
+			return inv, false
+		}
+		seen[k] = true
+		switch k {
+		case Arg:
+			inv.Path = v
+		case CgroupArg:
+			inv.CgroupDirs = filepath.SplitList(v)
+		default:
+			return inv, false
+		}
+	}
+	return inv, seen[Arg]
+}
+
 // drainTimeout is how long the driver keeps copying after the shim's
 // SIGTERM (sent when the task is deleted, after the container has exited).
 const drainTimeout = 3 * time.Second
 
 // IsInvocation reports whether args (os.Args) start a log driver.
 func IsInvocation(args []string) bool {
-	return len(args) == 3 && args[1] == Arg
+	_, ok := parseInvocation(args)
+	return ok
 }
 
 // MaybeRun runs the log driver and exits if this process was started as
 // one; otherwise it returns at once.
 func MaybeRun() {
-	if IsInvocation(os.Args) {
-		os.Exit(Run(os.Args[2]))
+	if inv, ok := parseInvocation(os.Args); ok {
+		os.Exit(Run(inv))
 	}
 }
 
-// Run copies descriptors 3 (stdout) and 4 (stderr) to the file at path,
-// in whole lines, after signalling readiness on descriptor 5, until both
-// reach end of file. If the file cannot be opened the output is drained
-// and dropped, so that the container never blocks or gets EPIPE.
-func Run(path string) int {
+// Run copies descriptors 3 (stdout) and 4 (stderr) to the file at
+// inv.Path, in whole lines, after joining inv.CgroupDirs and signalling
+// readiness on descriptor 5, until both reach end of file. If the file
+// cannot be opened the output is drained and dropped, so that the
+// container never blocks or gets EPIPE; if a cgroup cannot be joined the
+// driver says so on stderr and logs anyway.
+func Run(inv Invocation) int {
+	path := inv.Path
 	stdout := os.NewFile(3, "stdout")
 	stderr := os.NewFile(4, "stderr")
 	ready := os.NewFile(5, "ready")
@@ -65,6 +127,11 @@ func Run(path string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
+	for _, dir := range inv.CgroupDirs {
+		if err := joinCgroup(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "berth log driver: %v\n", err)
+		}
+	}
 	var dst io.Writer = io.Discard
 	f, err := openLog(path)
 	if err != nil {
@@ -108,6 +175,26 @@ func Run(path string) int {
 			}
 		}
 	}
+}
+
+// joinCgroup moves this process into the cgroup at dir (a v1 hierarchy's
+// directory) by writing its pid to cgroup.procs.
+func joinCgroup(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("cgroup directory %q is not absolute", dir)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
+	}
+	_, err = f.WriteString(strconv.Itoa(os.Getpid()))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("join cgroup %s: %w", dir, err)
+	}
+	return nil
 }
 
 func openLog(path string) (*os.File, error) {

@@ -28,10 +28,63 @@ func TestIsInvocation(t *testing.T) {
 		{[]string{"/bin/berth", "agent"}, false},
 		{[]string{"/bin/berth", Arg}, false},
 		{[]string{"/bin/berth", "x", Arg, "/p"}, false},
+		{[]string{"/bin/berth", Arg, "/p", CgroupArg, "/sys/fs/cgroup/cpu/t"}, true},
+		{[]string{"/bin/berth", CgroupArg, "/sys/fs/cgroup/cpu/t", Arg, "/p"}, true},
+		{[]string{"/bin/berth", CgroupArg, "/sys/fs/cgroup/cpu/t"}, false},
+		{[]string{"/bin/berth", Arg, "/p", Arg, "/q"}, false},
+		{[]string{"/bin/berth", Arg, "/p", "x", "y"}, false},
+		{[]string{"/bin/berth", Arg, "/p", CgroupArg}, false},
 	}
 	for _, tc := range tests {
 		if got := IsInvocation(tc.args); got != tc.want {
 			t.Errorf("IsInvocation(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+// The shim passes the binary URI's query in map order: Args and
+// parseInvocation agree whatever the order.
+func TestInvocationArgs(t *testing.T) {
+	for _, inv := range []Invocation{
+		{Path: "/l/c.log"},
+		{Path: "/l/c.log", CgroupDirs: []string{"/sys/fs/cgroup/cpu,cpuacct/berth/t"}},
+		{Path: "/l/c.log", CgroupDirs: []string{"/sys/fs/cgroup/cpu/berth/t", "/sys/fs/cgroup/cpuacct/berth/t"}},
+	} {
+		m := inv.Args()
+		var pairs [][]string
+		for k, v := range m {
+			pairs = append(pairs, []string{k, v})
+		}
+		for _, order := range [][]int{{0, 1}, {1, 0}} {
+			args := []string{"/bin/berth-logdriver"}
+			for _, i := range order {
+				if i < len(pairs) {
+					args = append(args, pairs[i]...)
+				}
+			}
+			got, ok := parseInvocation(args)
+			if !ok || got.Path != inv.Path || strings.Join(got.CgroupDirs, "|") != strings.Join(inv.CgroupDirs, "|") {
+				t.Errorf("parseInvocation(%q) = %+v, %v; want %+v", args, got, ok, inv)
+			}
+		}
+	}
+}
+
+func TestJoinCgroup(t *testing.T) {
+	dir := t.TempDir() // stands in for a cgroup directory
+	procs := filepath.Join(dir, "cgroup.procs")
+	if err := os.WriteFile(procs, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := joinCgroup(dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(procs); string(b) != fmt.Sprint(os.Getpid()) {
+		t.Fatalf("cgroup.procs = %q, want our pid", b)
+	}
+	for _, bad := range []string{"relative/dir", filepath.Join(dir, "missing")} {
+		if err := joinCgroup(bad); err == nil {
+			t.Errorf("joinCgroup(%q) succeeded", bad)
 		}
 	}
 }
@@ -112,7 +165,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk ful
 
 // startDriver runs the test binary as a log driver the way the shim does
 // and returns the write ends of its stdout and stderr pipes.
-func startDriver(t *testing.T, logPath string) (stdout, stderr *os.File, cmd *exec.Cmd) {
+func startDriver(t *testing.T, inv Invocation) (stdout, stderr *os.File, cmd *exec.Cmd) {
 	t.Helper()
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -126,7 +179,11 @@ func startDriver(t *testing.T, logPath string) (stdout, stderr *os.File, cmd *ex
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd = exec.Command(os.Args[0], Arg, logPath)
+	args := []string{Arg, inv.Path}
+	if v, ok := inv.Args()[CgroupArg]; ok {
+		args = append(args, CgroupArg, v)
+	}
+	cmd = exec.Command(os.Args[0], args...)
 	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -153,10 +210,14 @@ func TestRun(t *testing.T) {
 		name    string
 		logPath func(dir string) string
 		wantLog bool
+		cgroup  func(dir string) string // CgroupArg, if set
 	}{
 		{name: "writes the log", logPath: func(dir string) string { return filepath.Join(dir, "sub", "c.log") }, wantLog: true},
 		{name: "unwritable path drains", logPath: func(dir string) string { return filepath.Join(dir, "file", "c.log") }},
 		{name: "relative path drains", logPath: func(string) string { return "c.log" }},
+		// A cgroup it cannot join does not stop it logging.
+		{name: "missing cgroup still logs", logPath: func(dir string) string { return filepath.Join(dir, "c.log") }, wantLog: true,
+			cgroup: func(dir string) string { return filepath.Join(dir, "no-such-cgroup") }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,8 +225,12 @@ func TestRun(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			path := tc.logPath(dir)
-			stdout, stderr, cmd := startDriver(t, path)
+			inv := Invocation{Path: tc.logPath(dir)}
+			if tc.cgroup != nil {
+				inv.CgroupDirs = []string{tc.cgroup(dir)}
+			}
+			path := inv.Path
+			stdout, stderr, cmd := startDriver(t, inv)
 			var want bytes.Buffer
 			line := func(stream string, i int) string { return stream + strings.Repeat("x", i) + "\n" }
 			for i := range 400 { // ~160 KB: more than a pipe holds, so the driver must drain

@@ -146,3 +146,32 @@ func TestUserCapacityProvider(t *testing.T) {
 		t.Fatalf("placed on %q, want %q", got, joined.ContainerInstanceArn)
 	}
 }
+
+func TestUpdateServiceStrategy(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("c")}); err != nil {
+		t.Fatal(err)
+	}
+	td := e.register(t, "fam")
+	nc := &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}}
+	if _, err := e.ecs.CreateService(ctx, &ecs.CreateServiceInput{Cluster: aws.String("c"), ServiceName: aws.String("s"), TaskDefinition: aws.String(td),
+		DesiredCount: aws.Int32(0), NetworkConfiguration: nc,
+		CapacityProviderStrategy: []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE"), Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("s"),
+		CapacityProviderStrategy: []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := out.Service
+	if len(svc.Deployments) != 2 || len(svc.Deployments[0].CapacityProviderStrategy) != 1 ||
+		aws.ToString(svc.Deployments[0].CapacityProviderStrategy[0].CapacityProvider) != "FARGATE_SPOT" {
+		t.Fatalf("deployments after a strategy change: %+v", svc.Deployments)
+	}
+	if _, err := e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("s"),
+		PlacementStrategy: []types.PlacementStrategy{{Type: types.PlacementStrategyTypeRandom}}}); apiCode(err) != "InvalidParameterException" {
+		t.Fatalf("a placement strategy on a Fargate service: %v", err)
+	}
+}

@@ -290,6 +290,11 @@ type updateServiceInput struct {
 	// LoadBalancers replaces the service's load balancers (an empty list
 	// removes them all) and starts a new deployment, as ECS does.
 	LoadBalancers *[]ServiceLoadBalancer `json:"loadBalancers"`
+	// CapacityProviderStrategy, PlacementStrategy and PlacementConstraints
+	// replace the service's (an empty list clears them): a new deployment.
+	CapacityProviderStrategy *[]CapacityProviderStrategyItem `json:"capacityProviderStrategy"`
+	PlacementStrategy        *[]PlacementStrategy            `json:"placementStrategy"`
+	PlacementConstraints     *[]PlacementConstraint          `json:"placementConstraints"`
 }
 
 func (s *Service) updateService(ctx context.Context, body []byte) (any, error) {
@@ -355,8 +360,12 @@ func (s *Service) updateService(ctx context.Context, body []byte) (any, error) {
 	if err := s.checkServiceLoadBalancers(ctx, sc, lbs, td); err != nil {
 		return nil, err
 	}
+	strategy, placementChanged, err := s.updatedPlacement(ctx, sc, &cur, &in)
+	if err != nil {
+		return nil, err
+	}
 	newDep := in.ForceNewDeployment || td.TaskDefinitionArn != cur.Service.TaskDefinition || in.NetworkConfiguration != nil ||
-		(in.PlatformVersion != "" && in.PlatformVersion != cur.Service.PlatformVersion) || lbsChanged
+		(in.PlatformVersion != "" && in.PlatformVersion != cur.Service.PlatformVersion) || lbsChanged || placementChanged
 	var plan *awsvpcPlan
 	if newDep {
 		if plan, err = s.resolveAwsvpc(ctx, sc, vpc); err != nil {
@@ -401,6 +410,15 @@ func (s *Service) updateService(ctx context.Context, body []byte) (any, error) {
 				r.Service.LoadBalancers = lbs
 				if r.Service.LoadBalancers == nil {
 					r.Service.LoadBalancers = []ServiceLoadBalancer{}
+				}
+			}
+			if placementChanged {
+				r.Service.CapacityProviderStrategy = strategy
+				if in.PlacementStrategy != nil {
+					r.Service.PlacementStrategy = orEmpty(*in.PlacementStrategy)
+				}
+				if in.PlacementConstraints != nil {
+					r.Service.PlacementConstraints = orEmpty(*in.PlacementConstraints)
 				}
 			}
 			d := newDeployment(td.TaskDefinitionArn, r.Service.LaunchType, r.Service.PlatformVersion, r.Service.NetworkConfiguration, plan, r.Service.DesiredCount, now)
@@ -588,4 +606,43 @@ func orEmpty[T any](list []T) []T {
 		return []T{}
 	}
 	return list
+}
+
+// updatedPlacement checks an UpdateService's capacity provider strategy and
+// placement: the strategy the service is to have, and whether anything
+// changed. A strategy may change within Fargate's providers or within the
+// user's, not between them (that would change the launch type).
+func (s *Service) updatedPlacement(ctx context.Context, sc scope, cur *serviceRecord, in *updateServiceInput) ([]CapacityProviderStrategyItem, bool, error) {
+	strategy, changed := cur.Service.CapacityProviderStrategy, false
+	if in.CapacityProviderStrategy != nil && !reflect.DeepEqual(*in.CapacityProviderStrategy, strategy) {
+		cluster, err := s.getCluster(ctx, sc, cur.Cluster)
+		if err != nil {
+			return nil, false, err
+		}
+		next, launchType, err := resolveLaunch(cluster, "", *in.CapacityProviderStrategy)
+		if err != nil {
+			return nil, false, err
+		}
+		if launchType != cur.Service.LaunchType {
+			return nil, false, invalidParam("The capacity provider strategy cannot change the service's launch type (%s to %s); create a new service.", cur.Service.LaunchType, launchType)
+		}
+		strategy, changed = next, true
+	}
+	if in.PlacementStrategy != nil || in.PlacementConstraints != nil {
+		if cur.Service.LaunchType != compatEC2 {
+			return nil, false, invalidParam("Placement strategies and constraints are not supported with launch type %s.", cur.Service.LaunchType)
+		}
+		ps, pc := cur.Service.PlacementStrategy, cur.Service.PlacementConstraints
+		if in.PlacementStrategy != nil {
+			ps = *in.PlacementStrategy
+		}
+		if in.PlacementConstraints != nil {
+			pc = *in.PlacementConstraints
+		}
+		if err := validatePlacement(ps, pc); err != nil {
+			return nil, false, err
+		}
+		changed = true
+	}
+	return strategy, changed, nil
 }

@@ -82,6 +82,7 @@ type Service struct {
 	placeMu sync.Mutex    // one placement plan at a time (placePending, runEC2)
 	svcWake chan struct{} // wakes the service scheduler
 	hub     *nodeHub      // wakes agents' long polls
+	tasks   *taskIndex    // ListTasks' view of the stored tasks
 	metrics *metrics
 }
 
@@ -106,7 +107,8 @@ func New(cfg Config) *Service {
 		cfg.ServiceBackoff = 5 * time.Second
 	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
-		hub: newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs"))}
+		hub:   newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs")),
+		tasks: newTaskIndex(cfg.Store, cfg.Logger)}
 	s.metrics = newMetrics(cfg.Registerer, s)
 	return s
 }
@@ -164,8 +166,9 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(6)
+	wg.Add(7)
 	go func() { defer wg.Done(); s.hub.run(ctx) }()
+	go func() { defer wg.Done(); s.tasks.run(ctx) }()
 	go func() { defer wg.Done(); s.runSpotReclaim(ctx, s.cfg.SpotReclaimInterval) }()
 	go func() { defer wg.Done(); s.runHostLoss(ctx) }()
 	go func() { defer wg.Done(); s.runServices(ctx) }()

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -53,6 +54,32 @@ func (s *Service) stopTask(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"task": &rec.Task}, nil
+}
+
+// scanTasks is taskIndex.list read from etcd: every task of the cluster.
+func (s *Service) scanTasks(ctx context.Context, sc scope, cluster, desired, after string, limit int, match func(*indexedTask) bool) ([]string, bool, error) {
+	var arns []string
+	err := s.st.List(ctx, store.ScopedPrefix(sc.account, sc.region, "tasks", cluster), func(key string, val []byte) error {
+		var r taskRecord
+		if err := unmarshalTask(val, &r); err != nil {
+			return err
+		}
+		t := &r.Task
+		it := indexedTask{arn: t.TaskArn, family: r.Spec.Family, startedBy: t.StartedBy, launchType: t.LaunchType,
+			group: t.Group, instance: lastSegment(t.ContainerInstanceArn)}
+		if t.DesiredStatus == desired && t.TaskArn > after && match(&it) {
+			arns = append(arns, t.TaskArn)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	sort.Strings(arns)
+	if len(arns) > limit {
+		return arns[:limit], true, nil
+	}
+	return arns, false, nil
 }
 
 // stopTaskKey stops the task at key with a stop code and reason: a running
@@ -166,31 +193,44 @@ func (s *Service) listTasks(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var arns []string
-	err = s.st.List(ctx, store.ScopedPrefix(sc.account, sc.region, "tasks", cluster.ClusterName), func(_ string, val []byte) error {
-		var r taskRecord
-		if err := unmarshalTask(val, &r); err != nil {
-			return err
-		}
-		t := &r.Task
+	instance := lastSegment(in.ContainerInstance)
+	match := func(t *indexedTask) bool {
 		switch {
-		case t.DesiredStatus != desired:
-		case in.Family != "" && r.Spec.Family != in.Family:
-		case in.StartedBy != "" && t.StartedBy != in.StartedBy:
-		case in.LaunchType != "" && t.LaunchType != in.LaunchType:
-		case in.ServiceName != "" && t.Group != "service:"+in.ServiceName:
+		case in.Family != "" && t.family != in.Family:
+		case in.StartedBy != "" && t.startedBy != in.StartedBy:
+		case in.LaunchType != "" && t.launchType != in.LaunchType:
+		case in.ServiceName != "" && t.group != "service:"+in.ServiceName:
+		case instance != "" && t.instance != instance:
 		default:
-			arns = append(arns, t.TaskArn)
+			return true
 		}
-		return nil
-	})
+		return false
+	}
+	limit := 100
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 100 {
+			return nil, invalidParam("maxResults must be between 1 and 100.")
+		}
+		limit = *in.MaxResults
+	}
+	after := ""
+	if in.NextToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
+		if err != nil {
+			return nil, invalidParam("Invalid nextToken.")
+		}
+		after = string(b)
+	}
+	pg, more, err := s.tasks.list(ctx, clusterKey(sc, cluster.ClusterName), desired, after, limit, match)
+	if errors.Is(err, errIndexBehind) {
+		pg, more, err = s.scanTasks(ctx, sc, cluster.ClusterName, desired, after, limit, match)
+	}
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(arns)
-	pg, next, err := page(arns, func(a string) string { return a }, in.NextToken, in.MaxResults, 100)
-	if err != nil {
-		return nil, err
+	next := ""
+	if more && len(pg) > 0 {
+		next = base64.RawURLEncoding.EncodeToString([]byte(pg[len(pg)-1]))
 	}
 	if pg == nil {
 		pg = []string{}

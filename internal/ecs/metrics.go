@@ -54,7 +54,14 @@ func (c *taskStateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc
 func (c *taskStateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	counts := map[string]int{}
+	counts, ok := c.s.tasks.stateCounts()
+	if ok {
+		for _, st := range taskStates {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
+		}
+		return
+	}
+	counts = map[string]int{}
 	err := c.s.st.List(ctx, store.Prefix("acct"), func(key string, val []byte) error {
 		if !strings.Contains(key, "/tasks/") {
 			return nil

@@ -311,10 +311,7 @@ func (s *Service) purgeStopped(ctx context.Context) error {
 	cutoff := s.cfg.Now().Add(-s.cfg.StoppedRetention)
 	var stale, unreleased, unmetered []string
 	var revoke []*taskRecord
-	err := s.st.List(ctx, store.Prefix("acct"), func(key string, val []byte) error {
-		if !strings.Contains(key, "/tasks/") {
-			return nil
-		}
+	err := s.eachStoppedTask(ctx, func(key string, val []byte) error {
 		var r taskRecord
 		if err := unmarshalTask(val, &r); err != nil {
 			return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/google/btree"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -30,8 +31,9 @@ type taskIndex struct {
 	}
 
 	mu       sync.RWMutex
-	rev      int64         // revision applied (0: not built)
-	advanced chan struct{} // closed (and replaced) whenever rev grows
+	counts   map[string]int // tasks by lastStatus (berth_tasks)
+	rev      int64          // revision applied (0: not built)
+	advanced chan struct{}  // closed (and replaced) whenever rev grows
 	clusters map[string]*clusterTasks
 	watcher  clientv3.Watcher
 }
@@ -41,6 +43,7 @@ type indexedTask struct {
 	arn, id                                string
 	desired, family, startedBy, launchType string
 	group, instance                        string
+	last                                   string // lastStatus
 }
 
 // clusterTasks are one cluster's tasks: by id (to apply changes) and by
@@ -48,12 +51,13 @@ type indexedTask struct {
 type clusterTasks struct {
 	byID      map[string]*indexedTask
 	byDesired map[string]*btree.BTreeG[*indexedTask]
+	stopped   map[string]bool // ids of STOPPED tasks (the purge's candidates)
 }
 
 func lessTask(a, b *indexedTask) bool { return a.arn < b.arn }
 
 func newTaskIndex(st *store.Store, log interface{ Warn(string, ...any) }) *taskIndex {
-	return &taskIndex{st: st, log: log, advanced: make(chan struct{}), clusters: map[string]*clusterTasks{}}
+	return &taskIndex{st: st, log: log, advanced: make(chan struct{}), clusters: map[string]*clusterTasks{}, counts: map[string]int{}}
 }
 
 // clusterKey names a cluster in the index.
@@ -91,7 +95,7 @@ func (x *taskIndex) run(ctx context.Context) {
 }
 
 func (x *taskIndex) follow(ctx context.Context) error {
-	clusters := map[string]*clusterTasks{}
+	clusters, counts := map[string]*clusterTasks{}, map[string]int{}
 	var rev int64
 	// One read at one revision: paged by key, pinned to the first page's
 	// revision.
@@ -112,7 +116,7 @@ func (x *taskIndex) follow(ctx context.Context) error {
 		}
 		for _, kv := range resp.Kvs {
 			if c, id, ok := taskKeyParts(string(kv.Key)); ok {
-				applyTask(clusters, c, id, kv.Value)
+				applyTask(clusters, counts, c, id, kv.Value)
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
@@ -127,7 +131,7 @@ func (x *taskIndex) follow(ctx context.Context) error {
 	w := x.st.C.Watcher
 	wch := w.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	x.mu.Lock()
-	x.clusters, x.watcher = clusters, w
+	x.clusters, x.counts, x.watcher = clusters, counts, w
 	x.setRevLocked(rev)
 	x.mu.Unlock()
 	defer func() {
@@ -146,9 +150,9 @@ func (x *taskIndex) follow(ctx context.Context) error {
 				continue
 			}
 			if ev.Type == clientv3.EventTypeDelete {
-				removeTask(x.clusters, c, id)
+				removeTask(x.clusters, x.counts, c, id)
 			} else {
-				applyTask(x.clusters, c, id, ev.Kv.Value)
+				applyTask(x.clusters, x.counts, c, id, ev.Kv.Value)
 			}
 		}
 		x.setRevLocked(wr.Header.Revision)
@@ -165,21 +169,25 @@ func (x *taskIndex) setRevLocked(rev int64) {
 	}
 }
 
-func applyTask(clusters map[string]*clusterTasks, cluster, id string, val []byte) {
+func applyTask(clusters map[string]*clusterTasks, counts map[string]int, cluster, id string, val []byte) {
 	var r taskRecord
 	if unmarshalTask(val, &r) != nil {
 		return
 	}
-	removeTask(clusters, cluster, id)
+	removeTask(clusters, counts, cluster, id)
 	ct := clusters[cluster]
 	if ct == nil {
-		ct = &clusterTasks{byID: map[string]*indexedTask{}, byDesired: map[string]*btree.BTreeG[*indexedTask]{}}
+		ct = &clusterTasks{byID: map[string]*indexedTask{}, byDesired: map[string]*btree.BTreeG[*indexedTask]{}, stopped: map[string]bool{}}
 		clusters[cluster] = ct
 	}
 	t := &r.Task
 	it := &indexedTask{arn: t.TaskArn, id: id, desired: t.DesiredStatus, family: r.Spec.Family, startedBy: t.StartedBy,
-		launchType: t.LaunchType, group: t.Group, instance: lastSegment(t.ContainerInstanceArn)}
+		launchType: t.LaunchType, group: t.Group, instance: lastSegment(t.ContainerInstanceArn), last: t.LastStatus}
 	ct.byID[id] = it
+	counts[it.last]++
+	if it.last == agentapi.StatusStopped {
+		ct.stopped[id] = true
+	}
 	tree := ct.byDesired[it.desired]
 	if tree == nil {
 		tree = btree.NewG(32, lessTask)
@@ -188,13 +196,15 @@ func applyTask(clusters map[string]*clusterTasks, cluster, id string, val []byte
 	tree.ReplaceOrInsert(it)
 }
 
-func removeTask(clusters map[string]*clusterTasks, cluster, id string) {
+func removeTask(clusters map[string]*clusterTasks, counts map[string]int, cluster, id string) {
 	ct := clusters[cluster]
 	if ct == nil {
 		return
 	}
 	if old := ct.byID[id]; old != nil {
 		delete(ct.byID, id)
+		delete(ct.stopped, id)
+		counts[old.last]--
 		ct.byDesired[old.desired].Delete(old)
 	}
 	if len(ct.byID) == 0 {
@@ -262,4 +272,72 @@ func (x *taskIndex) list(ctx context.Context, cluster, desired, after string, li
 		tree.AscendGreaterOrEqual(&indexedTask{arn: after + "\x00"}, visit)
 	}
 	return arns, more, nil
+}
+
+// stateCounts are the stored tasks by lastStatus; ok is false while the
+// index is not built.
+func (x *taskIndex) stateCounts() (map[string]int, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.rev == 0 {
+		return nil, false
+	}
+	out := make(map[string]int, len(x.counts))
+	for k, v := range x.counts {
+		out[k] = v
+	}
+	return out, true
+}
+
+// stoppedKeys are the store keys of the STOPPED tasks; ok is false while
+// the index is not built.
+func (x *taskIndex) stoppedKeys() ([]string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.rev == 0 {
+		return nil, false
+	}
+	var keys []string
+	for c, ct := range x.clusters {
+		parts := strings.SplitN(c, "/", 3)
+		for id := range ct.stopped {
+			keys = append(keys, store.Scoped(parts[0], parts[1], "tasks", parts[2], id))
+		}
+	}
+	return keys, true
+}
+
+// eachStoppedTask calls each with the key and value of every STOPPED task:
+// those the index names, read in batches, or (before the index is built)
+// every task under the accounts' prefix, which each must filter itself.
+func (s *Service) eachStoppedTask(ctx context.Context, each func(key string, val []byte) error) error {
+	keys, ok := s.tasks.stoppedKeys()
+	if !ok {
+		return s.st.List(ctx, store.Prefix("acct"), func(key string, val []byte) error {
+			if !strings.Contains(key, "/tasks/") {
+				return nil
+			}
+			return each(key, val)
+		})
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 100)
+		ops := make([]clientv3.Op, n)
+		for i, k := range keys[:n] {
+			ops[i] = clientv3.OpGet(k)
+		}
+		resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return err
+		}
+		for _, r := range resp.Responses {
+			for _, kv := range r.GetResponseRange().Kvs {
+				if err := each(string(kv.Key), kv.Value); err != nil {
+					return err
+				}
+			}
+		}
+		keys = keys[n:]
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	becs "github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/throttle"
 )
 
 // tokenJar is a launch limiter whose tokens the test hands out by hand: no
@@ -123,5 +124,33 @@ func TestServiceLaunchesWithinLaunchRate(t *testing.T) {
 	}
 	if tokens, _ := jar.state(); tokens != 0 {
 		t.Fatalf("%d tokens left, want 0", tokens)
+	}
+}
+
+// TestRunTaskWithThrottlePolicy: the real policy plugs in as the launch
+// limiter; a count above the burst is refused however long one waits.
+func TestRunTaskWithThrottlePolicy(t *testing.T) {
+	cfg, err := throttle.Config{}.Apply("launch=0.001/5") // no refill during the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, becs.Config{LaunchLimiter: throttle.NewPolicy(cfg, nil)})
+	ctx := ctxT(t)
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{}); err != nil {
+		t.Fatal(err)
+	}
+	td := e.register(t, "app")
+	for i, tt := range []struct {
+		count int32
+		want  string
+	}{{10, "ThrottlingException"}, {5, ""}, {1, "ThrottlingException"}} {
+		_, err := e.ecs.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), Count: aws.Int32(tt.count),
+			LaunchType: "FARGATE", NetworkConfiguration: subnets}, func(o *ecs.Options) { o.RetryMaxAttempts = 1 })
+		if apiCode(err) != tt.want || (tt.want == "" && err != nil) {
+			t.Fatalf("call %d, count %d: %v, want %q", i, tt.count, err, tt.want)
+		}
+	}
+	if _, _, created := e.liveTasks(t, "default"); created != 5 {
+		t.Fatalf("%d tasks stored, want the 5 of the call that got its tokens", created)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/internal/daemon"
+	"github.com/berthdev/berth/internal/throttle"
 )
 
 // hostEgressHelp documents --host-egress for dev and agent.
@@ -19,6 +20,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	var listen string
 	var hostEgress bool
 	var pools poolFlags
+	var limits throttle.Config
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything on this host: control plane, one Fargate capacity agent, embedded etcd and registry",
@@ -28,11 +30,14 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 			return daemon.RunDev(cmd.Context(), daemon.DevConfig{
 				DataDir: g.dataDir, Listen: listen, Region: region, Logger: g.logger(), HostEgress: hostEgress,
 				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim,
+				Throttle: limits,
 				Started: func(s *daemon.Server) {
 					fmt.Fprintf(os.Stdout, "berth dev is ready\n\n  endpoint  %s\n  region    %s\n  account   000000000000\n"+
-						"  access key id      %s\n  secret access key  %s\n  (the pair test/test works too, on this loopback endpoint)\n\n"+
+						"  access key id      %s\n  secret access key  %s\n  (the pair test/test works too, on this loopback endpoint)\n"+
+						"  throttling  %s\n  (%s; --throttle to change)\n\n"+
 						"  eval \"$(cat %s/env)\"   # sets AWS_ENDPOINT_URL and the keys for the aws CLI\n\n",
-						s.URL, region, s.RootKey.AccessKeyID, s.RootKey.SecretAccessKey, strings.TrimRight(g.dataDir, "/"))
+						s.URL, region, s.RootKey.AccessKeyID, s.RootKey.SecretAccessKey, limits, devThrottleNote,
+						strings.TrimRight(g.dataDir, "/"))
 				},
 			})
 		},
@@ -40,8 +45,12 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
 	cmd.Flags().BoolVar(&hostEgress, "host-egress", true, hostEgressHelp)
 	pools.add(cmd)
+	addThrottleFlag(cmd, &limits, throttle.Dev(), devThrottleNote)
 	return cmd
 }
+
+// devThrottleNote says why dev's limits are what they are.
+var devThrottleNote = "50 times AWS's (" + throttle.AWS().String() + "), high enough not to get in the way of development"
 
 // poolFlags are the control plane's flags `dev` and `server` share: the
 // address pools of public IPs and load balancers, and the simulated Spot
@@ -83,6 +92,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 	var etcd []string
 	var anonRegistry bool
 	var pools poolFlags
+	var limits throttle.Config
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane (APIs, scheduler, controllers)",
@@ -90,13 +100,14 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd,
 				AnonymousRegistry: anonRegistry, Logger: g.logger(),
-				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim})
+				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim,
+				Throttle: limits})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			fmt.Printf("berth server listening on %s\n  account 000000000000 access key id %s secret access key %s\n  agent join token %s\n",
-				srv.URL, srv.RootKey.AccessKeyID, srv.RootKey.SecretAccessKey, srv.AgentToken)
+			fmt.Printf("berth server listening on %s\n  account 000000000000 access key id %s secret access key %s\n  agent join token %s\n  throttling %s\n",
+				srv.URL, srv.RootKey.AccessKeyID, srv.RootKey.SecretAccessKey, srv.AgentToken, limits)
 			select {
 			case <-cmd.Context().Done():
 				return nil
@@ -109,6 +120,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringSliceVar(&etcd, "etcd-endpoints", nil, "external etcd cluster (default: embedded in the data dir)")
 	cmd.Flags().BoolVar(&anonRegistry, "allow-anonymous-registry", false, "let callers without ECR credentials push and pull images as account 000000000000 (a push creates a missing repository); for development only")
 	pools.add(cmd)
+	addThrottleFlag(cmd, &limits, throttle.AWS(), "AWS's documented quotas")
 	return cmd
 }
 

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/berthdev/berth/internal/throttle"
 )
 
 // DevConfig configures `berth dev`.
@@ -25,6 +27,8 @@ type DevConfig struct {
 	// PublicIPPool, LBAddressPool and SpotReclaimInterval: see ServerConfig.
 	PublicIPPool, LBAddressPool netip.Prefix
 	SpotReclaimInterval         time.Duration
+	// Throttle: see ServerConfig (`berth dev` starts with throttle.Dev()).
+	Throttle throttle.Config
 	// Started is called once the server serves, with it.
 	Started func(*Server)
 }
@@ -43,7 +47,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		cfg.Region = "us-east-1"
 	}
 	srv, err := StartServer(ctx, ServerConfig{DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen, Dev: true, AnonymousRegistry: true, Region: cfg.Region, Logger: cfg.Logger,
-		PublicIPPool: cfg.PublicIPPool, LBAddressPool: cfg.LBAddressPool, SpotReclaimInterval: cfg.SpotReclaimInterval})
+		PublicIPPool: cfg.PublicIPPool, LBAddressPool: cfg.LBAddressPool, SpotReclaimInterval: cfg.SpotReclaimInterval,
+		Throttle: cfg.Throttle})
 	if err != nil {
 		return err
 	}

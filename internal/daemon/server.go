@@ -32,6 +32,7 @@ import (
 	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/throttle"
 	"github.com/berthdev/berth/internal/vpc"
 )
 
@@ -60,7 +61,11 @@ type ServerConfig struct {
 	// that often (ecs.Config.SpotReclaimInterval).
 	SpotReclaimInterval time.Duration
 	LBAddressPool       netip.Prefix
-	Logger              *slog.Logger
+	// Throttle is the API and task launch rate limits per account and
+	// Region (throttle.AWS() is AWS's; `berth server` starts with it).
+	// Nil or empty limits nothing.
+	Throttle throttle.Config
+	Logger   *slog.Logger
 }
 
 // Server is a running control plane.
@@ -146,7 +151,15 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.Metrics = reg
-	router := protocol.NewRouter(accts, cfg.Logger, protocol.WithRegisterer(reg))
+	routerOpts := []protocol.Option{protocol.WithRegisterer(reg)}
+	var launches ecs.LaunchLimiter // a nil *throttle.Policy must not become a non-nil interface
+	if len(cfg.Throttle) > 0 {
+		policy := throttle.NewPolicy(cfg.Throttle, nil)
+		routerOpts = append(routerOpts, protocol.WithCallLimiter(policy))
+		launches = policy
+		cfg.Logger.Info("throttling API calls and task launches per account and Region", "limits", cfg.Throttle.String())
+	}
+	router := protocol.NewRouter(accts, cfg.Logger, routerOpts...)
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if s.ecr, err = ecr.New(runCtx, ecr.Config{Store: s.Store, RootDir: filepath.Join(cfg.DataDir, "registry"),
@@ -177,7 +190,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	ecsSvc := ecs.New(ecs.Config{Store: s.Store, Logger: cfg.Logger.With("service", "ecs"), AgentTokenValid: accts.AgentTokenValid,
 		AgentToken: accts.EnsureAgentToken, RegistryPassword: s.ecr.RegistryPassword, Networks: vpcSvc,
 		LoadBalancers: lbAdapter{elbSvc}, TargetHealth: elbSvc.ReportTargetHealth, TaskRoles: taskRoles{iamSvc, accts},
-		Meter: meterAdapter{billSvc}, Registerer: reg, SpotReclaimInterval: cfg.SpotReclaimInterval,
+		Meter: meterAdapter{billSvc}, Registerer: reg, SpotReclaimInterval: cfg.SpotReclaimInterval, LaunchLimiter: launches,
 		VerifySignature: func(ctx context.Context, r *http.Request, body []byte) (protocol.Identity, error) {
 			return router.VerifySignature(ctx, r, body, "ecs")
 		}})

@@ -67,6 +67,9 @@ type Config struct {
 	ServiceBackoff time.Duration
 	// Meter records the usage of stopped tasks (nil: nothing is metered).
 	Meter Meter
+	// LaunchLimiter limits the rate of Fargate task launches per account
+	// and Region (nil: unlimited; see throttle.go).
+	LaunchLimiter LaunchLimiter
 	// Registerer receives the task metrics (nil: not exported).
 	Registerer prometheus.Registerer
 	// Now is the clock (tests may replace it).

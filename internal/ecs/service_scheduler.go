@@ -429,6 +429,14 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 		rec.addEvent(evStopped(name, stoppedIDs), now)
 	}
 	if plan.launch > 0 {
+		if n := s.serviceLaunches(rec.scope(), rec.Deployments[0].LaunchType, plan.launch); n < plan.launch {
+			// Over the launch rate: launch fewer now, more next pass.
+			rec.Deployments[0].PendingCount -= plan.launch - n
+			rec.Service.PendingCount -= plan.launch - n
+			plan.launch = n
+		}
+	}
+	if plan.launch > 0 {
 		launched, lops, err := s.launchServiceTasks(ctx, &rec, plan.launch, providerCounts(tasks), now)
 		if err != nil {
 			s.log.Warn("service launch", "service", name, "err", err)

@@ -184,6 +184,9 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 		}
 		return map[string]any{"tasks": tasks, "failures": failures}, nil
 	}
+	if err := s.takeRunTaskLaunches(sc, launchType, count); err != nil {
+		return nil, err
+	}
 	recs, ops, err := s.newTasks(sc, cluster, td, &in, overrides, launchType, vpc, plan, count, s.cfg.Now())
 	if err != nil {
 		return nil, err

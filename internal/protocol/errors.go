@@ -69,7 +69,19 @@ const (
 	CodeSerialization              = "SerializationException"
 	CodeRequestEntityTooLarge      = "RequestEntityTooLargeException"
 	CodeInternalFailure            = "InternalFailure"
+	// CodeThrottling is what an awsJson service answers a call over its
+	// rate with: ECS documents "ThrottlingException", HTTP 400, "Rate
+	// exceeded". The SDKs retry it with backoff.
+	CodeThrottling = "ThrottlingException"
 )
+
+// Throttled is the error a throttled call is answered with, ECS's
+// ThrottlingException (the query protocol's services get their own code for
+// it: queryAuthError). Services return it too (ECS's RunTask over the task
+// launch rate).
+func Throttled() *Error {
+	return &Error{Code: CodeThrottling, Status: http.StatusBadRequest, Message: "Rate exceeded"}
+}
 
 const (
 	msgMissingAuthenticationToken = "Missing Authentication Token"

@@ -220,6 +220,9 @@ func (r *Router) serveQuery(ctx context.Context, w http.ResponseWriter, req *htt
 		return NewError(CodeInvalidAction, http.StatusBadRequest, "The action %s is not valid for this web service.",
 			truncate(action, 128))
 	}
+	if err := r.throttle(c); err != nil {
+		return err
+	}
 	out, err := invoke(ctx, h, params)
 	if err != nil {
 		return err

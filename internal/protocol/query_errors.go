@@ -23,8 +23,10 @@ import (
 // validate the provided access credentials" (HTTP 401), and an expired
 // request or session with RequestExpired; the others use the query
 // protocol's common errors (InvalidClientTokenId, SignatureDoesNotMatch,
-// ExpiredToken with 403). The edge's other awsJson codes (body too large,
-// unreadable body) get their query names too. Any other code is a service's
+// ExpiredToken with 403). A throttled call (ThrottlingException) is EC2's
+// RequestLimitExceeded (HTTP 503, as EC2 answers it) and the others'
+// Throttling ("Rate exceeded", 400); the SDKs retry both. The edge's other
+// awsJson codes (body too large, unreadable body) get their query names too. Any other code is a service's
 // and passes unchanged.
 const (
 	codeQueryMissingAuthToken = "MissingAuthenticationToken"
@@ -35,10 +37,13 @@ const (
 	codeQueryExpiredToken     = "ExpiredToken"
 	codeQueryIncompleteSig    = "IncompleteSignature"
 	codeQueryEntityTooLarge   = "RequestEntityTooLarge"
+	codeEC2Throttled          = "RequestLimitExceeded"
+	codeQueryThrottled        = "Throttling"
 
 	msgEC2AuthFailure      = "AWS was not able to validate the provided access credentials"
 	msgEC2MissingAuthToken = "The request must contain either a valid (registered) AWS access key ID or X.509 certificate."
 	msgQueryMissingToken   = "Request is missing Authentication Token"
+	msgEC2Throttled        = "Request limit exceeded."
 )
 
 // queryAuthError returns e, the error about to be written for a query
@@ -87,6 +92,9 @@ func queryAuthError(style QueryStyle, err error, e *Error) *Error {
 		return &Error{Code: codeQueryEntityTooLarge, Status: http.StatusRequestEntityTooLarge, Message: e.Message}
 	case CodeSerialization:
 		return &Error{Code: CodeMalformedQueryString, Status: http.StatusBadRequest, Message: e.Message}
+	case CodeThrottling:
+		return pick(codeEC2Throttled, http.StatusServiceUnavailable, msgEC2Throttled,
+			codeQueryThrottled, http.StatusBadRequest, e.Message)
 	}
 	return e
 }

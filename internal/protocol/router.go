@@ -66,6 +66,22 @@ func WithMaxBodyBytes(n int64) Option {
 	return func(r *Router) { r.maxBody = n }
 }
 
+// CallLimiter rate-limits authenticated calls (throttle.Policy implements
+// it): AllowCall takes a token of the operation's bucket of that account and
+// Region and reports whether the call may go on.
+type CallLimiter interface {
+	AllowCall(account, region, service, operation string) bool
+}
+
+// WithCallLimiter throttles every authenticated call of a known operation
+// through l (nil: no throttling). A refused call is answered with the
+// protocol's throttling error (ThrottlingException, "Rate exceeded"; the
+// query protocol's codes are mapped in queryAuthError) before the
+// operation runs, and counted in berth_api_requests_total with that code.
+func WithCallLimiter(l CallLimiter) Option {
+	return func(r *Router) { r.limiter = l }
+}
+
 // Router is berth's single HTTP endpoint. It serves path-prefix routes
 // registered with Handle as they are, and everything else as an AWS-protocol
 // request: authenticated with SigV4, dispatched to the registered service,
@@ -78,6 +94,7 @@ type Router struct {
 	registerer    prometheus.Registerer
 	registererSet bool
 	metrics       *metrics
+	limiter       CallLimiter
 
 	mu     sync.RWMutex
 	json   map[string]JSONService  // by TargetPrefix
@@ -308,6 +325,9 @@ func (r *Router) serveJSON(ctx context.Context, w http.ResponseWriter, req *http
 	if h == nil || req.Method != http.MethodPost {
 		return NewError(CodeUnknownOperation, http.StatusBadRequest, "Unknown operation %s", truncate(target, 128))
 	}
+	if err := r.throttle(c); err != nil {
+		return err
+	}
 	out, err := invoke(ctx, h, body)
 	if err != nil {
 		return err
@@ -328,6 +348,15 @@ func (r *Router) authenticate(ctx context.Context, req *http.Request, body []byt
 	}
 	c.identity = id
 	return WithIdentity(ctx, id), nil
+}
+
+// throttle asks the CallLimiter about c's call, which is authenticated and
+// names a known operation.
+func (r *Router) throttle(c *call) error {
+	if r.limiter == nil || r.limiter.AllowCall(c.identity.AccountID, c.identity.Region, c.service, c.operation) {
+		return nil
+	}
+	return Throttled()
 }
 
 // splitTarget splits "Prefix.Operation" at the last '.'.

@@ -314,6 +314,7 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 		MemoryReservation: int64(cs.MemoryReservationMiB) << 20, ReadonlyRootfs: cs.ReadonlyRootfs,
 		AddCapabilities: cs.AddCapabilities, LogPath: logPath,
 		HostNetwork: t.spec.NetworkMode == agentapi.NetworkModeHost, Privileged: cs.Privileged,
+		ShimGroup: "task-" + t.spec.TaskID, // one shim per task
 	}
 	if c.image != nil {
 		spec.Image = c.image.Ref

@@ -54,6 +54,12 @@ type ContainerSpec struct {
 	// lets it gain privileges, as docker --privileged (ECS's privileged,
 	// EC2 launch type only).
 	Privileged bool
+	// ShimGroup, when set, is shared by the containers that are to share
+	// one containerd shim (a task's): the runc v2 shim serves every
+	// container whose spec carries the same group annotation, so a task
+	// costs one shim rather than one per container. Empty: a shim of its
+	// own.
+	ShimGroup string
 	// CgroupParent is the task's absolute cgroup path, e.g. "/berth/<task>";
 	// the container's cgroup is CgroupParent/ID. Empty: "/<namespace>/ID".
 	CgroupParent      string
@@ -70,6 +76,10 @@ type ContainerSpec struct {
 	// (deleting the task drains the pipes).
 	LogPath string
 }
+
+// shimGroupAnnotation groups containers into one runc v2 shim (containerd's
+// shim manager reads it from the OCI spec).
+const shimGroupAnnotation = "io.containerd.runc.v2.group"
 
 // ExitStatus is how a container's main process ended.
 type ExitStatus struct {
@@ -169,6 +179,9 @@ func (r *Runtime) Run(ctx context.Context, spec ContainerSpec) (pid uint32, err 
 	}
 	if len(caps) > 0 {
 		specOpts = append(specOpts, oci.WithAddedCapabilities(caps))
+	}
+	if spec.ShimGroup != "" {
+		specOpts = append(specOpts, oci.WithAnnotations(map[string]string{shimGroupAnnotation: spec.ShimGroup}))
 	}
 	if spec.Privileged {
 		// containerd's WithPrivileged is the capabilities, paths, sysfs,

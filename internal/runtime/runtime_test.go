@@ -3,9 +3,11 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -595,5 +597,32 @@ func TestLogDriverInTaskCgroup(t *testing.T) {
 			t.Fatalf("log: %q", readLog(t, spec.LogPath))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Containers of one shim group share one shim: a task costs one shim,
+// however many containers it has; another group gets its own. A
+// container's process is its shim's child.
+func TestShimGroup(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := testContext(t)
+	group := filepath.Base(e.cgroup)
+	parents := map[string]int{}
+	for _, c := range []struct{ suffix, group string }{{"a1", "-a"}, {"a2", "-a"}, {"b1", "-b"}} {
+		spec := e.spec("sleep", "100")
+		spec.ID += "-" + c.suffix
+		spec.ShimGroup = group + c.group
+		pid := e.run(t, ctx, spec)
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so split after ')'.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		ppid, _ := strconv.Atoi(fields[1])
+		parents[c.suffix] = ppid
+	}
+	if parents["a1"] != parents["a2"] || parents["a1"] == parents["b1"] {
+		t.Fatalf("shims by container: %v, want a1 and a2 to share one and b1 another", parents)
 	}
 }

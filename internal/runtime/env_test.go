@@ -266,9 +266,16 @@ func (e *testEnv) cleanup() {
 	}
 	killProcessesMentioning(t, filepath.Join(e.dataDir, "containerd.sock"))
 	unmountUnder(t, e.dataDir)
-	if err := DeleteTaskCgroup(e.cgroup); err != nil {
-		t.Errorf("cleanup: %v", err)
+	// Log drivers (in the task's cpu cgroups) end a moment after their
+	// shims: give them a few seconds on a loaded machine.
+	var err error
+	for range 50 {
+		if err = DeleteTaskCgroup(e.cgroup); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	t.Errorf("cleanup: %v", err)
 }
 
 // killProcessesMentioning SIGKILLs every process whose command line

@@ -431,15 +431,17 @@ func TestStop(t *testing.T) {
 		// sleep is PID 1 of its namespace: the kernel drops SIGTERM for
 		// it (no handler), so Stop escalates to SIGKILL.
 		{name: "sleep ignores SIGTERM", command: []string{"sleep", "100"}, timeout: time.Second, wantCode: 137, minTime: time.Second, maxTime: 10 * time.Second},
-		{name: "handler exits on SIGTERM", command: []string{"sh", "-c", "trap 'exit 0' TERM; sleep 100 & wait"}, timeout: 20 * time.Second, wantCode: 0, maxTime: 10 * time.Second},
-		{name: "trap in a sleep loop", command: []string{"sh", "-c", "trap 'exit 143' TERM; while :; do sleep 1; done"}, timeout: 20 * time.Second, wantCode: 143, maxTime: 10 * time.Second},
+		{name: "handler exits on SIGTERM", command: []string{"sh", "-c", "trap 'exit 0' TERM; echo ready; sleep 100 & wait"}, timeout: 20 * time.Second, wantCode: 0, maxTime: 10 * time.Second},
+		{name: "trap in a sleep loop", command: []string{"sh", "-c", "trap 'exit 143' TERM; echo ready; while :; do sleep 1; done"}, timeout: 20 * time.Second, wantCode: 143, maxTime: 10 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testContext(t)
 			spec := e.spec(tc.command...)
 			e.run(t, ctx, spec)
-			time.Sleep(200 * time.Millisecond) // let the shell install its trap
+			// A shell that is PID 1 ignores SIGTERM until its trap is set
+			// (no handler): wait until it says so, however loaded the host.
+			waitForLog(t, spec.LogPath, "ready", strings.Contains(strings.Join(tc.command, " "), "echo ready"))
 			start := time.Now()
 			st, err := e.rt.Stop(ctx, spec.ID, syscall.SIGTERM, tc.timeout)
 			took := time.Since(start)
@@ -625,4 +627,22 @@ func TestShimGroup(t *testing.T) {
 	if parents["a1"] != parents["a2"] || parents["a1"] == parents["b1"] {
 		t.Fatalf("shims by container: %v, want a1 and a2 to share one and b1 another", parents)
 	}
+}
+
+// waitForLog waits (up to 20 s) until the log file holds want; with wanted
+// false it only gives the container a moment to start.
+func waitForLog(t *testing.T, path, want string, wanted bool) {
+	t.Helper()
+	if !wanted {
+		time.Sleep(200 * time.Millisecond)
+		return
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("log %s never said %q", path, want)
 }

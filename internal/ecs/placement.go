@@ -3,7 +3,6 @@ package ecs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -154,21 +153,14 @@ func (s *Service) placePending(ctx context.Context) error {
 		return err
 	}
 	// By pool, and for a user's capacity provider, by provider within it.
+	read := s.readPending(ctx, pendingArns)
 	reqs := map[string][]scheduler.Request{}
-	recs := make(map[string]*taskRecord, len(pendingArns))
 	for _, arn := range pendingArns {
-		key, ok := taskKeyFromArn(arn)
+		pt, ok := read[arn]
 		if !ok {
 			continue
 		}
-		var r taskRecord
-		if _, err := s.st.Get(ctx, key, &r); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				_ = s.st.Delete(ctx, store.Key("pending", lastSegment(arn)))
-			}
-			continue
-		}
-		recs[arn] = &r
+		r := pt.rec
 		pool := r.poolKey()
 		if p := r.Task.CapacityProviderName; p != "" && !isFargateProvider(p) {
 			pool += "|" + p
@@ -186,11 +178,7 @@ func (s *Service) placePending(ctx context.Context) error {
 			}
 		}
 		plan := scheduler.Place(candidates, rs)
-		for _, p := range plan.Placements {
-			if err := s.commitPlacement(ctx, p, recs[p.TaskID]); err != nil {
-				s.log.Warn("commit placement", "task", p.TaskID, "err", err)
-			}
-		}
+		s.commitPlan(ctx, plan.Placements, read)
 	}
 	return nil
 }
@@ -239,19 +227,11 @@ func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, re
 			released = r.Node == "" && eni != nil
 			return []clientv3.Op{pending}, nil
 		}
-		r.Node = p.NodeID
-		r.Task.ContainerInstanceArn, r.Spec.ContainerInstanceArn = instance, instance
-		r.Task.AvailabilityZone = p.AZ
-		r.Spec.AvailabilityZone = p.AZ
-		if eni != nil {
-			r.setENI(*eni)
-		}
-		r.Task.Version++
-		b, err := json.Marshal(r.Spec)
+		assign, err := bindTask(r, p, instance, eni)
 		if err != nil {
 			return nil, err
 		}
-		return []clientv3.Op{pending, clientv3.OpPut(store.Key("assign", p.NodeID, r.Spec.TaskID), string(b))}, nil
+		return []clientv3.Op{pending, assign}, nil
 	})
 	if err == nil && released {
 		// Stopped while its interface was being made: free it now.

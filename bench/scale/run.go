@@ -281,6 +281,10 @@ func Check(o *Outcome) error {
 			if t.Status != agentapi.StatusRunning {
 				add("task %s is %s, not RUNNING", t.Arn, t.Status)
 			}
+			if !t.Listed {
+				add("task %s left host %s's list: the control plane stopped it (the host lost?)", t.Arn, h.Reg.NodeID)
+				continue
+			}
 			cpu += t.CPU
 			mem += t.MemoryMiB
 			perZone[zone]++

@@ -22,17 +22,18 @@ func TestScheduleAtScale(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := quiet
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	cp, err := StartControlPlane(ctx, ControlPlaneConfig{DataDir: t.TempDir(), Logger: logger})
+	cp, err := StartControlPlane(ctx, ControlPlaneConfig{DataDir: t.TempDir(), Logger: quiet, NodeTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cp.Close)
 	out, err := Run(ctx, cp, Spec{Hosts: hosts, Tasks: tasks, Clients: 32, Logger: logger,
-		Fleet: sim.Config{Timing: sim.DefaultTiming(), PollWait: 10 * time.Second}})
+		Fleet: sim.Config{Timing: sim.DefaultTiming(), PollWait: 10 * time.Second, Workers: 128}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,17 @@ func (s *Service) runPlacement(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		start := time.Now()
 		if err := s.placePending(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("placement pass failed", "err", err)
+		}
+		// A pass reads every host and placed task, so its cost grows with
+		// the cluster, not with what it places: resting as long as it took
+		// (capped) lets tasks gather for the next pass and leaves the
+		// agents' reports and the API at least half the CPU. A pass of a
+		// small cluster takes about a millisecond, so launches barely wait.
+		if !sleepCtx(ctx, min(time.Since(start), 500*time.Millisecond)) {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -85,7 +94,7 @@ func (s *Service) snapshot(ctx context.Context) (map[string][]scheduler.Node, ma
 		if !ok {
 			return nil
 		}
-		var spec agentapi.TaskSpec
+		var spec assignedUsage
 		if err := json.Unmarshal(val, &spec); err != nil {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -205,4 +206,27 @@ func bindTask(r *taskRecord, p scheduler.Placement, instance string, eni *agenta
 		return clientv3.Op{}, err
 	}
 	return clientv3.OpPut(store.Key("assign", p.NodeID, r.Spec.TaskID), string(b)), nil
+}
+
+// assignedUsage is what a placement snapshot needs of an assigned task's
+// spec: decoding only these fields of every assign key costs a fraction of
+// decoding whole specs, and a pass decodes all of them.
+type assignedUsage struct {
+	CPU              int                    `json:"cpu"`
+	MemoryMiB        int                    `json:"memoryMiB"`
+	Group            string                 `json:"group,omitempty"`
+	PortMappings     []agentapi.PortMapping `json:"portMappings,omitempty"`
+	AvailabilityZone string                 `json:"availabilityZone,omitempty"`
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -11,9 +11,10 @@ import (
 	"github.com/berthdev/berth/bench/logs"
 	"github.com/berthdev/berth/bench/network"
 	"github.com/berthdev/berth/bench/registry"
+	"github.com/berthdev/berth/bench/scale"
 	"github.com/berthdev/berth/bench/startup"
 )
 
 func main() {
-	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New(), logs.New()))
+	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New(), logs.New(), scale.New()))
 }

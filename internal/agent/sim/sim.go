@@ -85,7 +85,8 @@ type Fleet struct {
 	report *agentapi.Client
 	hosts  []*host
 
-	q timerQueue
+	q  timerQueue // tasks' next reports
+	hb timerQueue // heartbeats: never behind a backlog of reports
 
 	registered atomic.Int64
 	assigned   atomic.Int64 // tasks handed to a host (first seen in a poll)
@@ -110,7 +111,7 @@ func New(cfg Config) *Fleet {
 		cfg.Seed = 1
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger}
-	f.report = &agentapi.Client{BaseURL: cfg.URL, Token: cfg.Token, HTTP: &http.Client{Transport: transport(2*cfg.Workers, 0)}}
+	f.report = &agentapi.Client{BaseURL: cfg.URL, Token: cfg.Token, HTTP: &http.Client{Transport: transport(2*cfg.Workers+16, 0)}}
 	return f
 }
 
@@ -142,8 +143,24 @@ func (f *Fleet) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); f.q.dispatch(ctx, work) }()
+	beats := make(chan item)
+	go func() { defer wg.Done(); f.hb.dispatch(ctx, beats) }()
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case it := <-beats:
+					f.heartbeat(ctx, it.host)
+				}
+			}
+		}()
+	}
 	for i := 0; i < f.cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
@@ -184,7 +201,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 			f.registered.Add(1)
 			h.hb = hb
 			// Heartbeats spread over the interval, not all at once.
-			f.q.push(item{at: time.Now().Add(hb * time.Duration(i%97+1) / 98), host: h})
+			f.hb.push(item{at: time.Now().Add(hb * time.Duration(i%97+1) / 98), host: h})
 			h.pollLoop(ctx, uint64(i))
 		}()
 	}
@@ -224,6 +241,10 @@ type TaskState struct {
 	CPU, MemoryMiB   int
 	AvailabilityZone string
 	Status           string // the last status the control plane accepted from this host
+	// Listed is whether the host's last poll still listed the task (a
+	// STOPPED task's spec goes, and so does that of a task the control
+	// plane stopped itself, e.g. because the host was lost).
+	Listed bool
 }
 
 // Hosts returns each host's tasks, hosts in the order added and tasks by ARN.
@@ -233,7 +254,7 @@ func (f *Fleet) Hosts() []HostState {
 		h.mu.Lock()
 		hs := HostState{Reg: h.reg, Tasks: make([]TaskState, 0, len(h.tasks))}
 		for arn, t := range h.tasks {
-			hs.Tasks = append(hs.Tasks, TaskState{Arn: arn, CPU: t.cpu, MemoryMiB: t.mem, AvailabilityZone: t.az, Status: t.status})
+			hs.Tasks = append(hs.Tasks, TaskState{Arn: arn, CPU: t.cpu, MemoryMiB: t.mem, AvailabilityZone: t.az, Status: t.status, Listed: !t.unlisted})
 		}
 		h.mu.Unlock()
 		sort.Slice(hs.Tasks, func(a, b int) bool { return hs.Tasks[a].Arn < hs.Tasks[b].Arn })
@@ -256,18 +277,19 @@ func (f *Fleet) WaitRunning(ctx context.Context, n int64, every time.Duration) e
 	return nil
 }
 
-// do runs one timed step: a host's heartbeat or a task's next report.
-func (f *Fleet) do(ctx context.Context, it item, rng *rand.Rand) {
-	if it.task == nil {
-		err := f.report.Heartbeat(ctx, it.host.reg)
-		next := it.host.hb
-		if err != nil && ctx.Err() == nil {
-			f.retries.Add(1)
-			next = time.Second
-		}
-		f.q.push(item{at: time.Now().Add(next), host: it.host})
-		return
+// heartbeat renews a host's registration and queues the next one.
+func (f *Fleet) heartbeat(ctx context.Context, h *host) {
+	err := f.report.Heartbeat(ctx, h.reg)
+	next := h.hb
+	if err != nil && ctx.Err() == nil {
+		f.retries.Add(1)
+		next = time.Second
 	}
+	f.hb.push(item{at: time.Now().Add(next), host: h})
+}
+
+// do runs one timed step: a task's next report.
+func (f *Fleet) do(ctx context.Context, it item, rng *rand.Rand) {
 	t, h := it.task, it.host
 	h.mu.Lock()
 	next := t.next()
@@ -390,7 +412,18 @@ func (h *host) reconcile(resp agentapi.TasksResponse, rng *rand.Rand) {
 			h.f.assigned.Add(1)
 		}
 		t.desired, t.stopCode, t.stopReason = spec.DesiredStatus, spec.StopCode, spec.StoppedReason
+		t.unlisted = false
 		h.schedule(t, rng)
+	}
+	if len(h.tasks) == len(resp.Tasks) {
+		return
+	}
+	listed := make(map[string]bool, len(resp.Tasks))
+	for i := range resp.Tasks {
+		listed[resp.Tasks[i].TaskArn] = true
+	}
+	for arn, t := range h.tasks {
+		t.unlisted = !listed[arn]
 	}
 }
 

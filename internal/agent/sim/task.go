@@ -22,6 +22,7 @@ type task struct {
 	seq            int64
 	queued         bool // a step of it is in the timer queue
 	gone           bool // the control plane no longer has it here
+	unlisted       bool // the last poll did not list it
 	pullStartedAt  time.Time
 	startedAt      time.Time
 	stoppingAt     time.Time

@@ -39,7 +39,9 @@ func New() *Benchmark {
 func (b *Benchmark) Name() string { return "scale" }
 
 // Title implements bench.Benchmark.
-func (b *Benchmark) Title() string { return "Scheduler at scale: simulated hosts, tasks placed and RUNNING" }
+func (b *Benchmark) Title() string {
+	return "Scheduler at scale: simulated hosts, tasks placed and RUNNING"
+}
 
 // Flags implements bench.Benchmark.
 func (b *Benchmark) Flags(fs *flag.FlagSet) {

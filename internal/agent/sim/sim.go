@@ -111,7 +111,7 @@ func New(cfg Config) *Fleet {
 		cfg.Seed = 1
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger}
-	f.report = &agentapi.Client{BaseURL: cfg.URL, Token: cfg.Token, HTTP: &http.Client{Transport: transport(2*cfg.Workers+16, 0)}}
+	f.report = &agentapi.Client{BaseURL: cfg.URL, Token: cfg.Token, HTTP: &http.Client{Transport: transport(2*cfg.Workers+1024, 0)}}
 	return f
 }
 
@@ -147,7 +147,9 @@ func (f *Fleet) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); f.q.dispatch(ctx, work) }()
 	beats := make(chan item)
 	go func() { defer wg.Done(); f.hb.dispatch(ctx, beats) }()
-	for i := 0; i < 8; i++ {
+	// As many heartbeats in flight as a loaded control plane needs to keep
+	// every host's lease (real agents each have their own goroutine).
+	for i := 0; i < min(8+len(f.hosts)/16, 1024); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -30,9 +30,12 @@ type Benchmark struct {
 	profile               string
 }
 
-// New returns the benchmark at its full size: 10,000 hosts, 1,000,000 tasks.
+// New returns the benchmark at the size that finishes in a few minutes on
+// this machine today (2,000 hosts, 50,000 tasks); the issue's size is
+// -scale.hosts 10000 -scale.tasks 1000000 (see profileNotes for why that
+// does not fit yet: etcd's history of the task records outgrows its quota).
 func New() *Benchmark {
-	return &Benchmark{hosts: 10000, tasks: 1000000, clients: 64, pollWait: 20 * time.Second, nodeTTL: time.Minute}
+	return &Benchmark{hosts: 2000, tasks: 50000, clients: 64, pollWait: 20 * time.Second, nodeTTL: time.Minute}
 }
 
 // Name implements bench.Benchmark.
@@ -151,7 +154,7 @@ func (b *Benchmark) result(o *Outcome, load0, load1 string) *bench.Result {
 	res := &bench.Result{
 		Figures: []bench.Figure{f,
 			{Name: "Placed and RUNNING per second (that run)", Value: bench.Value{Num: float64(int(rate)), Unit: "tasks/s"},
-				Anchor: &bench.Anchor{Name: "Nomad C1M's rate", Value: bench.Value{Num: 1000000 / nomadC1M.Seconds(), Unit: "tasks/s"},
+				Anchor: &bench.Anchor{Name: "Nomad C1M's rate", Value: bench.Value{Num: float64(int(1000000 / nomadC1M.Seconds())), Unit: "tasks/s"},
 					Source: "1,000,000 / 300 s (quoted)"}},
 		},
 		Reproduce: []string{fmt.Sprintf("go run ./bench/cmd/berthbench -run '^scale$' -scale.hosts %d -scale.tasks %d -scale.clients %d -scale.profile /tmp/scale-prof -out /tmp/scale.md",
@@ -194,5 +197,5 @@ const profileNotes = `**Where the time goes, and what changed because of it** (C
 3. *A placement pass reads every host and every assigned spec*, so its cost grows with the cluster, not with what it places. It now decodes only the usage fields of the specs, and rests as long as the pass took (at most 500 ms) before the next, so tasks gather and the reports keep at least half the CPU.
 4. *Heartbeats*: hosts whose heartbeat waited behind a backlog were declared lost and their tasks stopped; the simulated hosts now heartbeat on their own queue and workers, and the run uses a 60 s host TTL.
 
-What remains, in order: the agents' state reports (each a read-modify-write transaction of a ~3 KiB task record; three per task) and etcd serving them (about a third of the CPU together), the host-loss check (lists every assign key with its value every second: ~11%; a keys-only read would do), the long polls (the node's specs on every wake), and GC. The store, not the CPU, bounds the 1,000,000-task run: every report rewrites the whole record and etcd keeps an hour of history (auto-compaction 1h), about 1.5 GB on disk for 50,000 tasks, so a million would pass the 8 GiB backend quota; the next steps are a small status key per task (reports write only it) and batched reports.
+What remains (2,000 hosts/50,000 tasks, 218 s of CPU in 161 s): the host-loss check, 17% (internal/ecs/hostloss.go lists every assign key with its value every second to learn which nodes have tasks; a keys-only read would do), the agents' state reports, 13% (each a read-modify-write transaction of a ~3 KiB task record; three per task; etcd's reads, 22% in all, serve mostly these two), the long polls, 12% (the node's specs on every wake), GC 10%, the simulated hosts themselves ~12%, the purge pass 4% (every task record once a minute), placement 2%. The live heap at the end was 215 MB for the whole process. The store, not the CPU, bounds the 1,000,000-task run: every report rewrites the whole record and etcd keeps an hour of history (auto-compaction 1h), about 1.5 GB on disk for 50,000 tasks, so a million would pass the 8 GiB backend quota; the next steps are a small status key per task (reports write only it) and batched reports.
 `

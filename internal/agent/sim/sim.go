@@ -359,10 +359,11 @@ func (h *host) register(ctx context.Context) (time.Duration, error) {
 			return hb, nil
 		}
 		last = err
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return 0, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	return 0, last
 }

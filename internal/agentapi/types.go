@@ -172,9 +172,12 @@ type HealthCheck struct {
 
 // TasksResponse lists every task placed on a node, at an etcd revision.
 type TasksResponse struct {
-	Revision int64        `json:"revision"`
-	Tasks    []TaskSpec   `json:"tasks"`
-	Known    []KnownState `json:"known"`
+	Revision int64      `json:"revision"`
+	Tasks    []TaskSpec `json:"tasks"`
+	// Known are the last accepted statuses of the tasks whose spec changed
+	// after the poll's since (every task when since is 0): a task new to the
+	// agent is always among them.
+	Known []KnownState `json:"known"`
 	// Firewalls are the security-group policies of the ENIs on the node.
 	Firewalls []Firewall `json:"firewalls,omitempty"`
 	// LoadBalancers are the load balancers placed on the node.

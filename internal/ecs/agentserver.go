@@ -175,21 +175,32 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 			lbs = append(lbs, lb)
 		}
 	}
-	out := agentapi.TasksResponse{Revision: resp.Header.Revision, Tasks: []agentapi.TaskSpec{}, Known: []agentapi.KnownState{},
+	// The specs go out as stored: decoding and encoding every spec of the
+	// node on every wake was most of a poll's cost.
+	out := tasksReply{Revision: resp.Header.Revision, Tasks: make([]json.RawMessage, 0, len(resp.Kvs)), Known: []agentapi.KnownState{},
 		Firewalls: firewalls, LoadBalancers: lbs}
 	var gets []clientv3.Op
 	for _, kv := range resp.Kvs {
-		var spec agentapi.TaskSpec
-		if err := json.Unmarshal(kv.Value, &spec); err != nil {
+		out.Tasks = append(out.Tasks, kv.Value)
+		// The agent resumes from a known status only for a task it has not
+		// seen: one whose assign key changed after its last poll's revision
+		// (a restarted agent asks from 0). Reading only those keeps a poll
+		// from reading every task record of its node each time it wakes.
+		if kv.ModRevision <= since {
 			continue
 		}
-		out.Tasks = append(out.Tasks, spec)
+		var spec struct {
+			TaskArn string `json:"taskArn"`
+		}
+		if json.Unmarshal(kv.Value, &spec) != nil {
+			continue
+		}
 		if key, ok := taskKeyFromArn(spec.TaskArn); ok {
 			gets = append(gets, clientv3.OpGet(key))
 		}
 	}
-	if len(gets) > 0 {
-		tr, err := s.st.C.Txn(r.Context()).Then(gets...).Commit()
+	for lo := 0; lo < len(gets); lo += batchReads { // etcd caps a transaction's ops
+		tr, err := s.st.C.Txn(r.Context()).Then(gets[lo:min(lo+batchReads, len(gets))]...).Commit()
 		if err != nil {
 			agentError(w, http.StatusServiceUnavailable, err.Error())
 			return
@@ -204,6 +215,16 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	agentReply(w, out)
+}
+
+// tasksReply is agentapi.TasksResponse on the wire with the task specs as
+// stored (each written by json.Marshal of an agentapi.TaskSpec).
+type tasksReply struct {
+	Revision      int64                       `json:"revision"`
+	Tasks         []json.RawMessage           `json:"tasks"`
+	Known         []agentapi.KnownState       `json:"known"`
+	Firewalls     []agentapi.Firewall         `json:"firewalls,omitempty"`
+	LoadBalancers []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
 }
 
 // knownStatus is the last status the task's host reached, as it resumes

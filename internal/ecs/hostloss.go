@@ -31,7 +31,7 @@ const stopCodeHostLost = agentapi.StopTerminationNotice
 // is known only to this process: a restarted server starts the grace over,
 // which errs on the side of not stopping tasks.
 func (s *Service) runHostLoss(ctx context.Context) {
-	missing := map[string]time.Time{}
+	hc := &hostCheck{missing: map[string]time.Time{}, known: map[string]bool{}}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -40,41 +40,82 @@ func (s *Service) runHostLoss(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if err := s.checkHosts(ctx, missing); err != nil && ctx.Err() == nil {
+		if err := s.checkHosts(ctx, hc); err != nil && ctx.Err() == nil {
 			s.log.Warn("host loss check", "err", err)
 		}
 	}
 }
 
-func (s *Service) checkHosts(ctx context.Context, missing map[string]time.Time) error {
-	withTasks := map[string]bool{}
-	if err := s.st.List(ctx, store.Prefix("assign"), func(key string, _ []byte) error {
-		node, _, _ := strings.Cut(strings.TrimPrefix(key, store.Prefix("assign")), "/")
-		withTasks[node] = true
-		return nil
-	}); err != nil {
-		return err
-	}
+// hostCheck is what the host-loss controller remembers between passes:
+// hosts seen registered, hosts seen missing (and since when), and when it
+// last read every assigned task's key.
+type hostCheck struct {
+	known    map[string]bool
+	missing  map[string]time.Time
+	lastFull time.Time
+}
+
+// fullCheckEvery is how often the controller reads every assign key (a
+// host lost while this server was down is found then); in between it
+// checks only hosts it saw registered, which is cheap with many tasks.
+const fullCheckEvery = 30 * time.Second
+
+func (s *Service) checkHosts(ctx context.Context, hc *hostCheck) error {
 	live := map[string]bool{}
-	if err := s.st.List(ctx, store.Prefix("nodes"), func(key string, _ []byte) error {
+	if err := s.st.ListKeys(ctx, store.Prefix("nodes"), func(key string) error {
 		live[strings.TrimPrefix(key, store.Prefix("nodes"))] = true
 		return nil
 	}); err != nil {
 		return err
 	}
 	now := s.cfg.Now()
-	for node := range missing {
+	// Candidates: hosts not registered now that have tasks.
+	withTasks := map[string]bool{}
+	if now.Sub(hc.lastFull) >= fullCheckEvery {
+		if err := s.st.ListKeys(ctx, store.Prefix("assign"), func(key string) error {
+			node, _, _ := strings.Cut(strings.TrimPrefix(key, store.Prefix("assign")), "/")
+			if !live[node] {
+				withTasks[node] = true
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		hc.lastFull = now
+	} else {
+		check := func(node string) error {
+			if live[node] || withTasks[node] {
+				return nil
+			}
+			resp, err := s.st.C.Get(ctx, store.Prefix("assign", node), clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err == nil && resp.Count > 0 {
+				withTasks[node] = true
+			}
+			return err
+		}
+		for node := range hc.known {
+			if err := check(node); err != nil {
+				return err
+			}
+		}
+		for node := range hc.missing {
+			if err := check(node); err != nil {
+				return err
+			}
+		}
+	}
+	for node := range live {
+		hc.known[node] = true
+	}
+	for node := range hc.missing {
 		if live[node] || !withTasks[node] {
-			delete(missing, node)
+			delete(hc.missing, node)
 		}
 	}
 	for node := range withTasks {
-		if live[node] {
-			continue
-		}
-		since, ok := missing[node]
+		since, ok := hc.missing[node]
 		if !ok {
-			missing[node] = now
+			hc.missing[node] = now
 			s.log.Warn("host stopped heartbeating", "node", node)
 			continue
 		}
@@ -82,7 +123,8 @@ func (s *Service) checkHosts(ctx context.Context, missing map[string]time.Time) 
 			reason := "Host EC2 (instance " + node + ") is lost: its agent stopped heartbeating at about " +
 				since.Add(-s.cfg.NodeTTL).UTC().Format(time.RFC3339) + "."
 			s.stopTasksOnNode(ctx, node, reason)
-			delete(missing, node)
+			delete(hc.missing, node)
+			delete(hc.known, node)
 		}
 	}
 	return nil

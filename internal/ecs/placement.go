@@ -3,7 +3,6 @@ package ecs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,8 +27,17 @@ func (s *Service) runPlacement(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		start := time.Now()
 		if err := s.placePending(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("placement pass failed", "err", err)
+		}
+		// A pass reads every host and placed task, so its cost grows with
+		// the cluster, not with what it places: resting as long as it took
+		// (capped) lets tasks gather for the next pass and leaves the
+		// agents' reports and the API at least half the CPU. A pass of a
+		// small cluster takes about a millisecond, so launches barely wait.
+		if !sleepCtx(ctx, min(time.Since(start), 500*time.Millisecond)) {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -86,7 +94,7 @@ func (s *Service) snapshot(ctx context.Context) (map[string][]scheduler.Node, ma
 		if !ok {
 			return nil
 		}
-		var spec agentapi.TaskSpec
+		var spec assignedUsage
 		if err := json.Unmarshal(val, &spec); err != nil {
 			return nil
 		}
@@ -154,21 +162,14 @@ func (s *Service) placePending(ctx context.Context) error {
 		return err
 	}
 	// By pool, and for a user's capacity provider, by provider within it.
+	read := s.readPending(ctx, pendingArns)
 	reqs := map[string][]scheduler.Request{}
-	recs := make(map[string]*taskRecord, len(pendingArns))
 	for _, arn := range pendingArns {
-		key, ok := taskKeyFromArn(arn)
+		pt, ok := read[arn]
 		if !ok {
 			continue
 		}
-		var r taskRecord
-		if _, err := s.st.Get(ctx, key, &r); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				_ = s.st.Delete(ctx, store.Key("pending", lastSegment(arn)))
-			}
-			continue
-		}
-		recs[arn] = &r
+		r := pt.rec
 		pool := r.poolKey()
 		if p := r.Task.CapacityProviderName; p != "" && !isFargateProvider(p) {
 			pool += "|" + p
@@ -186,11 +187,7 @@ func (s *Service) placePending(ctx context.Context) error {
 			}
 		}
 		plan := scheduler.Place(candidates, rs)
-		for _, p := range plan.Placements {
-			if err := s.commitPlacement(ctx, p, recs[p.TaskID]); err != nil {
-				s.log.Warn("commit placement", "task", p.TaskID, "err", err)
-			}
-		}
+		s.commitPlan(ctx, plan.Placements, read)
 	}
 	return nil
 }
@@ -239,19 +236,11 @@ func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, re
 			released = r.Node == "" && eni != nil
 			return []clientv3.Op{pending}, nil
 		}
-		r.Node = p.NodeID
-		r.Task.ContainerInstanceArn, r.Spec.ContainerInstanceArn = instance, instance
-		r.Task.AvailabilityZone = p.AZ
-		r.Spec.AvailabilityZone = p.AZ
-		if eni != nil {
-			r.setENI(*eni)
-		}
-		r.Task.Version++
-		b, err := json.Marshal(r.Spec)
+		assign, err := bindTask(r, p, instance, eni)
 		if err != nil {
 			return nil, err
 		}
-		return []clientv3.Op{pending, clientv3.OpPut(store.Key("assign", p.NodeID, r.Spec.TaskID), string(b))}, nil
+		return []clientv3.Op{pending, assign}, nil
 	})
 	if err == nil && released {
 		// Stopped while its interface was being made: free it now.

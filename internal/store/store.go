@@ -144,11 +144,20 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // List calls each for every key under prefix in key order, reading in pages so
 // a large prefix never needs one huge response.
 func (s *Store) List(ctx context.Context, prefix string, each func(key string, val []byte) error) error {
+	return s.list(ctx, prefix, each)
+}
+
+// ListKeys is List without the values: etcd sends only the keys.
+func (s *Store) ListKeys(ctx context.Context, prefix string, each func(key string) error) error {
+	return s.list(ctx, prefix, func(key string, _ []byte) error { return each(key) }, clientv3.WithKeysOnly())
+}
+
+func (s *Store) list(ctx context.Context, prefix string, each func(key string, val []byte) error, opts ...clientv3.OpOption) error {
 	const page = 1000
 	start := prefix
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	for {
-		resp, err := s.C.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(page))
+		resp, err := s.C.Get(ctx, start, append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(page)}, opts...)...)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", prefix, err)
 		}

@@ -12,9 +12,12 @@ import (
 	"github.com/berthdev/berth/bench/logs"
 	"github.com/berthdev/berth/bench/network"
 	"github.com/berthdev/berth/bench/registry"
+	"github.com/berthdev/berth/bench/scale"
 	"github.com/berthdev/berth/bench/startup"
+	"github.com/berthdev/berth/bench/throughput"
 )
 
 func main() {
-	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New(), logs.New(), density.New()))
+	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New(), logs.New(), density.New(),
+		scale.New(), throughput.New()))
 }

@@ -1,0 +1,213 @@
+// Package throughput measures how many RunTask calls and task launches a
+// second berth's control plane sustains (issue 8): the ECS API, SigV4, the
+// placement controller and the agent protocol over loopback on an embedded
+// etcd, with simulated hosts (internal/agent/sim) that report each task's
+// transitions but start no containers, and aws-sdk-go-v2 clients in many
+// goroutines. The load steps up until RunTask's p99 passes a second.
+package throughput
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berthdev/berth/bench"
+	"github.com/berthdev/berth/bench/scale"
+	"github.com/berthdev/berth/internal/agent/sim"
+	"github.com/berthdev/berth/internal/agentapi"
+)
+
+// Benchmark is the throughput benchmark.
+type Benchmark struct {
+	hosts   int
+	step    time.Duration
+	clients string
+}
+
+// New returns the benchmark with its defaults.
+func New() *Benchmark {
+	return &Benchmark{hosts: 300, step: 5 * time.Second, clients: "2,4,8,16,32,64"}
+}
+
+// Name implements bench.Benchmark.
+func (b *Benchmark) Name() string { return "throughput" }
+
+// Title implements bench.Benchmark.
+func (b *Benchmark) Title() string { return "Control plane throughput: RunTask calls and task launches per second" }
+
+// Flags implements bench.Benchmark.
+func (b *Benchmark) Flags(fs *flag.FlagSet) {
+	fs.IntVar(&b.hosts, "throughput.hosts", b.hosts, "simulated hosts (3 zones)")
+	fs.DurationVar(&b.step, "throughput.step", b.step, "how long each load step calls RunTask")
+	fs.StringVar(&b.clients, "throughput.clients", b.clients, "concurrent clients of each step, comma-separated")
+}
+
+// level is one load step's outcome.
+type level struct {
+	clients        int
+	calls, tasks   int
+	errors         int
+	callsPerSec    float64
+	launchesPerSec float64 // tasks RUNNING per second, from the step's start until the last is
+	p50, p99       time.Duration
+}
+
+// Run implements bench.Benchmark.
+func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, error) {
+	var steps []int
+	for _, f := range strings.Split(b.clients, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil || n < 1 {
+			return nil, fmt.Errorf("throughput: bad -throughput.clients %q", b.clients)
+		}
+		steps = append(steps, n)
+	}
+	dir, err := os.MkdirTemp("", "berth-throughput-")
+	if err != nil {
+		return nil, err
+	}
+	h.Cleanup(func() { _ = os.RemoveAll(dir) })
+	cp, err := scale.StartControlPlane(ctx, scale.ControlPlaneConfig{DataDir: filepath.Join(dir, "etcd"), Logger: h.Log})
+	if err != nil {
+		return nil, err
+	}
+	h.Cleanup(cp.Close)
+	fleet := sim.New(sim.Config{URL: cp.URL, Token: cp.AgentToken, Timing: sim.DefaultTiming(), Workers: 128, Logger: h.Log})
+	zones := []string{"us-east-1a", "us-east-1b", "us-east-1c"}
+	for i := range b.hosts {
+		fleet.Add(agentapi.RegisterRequest{NodeID: fmt.Sprintf("sim-%05d", i), AvailabilityZones: []string{zones[i%3]},
+			CPU: 64 * 1024, MemoryMiB: 256 * 1024, Pool: agentapi.PoolFargate})
+	}
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = fleet.Run(fctx) }()
+	for deadline := time.Now().Add(time.Minute); fleet.Stats().Registered < b.hosts; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d of %d simulated hosts registered", fleet.Stats().Registered, b.hosts)
+		}
+	}
+	c := cp.ECS
+	if _, err := c.CreateCluster(ctx, &awsecs.CreateClusterInput{}); err != nil {
+		return nil, err
+	}
+	td, err := c.RegisterTaskDefinition(ctx, &awsecs.RegisterTaskDefinitionInput{Family: aws.String("throughput"),
+		NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Command: []string{"sleep", "3600"}}}})
+	if err != nil {
+		return nil, err
+	}
+	in := &awsecs.RunTaskInput{TaskDefinition: td.TaskDefinition.TaskDefinitionArn, Count: aws.Int32(10), LaunchType: types.LaunchTypeFargate,
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
+			Subnets: []string{"subnet-us-east-1a", "subnet-us-east-1b", "subnet-us-east-1c"}}}}
+	var levels []level
+	launched := int64(0)
+	for _, n := range steps {
+		l, err := b.step1(ctx, c, in, n)
+		if err != nil {
+			return nil, err
+		}
+		launched += int64(l.tasks)
+		start := time.Now().Add(-b.step)
+		if err := fleet.WaitRunning(ctx, launched, 20*time.Millisecond); err != nil {
+			return nil, err
+		}
+		l.launchesPerSec = float64(l.tasks) / time.Since(start).Seconds()
+		h.Log.Info("throughput step", "clients", n, "calls_per_s", int(l.callsPerSec), "launches_per_s", int(l.launchesPerSec), "p99", l.p99)
+		levels = append(levels, l)
+		if l.p99 > time.Second {
+			break
+		}
+	}
+	return b.result(levels, fleet.Stats()), nil
+}
+
+// step1 runs n clients calling RunTask (count 10) back to back for the step.
+func (b *Benchmark) step1(ctx context.Context, c *awsecs.Client, in *awsecs.RunTaskInput, n int) (level, error) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	l := level{clients: n}
+	end := time.Now().Add(b.step)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) && ctx.Err() == nil {
+				t0 := time.Now()
+				out, err := c.RunTask(ctx, in)
+				d := time.Since(t0)
+				mu.Lock()
+				l.calls++
+				if err != nil || len(out.Failures) > 0 {
+					l.errors++
+				} else {
+					l.tasks += len(out.Tasks)
+					lat = append(lat, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	l.callsPerSec = float64(l.calls) / time.Since(start).Seconds()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		l.p50, l.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	if l.errors > l.calls/100 {
+		return l, fmt.Errorf("throughput: %d of %d RunTask calls failed with %d clients", l.errors, l.calls, n)
+	}
+	return l, nil
+}
+
+func (b *Benchmark) result(levels []level, st sim.Stats) *bench.Result {
+	best := level{}
+	for _, l := range levels {
+		if l.p99 <= 200*time.Millisecond && l.launchesPerSec > best.launchesPerSec {
+			best = l
+		}
+	}
+	peak := level{}
+	for _, l := range levels {
+		if l.launchesPerSec > peak.launchesPerSec {
+			peak = l
+		}
+	}
+	var d strings.Builder
+	fmt.Fprintf(&d, "The control plane in this process (the ECS API behind the SigV4 router, the placement controller, the agent protocol's server, an embedded etcd; the VPC control plane replaced by a stand-in that hands out interfaces in memory, as in the scale benchmark), served over loopback HTTP; %d simulated hosts (`internal/agent/sim`, 3 zones, 64 vCPU and 256 GiB each, so capacity never runs out) that take their tasks through the agent protocol's long poll and report PENDING → ACTIVATING → RUNNING with 20–60 ms of simulated work, starting no containers. aws-sdk-go-v2 clients call RunTask (count 10, FARGATE 256/512, awsvpc) back to back for %s per step, more clients each step, until RunTask's p99 passes a second. Launches per second: the step's tasks divided by the time from the step's start until the last of them was reported RUNNING. No throttling (berth server's default would cap launches at AWS's 20 a second: run it with `--throttle off` for this).\n\n", b.hosts, b.step)
+	d.WriteString("| clients | RunTask calls/s | task launches/s (RUNNING) | RunTask p50 | RunTask p99 | calls | failed |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, l := range levels {
+		fmt.Fprintf(&d, "| %d | %.0f | %.0f | %s | %s | %d | %d |\n", l.clients, l.callsPerSec, l.launchesPerSec,
+			bench.Seconds(l.p50), bench.Seconds(l.p99), l.calls, l.errors)
+	}
+	fmt.Fprintf(&d, "\nThe fleet accepted %d reports (%d retried).\n", st.Reports, st.Retries)
+	aws20 := &bench.Anchor{Name: "AWS Fargate's default task launch rate per account (20/s, burst 100)", Value: bench.Value{Num: 20, Unit: "tasks/s"},
+		Source: "docs.aws.amazon.com/AmazonECS/latest/userguide/throttling.html"}
+	return &bench.Result{
+		Figures: []bench.Figure{
+			{Name: "task launches/s sustained with RunTask p99 ≤ 200 ms", Value: bench.Value{Num: best.launchesPerSec, Unit: "tasks/s"}, Anchor: aws20,
+				Target: "≥ 500 tasks/s", Met: bench.Met(best.launchesPerSec >= 500)},
+			{Name: fmt.Sprintf("RunTask p99 at that load (%d clients)", best.clients), Value: bench.Seconds(best.p99),
+				Target: "≤ 200 ms", Met: bench.Met(best.clients > 0 && best.p99 <= 200*time.Millisecond)},
+			{Name: "peak task launches/s (any latency)", Value: bench.Value{Num: peak.launchesPerSec, Unit: "tasks/s"}, Anchor: aws20},
+			{Name: "RunTask calls/s at that load", Value: bench.Value{Num: best.callsPerSec, Unit: "calls/s"},
+				Anchor: &bench.Anchor{Name: "AWS's default RunTask rate (20 calls/s)", Value: bench.Value{Num: 20, Unit: "calls/s"}, Source: "same page"}},
+		},
+		Details: d.String(),
+		Reproduce: []string{
+			fmt.Sprintf("go run ./bench/cmd/berthbench -run '^throughput$' -throughput.hosts %d -throughput.step %s -throughput.clients %s -out /tmp/throughput.md", b.hosts, b.step, b.clients),
+		},
+	}
+}

@@ -1,0 +1,457 @@
+// Package sim is a TEST DOUBLE of the host agent, for scale tests and
+// benchmarks: a Fleet of simulated hosts that join the control plane through
+// the real agent protocol (agentapi.Client: Register, Heartbeat, the Tasks
+// long poll, Report) and walk each task placed on them through ECS's
+// statuses with configurable delays, but start no containers, make no
+// sandbox and pull nothing. Never use it to run real work.
+//
+// One process hosts ten thousand of them, so nothing is per task but a small
+// struct: each host has one goroutine (its long poll), and every timed step
+// (a task's next report, a host's heartbeat) is an entry in one timer heap
+// that a fixed pool of workers drains. The long polls share one HTTP
+// transport (one connection per host while it polls; MaxPolls caps them when
+// file descriptors are short) and the reports another, with idle
+// connections kept so that nothing dials per request.
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+)
+
+// Range is a delay drawn uniformly from [Min, Max] (Max < Min means Min).
+type Range struct{ Min, Max time.Duration }
+
+func (r Range) draw(rng *rand.Rand) time.Duration {
+	if r.Max <= r.Min {
+		return r.Min
+	}
+	return r.Min + time.Duration(rng.Int64N(int64(r.Max-r.Min)+1))
+}
+
+// Timing is how long a simulated host takes for each step of a task, as the
+// real agent would (agent/task.go's transitions).
+type Timing struct {
+	Provision Range // PROVISIONING → PENDING: sandbox (netns, cgroup)
+	Start     Range // PENDING → ACTIVATING: image pull, containers started
+	Activate  Range // ACTIVATING → RUNNING
+	Stop      Range // each step of a stop: DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED
+}
+
+// DefaultTiming is a launch of about 20–60 ms per task with the image cached,
+// the order of berth's measured launch on this machine, and quick stops.
+func DefaultTiming() Timing {
+	return Timing{
+		Provision: Range{5 * time.Millisecond, 15 * time.Millisecond},
+		Start:     Range{10 * time.Millisecond, 40 * time.Millisecond},
+		Activate:  Range{1 * time.Millisecond, 5 * time.Millisecond},
+		Stop:      Range{1 * time.Millisecond, 5 * time.Millisecond},
+	}
+}
+
+// Config configures a Fleet.
+type Config struct {
+	URL   string // the control plane, e.g. http://127.0.0.1:4566
+	Token string // the agents' join token
+	// PollWait is how long one long poll may wait (default 20s).
+	PollWait time.Duration
+	// Workers send reports and heartbeats (default 64).
+	Workers int
+	// MaxPolls caps the long polls in flight, i.e. the connections they
+	// hold (0: one per host). A host over the cap waits for a connection.
+	MaxPolls int
+	Timing   Timing
+	// Seed drives the delays (0: a fixed default).
+	Seed   uint64
+	Logger *slog.Logger
+}
+
+// Fleet is a set of simulated hosts.
+type Fleet struct {
+	cfg    Config
+	log    *slog.Logger
+	poll   *agentapi.Client
+	report *agentapi.Client
+	hosts  []*host
+
+	q  timerQueue // tasks' next reports
+	hb timerQueue // heartbeats: never behind a backlog of reports
+
+	registered atomic.Int64
+	assigned   atomic.Int64 // tasks handed to a host (first seen in a poll)
+	running    atomic.Int64 // tasks whose RUNNING report was accepted and that have not stopped
+	stopped    atomic.Int64 // tasks whose STOPPED report was accepted
+	reports    atomic.Int64 // reports accepted
+	retries    atomic.Int64 // reports or heartbeats that failed and were retried
+}
+
+// New creates an empty fleet; Add hosts, then Run it.
+func New(cfg Config) *Fleet {
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 20 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = 1
+	}
+	f := &Fleet{cfg: cfg, log: cfg.Logger}
+	f.report = &agentapi.Client{BaseURL: cfg.URL, Token: cfg.Token, HTTP: &http.Client{Transport: transport(2*cfg.Workers+1024, 0)}}
+	return f
+}
+
+// transport is an HTTP transport to one host that keeps idle connections
+// (so requests do not dial) and opens at most max at once (0: no cap).
+func transport(idle, max int) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        idle,
+		MaxIdleConnsPerHost: idle,
+		MaxConnsPerHost:     max,
+		IdleConnTimeout:     2 * time.Minute,
+	}
+}
+
+// Add adds a host; reg.NodeID must be unique. Call before Run.
+func (f *Fleet) Add(reg agentapi.RegisterRequest) {
+	f.hosts = append(f.hosts, &host{f: f, reg: reg, tasks: map[string]*task{}})
+}
+
+// Run registers every host and runs them until ctx ends; it returns ctx's
+// error, or the first registration that failed.
+func (f *Fleet) Run(ctx context.Context) error {
+	f.poll = &agentapi.Client{BaseURL: f.cfg.URL, Token: f.cfg.Token,
+		HTTP: &http.Client{Transport: transport(len(f.hosts)+1, f.cfg.MaxPolls)}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan item)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); f.q.dispatch(ctx, work) }()
+	beats := make(chan item)
+	go func() { defer wg.Done(); f.hb.dispatch(ctx, beats) }()
+	// As many heartbeats in flight as a loaded control plane needs to keep
+	// every host's lease (real agents each have their own goroutine).
+	for i := 0; i < min(8+len(f.hosts)/16, 1024); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case it := <-beats:
+					f.heartbeat(ctx, it.host)
+				}
+			}
+		}()
+	}
+	for i := 0; i < f.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(f.cfg.Seed, uint64(i)))
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case it := <-work:
+					f.do(ctx, it, rng)
+				}
+			}
+		}()
+	}
+	// Register with the workers' concurrency, then poll.
+	errc := make(chan error, 1)
+	sem := make(chan struct{}, f.cfg.Workers)
+	for i, h := range f.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			hb, err := h.register(ctx)
+			<-sem
+			if err != nil {
+				select {
+				case errc <- fmt.Errorf("register %s: %w", h.reg.NodeID, err):
+				default:
+				}
+				cancel()
+				return
+			}
+			f.registered.Add(1)
+			h.hb = hb
+			// Heartbeats spread over the interval, not all at once.
+			f.hb.push(item{at: time.Now().Add(hb * time.Duration(i%97+1) / 98), host: h})
+			h.pollLoop(ctx, uint64(i))
+		}()
+	}
+	<-ctx.Done()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// Stats are the fleet's counters.
+type Stats struct {
+	Hosts, Registered           int
+	Assigned, Running, Stopped  int64
+	Reports, Retries, QueueSize int64
+}
+
+// Stats returns the counters now.
+func (f *Fleet) Stats() Stats {
+	return Stats{Hosts: len(f.hosts), Registered: int(f.registered.Load()), Assigned: f.assigned.Load(),
+		Running: f.running.Load(), Stopped: f.stopped.Load(), Reports: f.reports.Load(), Retries: f.retries.Load(),
+		QueueSize: int64(f.q.len())}
+}
+
+// HostState is what one simulated host was given.
+type HostState struct {
+	Reg agentapi.RegisterRequest
+	// Tasks are every task the host's long poll ever listed, by ARN.
+	Tasks []TaskState
+}
+
+// TaskState is a task as its host knows it.
+type TaskState struct {
+	Arn              string
+	CPU, MemoryMiB   int
+	AvailabilityZone string
+	Status           string // the last status the control plane accepted from this host
+	// Listed is whether the host's last poll still listed the task (a
+	// STOPPED task's spec goes, and so does that of a task the control
+	// plane stopped itself, e.g. because the host was lost).
+	Listed bool
+}
+
+// Hosts returns each host's tasks, hosts in the order added and tasks by ARN.
+func (f *Fleet) Hosts() []HostState {
+	out := make([]HostState, len(f.hosts))
+	for i, h := range f.hosts {
+		h.mu.Lock()
+		hs := HostState{Reg: h.reg, Tasks: make([]TaskState, 0, len(h.tasks))}
+		for arn, t := range h.tasks {
+			hs.Tasks = append(hs.Tasks, TaskState{Arn: arn, CPU: t.cpu, MemoryMiB: t.mem, AvailabilityZone: t.az, Status: t.status, Listed: !t.unlisted})
+		}
+		h.mu.Unlock()
+		sort.Slice(hs.Tasks, func(a, b int) bool { return hs.Tasks[a].Arn < hs.Tasks[b].Arn })
+		out[i] = hs
+	}
+	return out
+}
+
+// WaitRunning waits until n tasks are RUNNING, checking every interval.
+func (f *Fleet) WaitRunning(ctx context.Context, n int64, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for f.running.Load() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d tasks running: %w", f.running.Load(), n, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// heartbeat renews a host's registration and queues the next one.
+func (f *Fleet) heartbeat(ctx context.Context, h *host) {
+	err := f.report.Heartbeat(ctx, h.reg)
+	next := h.hb
+	if err != nil && ctx.Err() == nil {
+		f.retries.Add(1)
+		next = time.Second
+	}
+	f.hb.push(item{at: time.Now().Add(next), host: h})
+}
+
+// do runs one timed step: a task's next report.
+func (f *Fleet) do(ctx context.Context, it item, rng *rand.Rand) {
+	t, h := it.task, it.host
+	h.mu.Lock()
+	next := t.next()
+	if next == "" {
+		t.queued = false
+		h.mu.Unlock()
+		return
+	}
+	rep := t.reportFor(h.reg.NodeID, next, time.Now())
+	h.mu.Unlock()
+	err := f.report.Report(ctx, rep)
+	if ctx.Err() != nil {
+		return
+	}
+	var se *agentapi.StatusError
+	switch {
+	case err == nil:
+		f.reports.Add(1)
+	case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusConflict):
+		// Purged, or no longer placed here: nothing more to report.
+		h.mu.Lock()
+		t.queued, t.gone = false, true
+		h.mu.Unlock()
+		return
+	default:
+		f.retries.Add(1)
+		f.q.push(item{at: time.Now().Add(500 * time.Millisecond), host: h, task: t})
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	was := t.status
+	t.status, t.seq, t.queued = next, rep.Seq, false
+	if next == agentapi.StatusRunning {
+		f.running.Add(1)
+	}
+	if was == agentapi.StatusRunning {
+		f.running.Add(-1)
+	}
+	if next == agentapi.StatusStopped {
+		f.stopped.Add(1)
+	}
+	h.schedule(t, rng)
+}
+
+// host is one simulated host.
+type host struct {
+	f   *Fleet
+	reg agentapi.RegisterRequest
+	hb  time.Duration
+
+	mu    sync.Mutex
+	tasks map[string]*task // every task ever listed, by ARN
+}
+
+func (h *host) register(ctx context.Context) (time.Duration, error) {
+	var last error
+	for attempt := 0; attempt < 20; attempt++ {
+		resp, err := h.f.report.Register(ctx, h.reg)
+		if err == nil {
+			hb := time.Duration(resp.HeartbeatSeconds) * time.Second
+			if hb <= 0 {
+				hb = 5 * time.Second
+			}
+			return hb, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return 0, last
+}
+
+// pollLoop is the host's goroutine: the long poll, as the real agent runs it.
+func (h *host) pollLoop(ctx context.Context, seed uint64) {
+	rng := rand.New(rand.NewPCG(h.f.cfg.Seed, seed|1<<63))
+	var since int64
+	for ctx.Err() == nil {
+		resp, err := h.f.poll.Tasks(ctx, h.reg.NodeID, since, h.f.cfg.PollWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			h.f.log.Debug("simulated host: poll", "node", h.reg.NodeID, "err", err)
+			since = 0
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		since = resp.Revision
+		h.reconcile(resp, rng)
+	}
+}
+
+// reconcile takes on new tasks and hands desired-state changes to known ones.
+func (h *host) reconcile(resp agentapi.TasksResponse, rng *rand.Rand) {
+	known := make(map[string]string, len(resp.Known))
+	for _, k := range resp.Known {
+		known[k.TaskArn] = k.LastStatus
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range resp.Tasks {
+		spec := &resp.Tasks[i]
+		t, ok := h.tasks[spec.TaskArn]
+		if !ok {
+			t = &task{arn: spec.TaskArn, cpu: spec.CPU, mem: spec.MemoryMiB, az: spec.AvailabilityZone,
+				status: known[spec.TaskArn]}
+			if agentapi.TaskStatusRank(t.status) < agentapi.TaskStatusRank(agentapi.StatusPending) {
+				t.status = agentapi.StatusProvisioning
+			}
+			for _, c := range spec.Containers {
+				t.containers = append(t.containers, c.Name)
+			}
+			h.tasks[spec.TaskArn] = t
+			h.f.assigned.Add(1)
+		}
+		t.desired, t.stopCode, t.stopReason = spec.DesiredStatus, spec.StopCode, spec.StoppedReason
+		t.unlisted = false
+		h.schedule(t, rng)
+	}
+	if len(h.tasks) == len(resp.Tasks) {
+		return
+	}
+	listed := make(map[string]bool, len(resp.Tasks))
+	for i := range resp.Tasks {
+		listed[resp.Tasks[i].TaskArn] = true
+	}
+	for arn, t := range h.tasks {
+		t.unlisted = !listed[arn]
+	}
+}
+
+// schedule queues the task's next step, if it has one and none is queued;
+// h.mu is held.
+func (h *host) schedule(t *task, rng *rand.Rand) {
+	if t.queued || t.gone {
+		return
+	}
+	next := t.next()
+	if next == "" {
+		return
+	}
+	tm := h.f.cfg.Timing
+	var d time.Duration
+	switch next {
+	case agentapi.StatusPending:
+		d = tm.Provision.draw(rng)
+	case agentapi.StatusActivating:
+		d = tm.Start.draw(rng)
+	case agentapi.StatusRunning:
+		d = tm.Activate.draw(rng)
+	default:
+		d = tm.Stop.draw(rng)
+	}
+	t.queued = true
+	h.f.q.push(item{at: time.Now().Add(d), host: h, task: t})
+}

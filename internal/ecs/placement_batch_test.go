@@ -1,0 +1,101 @@
+package ecs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/scheduler"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// A batch binds every task in one transaction; when one of its tasks changed
+// after the pass read it (here: stopped), the batch falls back to one commit
+// per task, which binds the others and leaves the stopped one unplaced.
+func TestCommitPlanBatches(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop int // index of the task stopped between read and commit (-1: none)
+	}{
+		{"all bind in one transaction", -1},
+		{"a changed task sends the batch one by one", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			e, err := store.StartEmbedded(ctx, t.TempDir(), logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(e.Close)
+			st := store.New(e.Client)
+			s := New(Config{Store: st, Logger: logger})
+			sc := scope{"000000000000", "us-east-1"}
+			const n = batchTasks + 5 // two batches
+			var arns []string
+			for i := range n {
+				id := fmt.Sprintf("t%02d", i)
+				arn := "arn:aws:ecs:us-east-1:000000000000:task/c/" + id
+				rec := taskRecord{Task: Task{TaskArn: arn, LastStatus: agentapi.StatusProvisioning, DesiredStatus: agentapi.StatusRunning},
+					Spec: agentapi.TaskSpec{TaskArn: arn, TaskID: id, Account: sc.account, Region: sc.region, CPU: 256, MemoryMiB: 512}}
+				if err := st.Put(ctx, taskKey(sc, "c", id), rec); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.C.Put(ctx, store.Key("pending", id), arn); err != nil {
+					t.Fatal(err)
+				}
+				arns = append(arns, arn)
+			}
+			read := s.readPending(ctx, arns)
+			if len(read) != n {
+				t.Fatalf("read %d pending tasks, want %d", len(read), n)
+			}
+			if tc.stop >= 0 {
+				_, err := store.Mutate(ctx, st, taskKey(sc, "c", fmt.Sprintf("t%02d", tc.stop)), func(r *taskRecord) ([]clientv3.Op, error) {
+					r.Task.DesiredStatus = agentapi.StatusStopped
+					return nil, nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			var ps []scheduler.Placement
+			for i, arn := range arns {
+				ps = append(ps, scheduler.Placement{TaskID: arn, NodeID: fmt.Sprintf("node-%d", i%3), AZ: "az1"})
+			}
+			s.commitPlan(ctx, ps, read)
+			for i, arn := range arns {
+				id := fmt.Sprintf("t%02d", i)
+				var r taskRecord
+				if _, err := st.Get(ctx, taskKey(sc, "c", id), &r); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := st.C.Get(ctx, store.Key("assign", ps[i].NodeID, id), clientv3.WithCountOnly())
+				if err != nil {
+					t.Fatal(err)
+				}
+				pending, err := st.C.Get(ctx, store.Key("pending", id), clientv3.WithCountOnly())
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantNode, wantAssigned := ps[i].NodeID, int64(1)
+				if i == tc.stop {
+					wantNode, wantAssigned = "", 0
+				}
+				if r.Node != wantNode || resp.Count != wantAssigned || pending.Count != 0 {
+					t.Errorf("%s: node %q, assign keys %d, pending keys %d; want node %q, %d assign keys, none pending",
+						arn, r.Node, resp.Count, pending.Count, wantNode, wantAssigned)
+				}
+				if i != tc.stop && (r.Task.AvailabilityZone != "az1" || r.Spec.AvailabilityZone != "az1") {
+					t.Errorf("%s: zone %q/%q, want az1", arn, r.Task.AvailabilityZone, r.Spec.AvailabilityZone)
+				}
+			}
+		})
+	}
+}

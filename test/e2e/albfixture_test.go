@@ -68,21 +68,7 @@ func newALBApp(e *devEnv, cluster, name string, desired int, version string) *al
 		t.Fatal(err)
 	}
 	a.lbArn, a.dns = aws.ToString(lb.LoadBalancers[0].LoadBalancerArn), aws.ToString(lb.LoadBalancers[0].DNSName)
-	tg, err := a.lbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String(name), Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(8080), VpcId: aws.String(a.vpcID), TargetType: elbtypes.TargetTypeEnumIp,
-		HealthCheckIntervalSeconds: aws.Int32(5), HealthCheckTimeoutSeconds: aws.Int32(2), HealthyThresholdCount: aws.Int32(2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.tgArn = aws.ToString(tg.TargetGroups[0].TargetGroupArn)
-	if _, err := a.lbc.ModifyTargetGroupAttributes(ctx, &elb.ModifyTargetGroupAttributesInput{TargetGroupArn: aws.String(a.tgArn),
-		Attributes: []elbtypes.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("5")}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.lbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: aws.String(a.lbArn), Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(a.tgArn)}}}); err != nil {
-		t.Fatal(err)
-	}
+	a.targetGroupAndListener(elbtypes.TargetTypeEnumIp)
 	if _, err := e.ECS.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(cluster)}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +82,30 @@ func newALBApp(e *devEnv, cluster, name string, desired int, version string) *al
 		t.Fatal(err)
 	}
 	return a
+}
+
+// targetGroupAndListener makes the app's target group of type tt (HTTP
+// 8080, 5 s health checks, healthy after 2, a 5 s deregistration delay) and
+// the ALB's listener on port 80 forwarding to it.
+func (a *albApp) targetGroupAndListener(tt elbtypes.TargetTypeEnum) {
+	t := a.e.t
+	t.Helper()
+	ctx := a.e.ctx()
+	tg, err := a.lbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String(a.name), Protocol: elbtypes.ProtocolEnumHttp,
+		Port: aws.Int32(8080), VpcId: aws.String(a.vpcID), TargetType: tt,
+		HealthCheckIntervalSeconds: aws.Int32(5), HealthCheckTimeoutSeconds: aws.Int32(2), HealthyThresholdCount: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.tgArn = aws.ToString(tg.TargetGroups[0].TargetGroupArn)
+	if _, err := a.lbc.ModifyTargetGroupAttributes(ctx, &elb.ModifyTargetGroupAttributesInput{TargetGroupArn: aws.String(a.tgArn),
+		Attributes: []elbtypes.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("5")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.lbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: aws.String(a.lbArn), Protocol: elbtypes.ProtocolEnumHttp,
+		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(a.tgArn)}}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // register registers a revision of the app's task definition serving version.

@@ -319,21 +319,7 @@ func (a *albApp) instanceALB() {
 		t.Fatal(err)
 	}
 	a.lbArn, a.dns = aws.ToString(lb.LoadBalancers[0].LoadBalancerArn), aws.ToString(lb.LoadBalancers[0].DNSName)
-	tg, err := a.lbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String(a.name), Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(8080), VpcId: aws.String(a.vpcID), TargetType: elbtypes.TargetTypeEnumInstance,
-		HealthCheckIntervalSeconds: aws.Int32(5), HealthCheckTimeoutSeconds: aws.Int32(2), HealthyThresholdCount: aws.Int32(2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.tgArn = aws.ToString(tg.TargetGroups[0].TargetGroupArn)
-	if _, err := a.lbc.ModifyTargetGroupAttributes(ctx, &elb.ModifyTargetGroupAttributesInput{TargetGroupArn: aws.String(a.tgArn),
-		Attributes: []elbtypes.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("5")}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.lbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: aws.String(a.lbArn), Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(a.tgArn)}}}); err != nil {
-		t.Fatal(err)
-	}
+	a.targetGroupAndListener(elbtypes.TargetTypeEnumInstance)
 }
 
 // waitInstanceTargets waits (up to a minute) until the target group holds

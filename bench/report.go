@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	goruntime "runtime"
@@ -28,7 +29,13 @@ func (v Value) String() string {
 	if v.Unit == "s" {
 		return FormatDuration(time.Duration(v.Num * float64(time.Second)))
 	}
-	return strconv.FormatFloat(v.Num, 'f', -1, 64) + " " + v.Unit
+	n := v.Num
+	if math.Abs(n) >= 100 {
+		n = math.Round(n) // 574.6 tasks/s → 575: the digits past are noise
+	} else {
+		n = math.Round(n*100) / 100
+	}
+	return strconv.FormatFloat(n, 'f', -1, 64) + " " + v.Unit
 }
 
 // FormatDuration prints d in ms with one decimal below 10 s, else in s.

@@ -43,7 +43,9 @@ func New() *Benchmark {
 func (b *Benchmark) Name() string { return "throughput" }
 
 // Title implements bench.Benchmark.
-func (b *Benchmark) Title() string { return "Control plane throughput: RunTask calls and task launches per second" }
+func (b *Benchmark) Title() string {
+	return "Control plane throughput: RunTask calls and task launches per second"
+}
 
 // Flags implements bench.Benchmark.
 func (b *Benchmark) Flags(fs *flag.FlagSet) {
@@ -103,7 +105,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 	td, err := c.RegisterTaskDefinition(ctx, &awsecs.RegisterTaskDefinitionInput{Family: aws.String("throughput"),
 		NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
 		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
-		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Command: []string{"sleep", "3600"}}}})
+		ContainerDefinitions:    []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Command: []string{"sleep", "3600"}}}})
 	if err != nil {
 		return nil, err
 	}

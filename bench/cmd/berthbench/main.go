@@ -7,6 +7,7 @@ import (
 
 	"github.com/berthdev/berth/bench"
 	"github.com/berthdev/berth/bench/alb"
+	"github.com/berthdev/berth/bench/apiscale"
 	"github.com/berthdev/berth/bench/density"
 	"github.com/berthdev/berth/bench/launch"
 	"github.com/berthdev/berth/bench/logs"
@@ -19,5 +20,5 @@ import (
 
 func main() {
 	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New(), logs.New(), density.New(),
-		scale.New(), throughput.New()))
+		scale.New(), throughput.New(), apiscale.New()))
 }

@@ -325,6 +325,9 @@ func (t *managedTask) startOne(ctx context.Context, c *container) error {
 		}
 	}
 	_ = t.a.cfg.Runtime.Delete(ctx, c.id) // a leftover of an interrupted start
+	// A container may ask for its metadata the moment it runs, before the
+	// snapshot below: the one it finds must already have the pull times.
+	t.a.meta.publish(t.metaSnapshot())
 	pid, err := t.a.cfg.Runtime.Run(ctx, spec)
 	if err != nil {
 		return err

@@ -110,42 +110,55 @@ func (rl *runningListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rl.serveRouted(w, r)
 }
 
-// serveRouted evaluates the rules and runs the chosen action.
+// serveRouted evaluates the rules and runs the chosen action. A request
+// that picked a target group the configuration has just retired (Apply
+// swapped the route under it) is routed again, once, on the new route,
+// rather than answered 503.
 func (rl *runningListener) serveRouted(w http.ResponseWriter, r *http.Request) {
-	rt := rl.route.Load()
 	ri := &requestInfo{r: r, clientIP: remoteIP(r)}
-	act := rt.defaults
-rules:
-	for i := range rt.rules {
-		for _, m := range rt.rules[i].conds {
-			if !m(ri) {
-				continue rules
+	for attempt := 0; attempt < 2; attempt++ {
+		rt := rl.route.Load()
+		act := rt.defaults
+	rules:
+		for i := range rt.rules {
+			for _, m := range rt.rules[i].conds {
+				if !m(ri) {
+					continue rules
+				}
+			}
+			act = rt.rules[i].action
+			break
+		}
+		switch act.typ {
+		case ActionFixedResponse:
+			writeFixed(w, act)
+		case ActionRedirect:
+			writeRedirect(w, r, act.redirect, localPort(r))
+		default:
+			if !rl.e.forward(w, r, rt, act, ri.clientIP, attempt == 0) {
+				continue
 			}
 		}
-		act = rt.rules[i].action
-		break
-	}
-	switch act.typ {
-	case ActionFixedResponse:
-		writeFixed(w, act)
-	case ActionRedirect:
-		writeRedirect(w, r, act.redirect, localPort(r))
-	default:
-		rl.e.forward(w, r, rt, act, ri.clientIP)
+		return
 	}
 }
 
-// forward proxies r to a target of one of the action's target groups.
-func (e *Engine) forward(w http.ResponseWriter, r *http.Request, rt *route, act *compiledAction, clientIP netip.Addr) {
+// forward proxies r to a target of one of the action's target groups. It
+// returns false, having written nothing, when the group was retired by a
+// configuration change and mayRetry allows routing the request again.
+func (e *Engine) forward(w http.ResponseWriter, r *http.Request, rt *route, act *compiledAction, clientIP netip.Addr, mayRetry bool) bool {
 	tg := act.pickTG(rand.Uint64())
 	t, err := tg.pick(nil)
 	if err != nil {
+		if mayRetry && tg.isRetired() {
+			return false
+		}
 		writeError(w, http.StatusServiceUnavailable)
-		return
+		return true
 	}
 	if fastEligible(r) {
 		e.forwardFast(w, r, rt.idleTimeout, tg, t, clientIP)
-		return
+		return true
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -161,6 +174,7 @@ func (e *Engine) forward(w http.ResponseWriter, r *http.Request, rt *route, act 
 	})
 	defer pr.timer.Stop()
 	e.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyCtxKey{}, pr)))
+	return true
 }
 
 func (e *Engine) newReverseProxy() *httputil.ReverseProxy {

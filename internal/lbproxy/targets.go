@@ -186,6 +186,13 @@ func (tg *targetGroup) newTargetLocked(k targetKey, host string) *target {
 	return t
 }
 
+// isRetired reports whether the group is gone from the configuration.
+func (tg *targetGroup) isRetired() bool {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.retired
+}
+
 // retire drains every target; the group is gone from the configuration.
 func (tg *targetGroup) retire() {
 	tg.mu.Lock()

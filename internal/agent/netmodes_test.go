@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -443,11 +444,17 @@ func TestSweepBridgeSandbox(t *testing.T) {
 		t.Fatalf("second Create: %+v, %v; want %+v", again, err, info)
 	}
 	hostPort := netip.AddrPortFrom(addr, uint16(info.Bindings[0].HostPort)).String()
+	// Nothing serves the container port, so the forwarder may reset the
+	// connection as soon as it has accepted it (before Dial returns, on a
+	// loaded host): a reset still shows the port is published, a refusal
+	// would not.
 	c, err := net.DialTimeout("tcp", hostPort, time.Second)
-	if err != nil {
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("host port not published: %v", err)
 	}
-	c.Close()
+	if c != nil {
+		c.Close()
+	}
 
 	_ = sb.Close() // the agent crashes
 	next := NewHostSandboxesWith(dir, nil, HostNetworkConfig{HostAddress: addr})

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/berthdev/berth/internal/netns"
 )
 
 // metaLine returns the rest of the first log line that starts with prefix.
@@ -278,6 +280,9 @@ func TestTaskMetadata(t *testing.T) {
 	if len(pids) == 0 {
 		t.Fatalf("task A has no processes after the restart")
 	}
+	// Ask once the restarted agent has adopted the task and listens on its
+	// VPC's metadata address again (it does so within its resync).
+	waitMetadataListener(t, e, subnet)
 	if err := os.WriteFile(filepath.Join(fmt.Sprintf("/proc/%d/root", pids[0]), "tmp", "again"), nil, 0o644); err != nil {
 		t.Fatalf("signal task A: %v", err)
 	}
@@ -291,5 +296,30 @@ func TestTaskMetadata(t *testing.T) {
 	if err := json.Unmarshal([]byte(body("AGAINSTATS")), &stats); err != nil || stats.MemoryStats.Limit != 512<<20 ||
 		stats.MemoryStats.Usage == 0 || stats.Networks["eth0"].RxBytes == 0 {
 		t.Errorf("/stats after a restart of berth: %v %+v", err, stats)
+	}
+}
+
+// waitMetadataListener waits (up to 30 s) until 169.254.170.2:80 accepts
+// connections inside the VPC namespace of subnet.
+func waitMetadataListener(t *testing.T, e *devEnv, subnet string) {
+	t.Helper()
+	out, err := e.EC2.DescribeSubnets(e.ctx(), &ec2.DescribeSubnetsInput{SubnetIds: []string{subnet}})
+	if err != nil || len(out.Subnets) != 1 {
+		t.Fatalf("describe subnet %s: %v", subnet, err)
+	}
+	vpcID := aws.ToString(out.Subnets[0].VpcId)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := netns.DialInVPC(ctx, vpcID, "tcp", "169.254.170.2:80")
+		cancel()
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the metadata endpoint of %s does not listen after the restart: %v", vpcID, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -27,6 +27,7 @@ const target = 3 * time.Minute
 type Benchmark struct {
 	hosts, tasks, clients int
 	pollWait, nodeTTL     time.Duration
+	history               time.Duration
 	profile               string
 }
 
@@ -35,7 +36,7 @@ type Benchmark struct {
 // -scale.hosts 10000 -scale.tasks 1000000 (see profileNotes for why that
 // does not fit yet: etcd's history of the task records outgrows its quota).
 func New() *Benchmark {
-	return &Benchmark{hosts: 2000, tasks: 50000, clients: 64, pollWait: 20 * time.Second, nodeTTL: time.Minute}
+	return &Benchmark{hosts: 2000, tasks: 50000, clients: 64, pollWait: 20 * time.Second, nodeTTL: time.Minute, history: time.Minute}
 }
 
 // Name implements bench.Benchmark.
@@ -53,6 +54,7 @@ func (b *Benchmark) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&b.clients, "scale.clients", b.clients, "goroutines calling RunTask (count 10)")
 	fs.DurationVar(&b.pollWait, "scale.pollwait", b.pollWait, "how long a simulated host's long poll waits")
 	fs.DurationVar(&b.nodeTTL, "scale.nodettl", b.nodeTTL, "the control plane's host TTL (hosts heartbeat every quarter of it)")
+	fs.DurationVar(&b.history, "scale.history", b.history, "how much history etcd keeps before compacting it")
 	fs.StringVar(&b.profile, "scale.profile", b.profile, "directory to write cpu.pprof and heap.pprof of the run to (empty: none)")
 }
 
@@ -64,7 +66,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		return nil, err
 	}
 	h.Cleanup(func() { _ = os.RemoveAll(dir) })
-	cp, err := StartControlPlane(ctx, ControlPlaneConfig{DataDir: filepath.Join(dir, "etcd"), Logger: h.Log, NodeTTL: b.nodeTTL})
+	cp, err := StartControlPlane(ctx, ControlPlaneConfig{DataDir: filepath.Join(dir, "etcd"), Logger: h.Log, NodeTTL: b.nodeTTL, History: b.history})
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,8 @@ type ControlPlaneConfig struct {
 	// NodeTTL is how long a host may miss heartbeats (ecs.Config.NodeTTL):
 	// hosts heartbeat every quarter of it.
 	NodeTTL time.Duration
+	// History is how much history etcd keeps (store.EmbedOptions.History).
+	History time.Duration
 }
 
 const (
@@ -65,7 +67,7 @@ func StartControlPlane(ctx context.Context, cfg ControlPlaneConfig) (*ControlPla
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e, err := store.StartEmbedded(ctx, cfg.DataDir, cfg.Logger)
+	e, err := store.StartEmbeddedWith(ctx, cfg.DataDir, cfg.Logger, store.EmbedOptions{History: cfg.History})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -32,6 +33,17 @@ type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:4566
 	Token   string // join token, sent as a bearer token
 	HTTP    *http.Client
+
+	mu    sync.Mutex
+	specs map[string]*nodeSpecs // by node: the task specs of its last poll
+}
+
+// nodeSpecs are the specs a node's last poll returned, at its revision,
+// which the next poll's delta changes.
+type nodeSpecs struct {
+	mu   sync.Mutex
+	rev  int64
+	byID map[string]TaskSpec
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -112,11 +124,67 @@ func (c *Client) Heartbeat(ctx context.Context, r RegisterRequest) error {
 
 // Tasks returns the tasks placed on node. With since > 0 it waits up to wait
 // for a change after that revision before answering.
+//
+// When since is the revision of this client's last answer for node, it asks
+// only for the specs that changed since (a delta) and rebuilds the whole list
+// from those it holds: a host running a hundred tasks would otherwise fetch
+// and decode all hundred each time one of them is placed or changed.
 func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.Duration) (TasksResponse, error) {
 	q := url.Values{"node": {node}, "since": {strconv.FormatInt(since, 10)}, "wait": {wait.String()}}
+	c.mu.Lock()
+	if c.specs == nil {
+		c.specs = map[string]*nodeSpecs{}
+	}
+	ns := c.specs[node]
+	if ns == nil {
+		ns = &nodeSpecs{}
+		c.specs[node] = ns
+	}
+	c.mu.Unlock()
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if since > 0 && since == ns.rev {
+		q.Set("delta", "1")
+	}
 	var out TasksResponse
-	err := c.do(ctx, http.MethodGet, PathTasks+"?"+q.Encode(), nil, &out)
-	return out, err
+	if err := c.do(ctx, http.MethodGet, PathTasks+"?"+q.Encode(), nil, &out); err != nil {
+		return out, err
+	}
+	if !out.Delta {
+		ns.byID = make(map[string]TaskSpec, len(out.Tasks))
+		for _, t := range out.Tasks {
+			ns.byID[t.TaskID] = t
+		}
+		ns.rev = out.Revision
+		return out, nil
+	}
+	if q.Get("delta") == "" {
+		return out, fmt.Errorf("GET %s: a delta answered a request for every task", PathTasks)
+	}
+	for _, t := range out.Tasks {
+		ns.byID[t.TaskID] = t
+	}
+	present := make(map[string]bool, len(out.Present))
+	whole := make([]TaskSpec, 0, len(out.Present))
+	for _, id := range out.Present {
+		present[id] = true
+		if t, ok := ns.byID[id]; ok {
+			whole = append(whole, t)
+		}
+	}
+	for id := range ns.byID {
+		if !present[id] {
+			delete(ns.byID, id)
+		}
+	}
+	if len(whole) != len(out.Present) {
+		// A task this client never saw and the delta lacks: ask again for all.
+		ns.rev = 0
+		return out, fmt.Errorf("GET %s: the delta lacks %d of node %s's tasks", PathTasks, len(out.Present)-len(whole), node)
+	}
+	ns.rev = out.Revision
+	out.Tasks, out.Present, out.Delta = whole, nil, false
+	return out, nil
 }
 
 // Report sends one state transition of a task.

@@ -174,6 +174,12 @@ type HealthCheck struct {
 type TasksResponse struct {
 	Revision int64      `json:"revision"`
 	Tasks    []TaskSpec `json:"tasks"`
+	// Delta (asked for with delta=1 and a since): Tasks are only the specs
+	// that changed after since, and Present are the ids of every task
+	// placed on the node, in order; the rest are as the caller last saw
+	// them. Client.Tasks asks for deltas and hands its caller whole lists.
+	Delta   bool     `json:"delta,omitempty"`
+	Present []string `json:"present,omitempty"`
 	// Known are the last accepted statuses of the tasks whose spec changed
 	// after the poll's since (every task when since is 0): a task new to the
 	// agent is always among them.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -151,9 +152,17 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// A delta sends only the specs that changed after since, with the ids of
+	// all: the agent has the rest from its earlier polls. Its read of the
+	// node's tasks is of the keys alone, then of the changed values.
+	delta := q.Get("delta") == "1" && since > 0
+	assignOpts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if delta {
+		assignOpts = append(assignOpts, clientv3.WithKeysOnly())
+	}
 	// One read of the three prefixes, at one revision.
 	snap, err := s.st.C.Txn(r.Context()).Then(
-		clientv3.OpGet(prefix, clientv3.WithPrefix()), clientv3.OpGet(fwPrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(prefix, assignOpts...), clientv3.OpGet(fwPrefix, clientv3.WithPrefix()),
 		clientv3.OpGet(lbPrefix, clientv3.WithPrefix())).Commit()
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
@@ -161,6 +170,21 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := snap.Responses[0].GetResponseRange()
 	resp.Header = snap.Header
+	var present []string
+	if delta {
+		present = make([]string, 0, len(resp.Kvs))
+		var changed []*mvccpb.KeyValue
+		for _, kv := range resp.Kvs {
+			present = append(present, strings.TrimPrefix(string(kv.Key), prefix))
+			if kv.ModRevision > since {
+				changed = append(changed, kv)
+			}
+		}
+		if resp.Kvs, err = s.valuesAt(r.Context(), changed, snap.Header.Revision); err != nil {
+			agentError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
 	var firewalls []agentapi.Firewall
 	for _, kv := range snap.Responses[1].GetResponseRange().Kvs {
 		var fw agentapi.Firewall
@@ -179,6 +203,7 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	// node on every wake was most of a poll's cost.
 	out := tasksReply{Revision: resp.Header.Revision, Tasks: make([]json.RawMessage, 0, len(resp.Kvs)), Known: []agentapi.KnownState{},
 		Firewalls: firewalls, LoadBalancers: lbs}
+	out.Delta, out.Present = delta, present
 	var gets []clientv3.Op
 	for _, kv := range resp.Kvs {
 		out.Tasks = append(out.Tasks, kv.Value)
@@ -217,11 +242,33 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	agentReply(w, out)
 }
 
+// valuesAt reads the values of kvs (keys with their revisions) as of rev,
+// in transactions of at most batchReads gets.
+func (s *Service) valuesAt(ctx context.Context, kvs []*mvccpb.KeyValue, rev int64) ([]*mvccpb.KeyValue, error) {
+	out := make([]*mvccpb.KeyValue, 0, len(kvs))
+	for lo := 0; lo < len(kvs); lo += batchReads {
+		var ops []clientv3.Op
+		for _, kv := range kvs[lo:min(lo+batchReads, len(kvs))] {
+			ops = append(ops, clientv3.OpGet(string(kv.Key), clientv3.WithRev(rev)))
+		}
+		tr, err := s.st.C.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, err
+		}
+		for _, rr := range tr.Responses {
+			out = append(out, rr.GetResponseRange().Kvs...)
+		}
+	}
+	return out, nil
+}
+
 // tasksReply is agentapi.TasksResponse on the wire with the task specs as
 // stored (each written by json.Marshal of an agentapi.TaskSpec).
 type tasksReply struct {
 	Revision      int64                       `json:"revision"`
 	Tasks         []json.RawMessage           `json:"tasks"`
+	Delta         bool                        `json:"delta,omitempty"`
+	Present       []string                    `json:"present,omitempty"`
 	Known         []agentapi.KnownState       `json:"known"`
 	Firewalls     []agentapi.Firewall         `json:"firewalls,omitempty"`
 	LoadBalancers []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`

@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -88,17 +89,40 @@ func (s *Service) snapshot(ctx context.Context) (map[string][]scheduler.Node, ma
 		idx[n.NodeID] = at{pool, len(out[pool])}
 		out[pool] = append(out[pool], sn)
 	}
-	err = s.st.List(ctx, store.Prefix("assign"), func(key string, val []byte) error {
-		node := strings.SplitN(strings.TrimPrefix(key, store.Prefix("assign")), "/", 2)[0]
-		a, ok := idx[node]
+	var placed []*scheduler.Node
+	for pool := range out {
+		for i := range out[pool] {
+			placed = append(placed, &out[pool][i])
+		}
+	}
+	err = s.usage.fill(ctx, placed, 2*time.Second)
+	if errors.Is(err, errIndexBehind) {
+		err = s.sumAssigned(ctx, func(node string) *scheduler.Node {
+			if a, ok := idx[node]; ok {
+				return &out[a.pool][a.i]
+			}
+			return nil
+		})
+	}
+	return out, providerOf, err
+}
+
+// sumAssigned adds what every assign key holds to its node (those nodeOf
+// knows): placement's fallback when its usage index is behind.
+func (s *Service) sumAssigned(ctx context.Context, nodeOf func(string) *scheduler.Node) error {
+	return s.st.List(ctx, store.Prefix("assign"), func(key string, val []byte) error {
+		node, ok := assignNode(key)
 		if !ok {
+			return nil
+		}
+		n := nodeOf(node)
+		if n == nil {
 			return nil
 		}
 		var spec assignedUsage
 		if err := json.Unmarshal(val, &spec); err != nil {
 			return nil
 		}
-		n := &out[a.pool][a.i]
 		n.UsedCPU += spec.CPU
 		n.UsedMemoryMiB += spec.MemoryMiB
 		n.RunningTasks++
@@ -121,7 +145,6 @@ func (s *Service) snapshot(ctx context.Context) (map[string][]scheduler.Node, ma
 		}
 		return nil
 	})
-	return out, providerOf, err
 }
 
 // poolKey names the capacity a task may use: "" for berth's own (FARGATE),

@@ -86,6 +86,7 @@ type Service struct {
 	svcWake chan struct{} // wakes the service scheduler
 	hub     *nodeHub      // wakes agents' long polls
 	tasks   *taskIndex    // ListTasks' view of the stored tasks
+	usage   *usageIndex   // placement's view of what each host runs
 	metrics *metrics
 }
 
@@ -111,7 +112,7 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
 		hub:   newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs")),
-		tasks: newTaskIndex(cfg.Store, cfg.Logger)}
+		tasks: newTaskIndex(cfg.Store, cfg.Logger), usage: newUsageIndex(cfg.Store, cfg.Logger)}
 	s.metrics = newMetrics(cfg.Registerer, s)
 	return s
 }
@@ -169,9 +170,10 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(7)
+	wg.Add(8)
 	go func() { defer wg.Done(); s.hub.run(ctx) }()
 	go func() { defer wg.Done(); s.tasks.run(ctx) }()
+	go func() { defer wg.Done(); s.usage.run(ctx) }()
 	go func() { defer wg.Done(); s.runSpotReclaim(ctx, s.cfg.SpotReclaimInterval) }()
 	go func() { defer wg.Done(); s.runHostLoss(ctx) }()
 	go func() { defer wg.Done(); s.runServices(ctx) }()

@@ -2,12 +2,14 @@ package ecs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/btree"
+	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -30,12 +32,12 @@ type taskIndex struct {
 		Warn(msg string, args ...any)
 	}
 
+	progress watchProgress
+
 	mu       sync.RWMutex
 	counts   map[string]int // tasks by lastStatus (berth_tasks)
-	rev      int64          // revision applied (0: not built)
-	advanced chan struct{}  // closed (and replaced) whenever rev grows
 	clusters map[string]*clusterTasks
-	watcher  clientv3.Watcher
+	strs     interner
 }
 
 // indexedTask is what ListTasks filters on.
@@ -57,7 +59,7 @@ type clusterTasks struct {
 func lessTask(a, b *indexedTask) bool { return a.arn < b.arn }
 
 func newTaskIndex(st *store.Store, log interface{ Warn(string, ...any) }) *taskIndex {
-	return &taskIndex{st: st, log: log, advanced: make(chan struct{}), clusters: map[string]*clusterTasks{}, counts: map[string]int{}}
+	return &taskIndex{st: st, log: log, clusters: map[string]*clusterTasks{}, counts: map[string]int{}, strs: interner{}}
 }
 
 // clusterKey names a cluster in the index.
@@ -79,50 +81,18 @@ func taskKeyParts(key string) (cluster, id string, ok bool) {
 
 // run builds the index and keeps it until ctx ends, starting over when the
 // watch fails.
-func (x *taskIndex) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := x.follow(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		x.log.Warn("task index watch restarting", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
+func (x *taskIndex) run(ctx context.Context) { runWatched(ctx, x.log, "task index", x.follow) }
 
 func (x *taskIndex) follow(ctx context.Context) error {
 	clusters, counts := map[string]*clusterTasks{}, map[string]int{}
-	var rev int64
-	// One read at one revision: paged by key, pinned to the first page's
-	// revision.
 	prefix := store.Prefix("acct")
-	start := prefix
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(2000), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	rev, err := listAt(ctx, x.st, prefix, func(kv *mvccpb.KeyValue) {
+		if c, id, ok := taskKeyParts(string(kv.Key)); ok {
+			applyTask(clusters, counts, x.strs, c, id, kv.Value)
 		}
-		resp, err := x.st.C.Get(ctx, start, opts...)
-		if err != nil {
-			return err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
-			if c, id, ok := taskKeyParts(string(kv.Key)); ok {
-				applyTask(clusters, counts, c, id, kv.Value)
-			}
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	})
+	if err != nil {
+		return err
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -131,14 +101,10 @@ func (x *taskIndex) follow(ctx context.Context) error {
 	w := x.st.C.Watcher
 	wch := w.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	x.mu.Lock()
-	x.clusters, x.counts, x.watcher = clusters, counts, w
-	x.setRevLocked(rev)
+	x.clusters, x.counts = clusters, counts
 	x.mu.Unlock()
-	defer func() {
-		x.mu.Lock()
-		x.rev, x.watcher = 0, nil
-		x.mu.Unlock()
-	}()
+	x.progress.started(w, rev)
+	defer x.progress.stopped()
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
 			return err
@@ -152,26 +118,36 @@ func (x *taskIndex) follow(ctx context.Context) error {
 			if ev.Type == clientv3.EventTypeDelete {
 				removeTask(x.clusters, x.counts, c, id)
 			} else {
-				applyTask(x.clusters, x.counts, c, id, ev.Kv.Value)
+				applyTask(x.clusters, x.counts, x.strs, c, id, ev.Kv.Value)
 			}
 		}
-		x.setRevLocked(wr.Header.Revision)
 		x.mu.Unlock()
+		x.progress.advance(wr.Header.Revision)
 	}
 	return errors.New("watch closed")
 }
 
-func (x *taskIndex) setRevLocked(rev int64) {
-	if rev > x.rev {
-		x.rev = rev
-		close(x.advanced)
-		x.advanced = make(chan struct{})
-	}
+// indexedRecord is the part of a stored taskRecord the index keeps: decoding
+// only these fields skips building the rest (containers, attachments, the
+// spec), which was most of the index's cost at scale.
+type indexedRecord struct {
+	Task struct {
+		TaskArn              string `json:"taskArn"`
+		ContainerInstanceArn string `json:"containerInstanceArn"`
+		LastStatus           string `json:"lastStatus"`
+		DesiredStatus        string `json:"desiredStatus"`
+		StartedBy            string `json:"startedBy"`
+		Group                string `json:"group"`
+		LaunchType           string `json:"launchType"`
+	} `json:"task"`
+	Spec struct {
+		Family string `json:"family"`
+	} `json:"spec"`
 }
 
-func applyTask(clusters map[string]*clusterTasks, counts map[string]int, cluster, id string, val []byte) {
-	var r taskRecord
-	if unmarshalTask(val, &r) != nil {
+func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs interner, cluster, id string, val []byte) {
+	var r indexedRecord
+	if json.Unmarshal(val, &r) != nil {
 		return
 	}
 	removeTask(clusters, counts, cluster, id)
@@ -181,8 +157,11 @@ func applyTask(clusters map[string]*clusterTasks, counts map[string]int, cluster
 		clusters[cluster] = ct
 	}
 	t := &r.Task
-	it := &indexedTask{arn: t.TaskArn, id: id, desired: t.DesiredStatus, family: r.Spec.Family, startedBy: t.StartedBy,
-		launchType: t.LaunchType, group: t.Group, instance: lastSegment(t.ContainerInstanceArn), last: t.LastStatus}
+	if strings.HasSuffix(t.TaskArn, "/"+id) {
+		id = t.TaskArn[len(t.TaskArn)-len(id):] // one string, not two
+	}
+	it := &indexedTask{arn: t.TaskArn, id: id, desired: strs.get(t.DesiredStatus), family: strs.get(r.Spec.Family), startedBy: strs.get(t.StartedBy),
+		launchType: strs.get(t.LaunchType), group: strs.get(t.Group), instance: strs.get(lastSegment(t.ContainerInstanceArn)), last: strs.get(t.LastStatus)}
 	ct.byID[id] = it
 	counts[it.last]++
 	if it.last == agentapi.StatusStopped {
@@ -212,41 +191,13 @@ func removeTask(clusters map[string]*clusterTasks, counts map[string]int, cluste
 	}
 }
 
-// errIndexBehind: the index could not show the store's current state in
-// time; the caller reads etcd instead.
-var errIndexBehind = errors.New("task index is behind")
-
 // list pages through a cluster's tasks of one desired status after the ARN
 // after, keeping those match accepts, at most limit of them; more reports
 // whether any are left. It first waits (briefly) until the index has
 // applied the store's revision at the time of the call.
 func (x *taskIndex) list(ctx context.Context, cluster, desired, after string, limit int, match func(*indexedTask) bool) (arns []string, more bool, err error) {
-	resp, err := x.st.C.Get(ctx, store.Key("task-index-probe"), clientv3.WithCountOnly())
-	if err != nil {
+	if err := x.progress.catchUp(ctx, x.st, 2*time.Second); err != nil {
 		return nil, false, err
-	}
-	want := resp.Header.Revision
-	deadline := time.NewTimer(2 * time.Second)
-	defer deadline.Stop()
-	for {
-		x.mu.RLock()
-		rev, advanced, w := x.rev, x.advanced, x.watcher
-		x.mu.RUnlock()
-		if rev != 0 && rev >= want {
-			break
-		}
-		if w != nil {
-			// A revision that touched no task arrives as no event: ask the
-			// watch to report where it is.
-			_ = w.RequestProgress(ctx)
-		}
-		select {
-		case <-advanced:
-		case <-deadline.C:
-			return nil, false, errIndexBehind
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		}
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -277,11 +228,11 @@ func (x *taskIndex) list(ctx context.Context, cluster, desired, after string, li
 // stateCounts are the stored tasks by lastStatus; ok is false while the
 // index is not built.
 func (x *taskIndex) stateCounts() (map[string]int, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if x.rev == 0 {
+	if !x.progress.built() {
 		return nil, false
 	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	out := make(map[string]int, len(x.counts))
 	for k, v := range x.counts {
 		out[k] = v
@@ -292,11 +243,11 @@ func (x *taskIndex) stateCounts() (map[string]int, bool) {
 // stoppedKeys are the store keys of the STOPPED tasks; ok is false while
 // the index is not built.
 func (x *taskIndex) stoppedKeys() ([]string, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if x.rev == 0 {
+	if !x.progress.built() {
 		return nil, false
 	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	var keys []string
 	for c, ct := range x.clusters {
 		parts := strings.SplitN(c, "/", 3)

@@ -36,16 +36,42 @@ type ports struct {
 	Peer   int `json:"peer"`
 }
 
+// EmbedOptions tune an embedded etcd; the zero value is berth's default.
+type EmbedOptions struct {
+	// History is how much of the keys' history etcd keeps before it
+	// compacts it (default 5 minutes, as Kubernetes' API server compacts its
+	// etcd). Every watcher in berth starts over from a fresh read when it
+	// falls further behind than this, so nothing needs more; a longer
+	// history only grows the database: every report of a task rewrites its
+	// record, and a million tasks launched within the hour would otherwise
+	// pass the quota.
+	History time.Duration
+	// QuotaBytes is the database's size limit (default 8 GiB, etcd's
+	// largest recommended).
+	QuotaBytes int64
+}
+
 // StartEmbedded starts (or restarts, on an existing dir) a single-member etcd
-// in dir and waits until it serves.
+// in dir with the default options and waits until it serves.
 func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embedded, error) {
+	return StartEmbeddedWith(ctx, dir, logger, EmbedOptions{})
+}
+
+// StartEmbeddedWith is StartEmbedded with options.
+func StartEmbeddedWith(ctx context.Context, dir string, logger *slog.Logger, opts EmbedOptions) (*Embedded, error) {
+	if opts.History <= 0 {
+		opts.History = 5 * time.Minute
+	}
+	if opts.QuotaBytes <= 0 {
+		opts.QuotaBytes = 8 << 30
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("etcd dir: %w", err)
 	}
 	_, statErr := os.Stat(filepath.Join(dir, "data"))
 	fresh := errors.Is(statErr, os.ErrNotExist)
 	for attempt := 1; ; attempt++ {
-		e, err := startEmbedded(ctx, dir, logger)
+		e, err := startEmbedded(ctx, dir, logger, opts)
 		// A fresh member's ports were picked free a moment ago, but another
 		// process may have taken one since: pick again. (An existing member
 		// keeps its ports: its peer URL is in its data.)
@@ -58,7 +84,7 @@ func StartEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 	}
 }
 
-func startEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embedded, error) {
+func startEmbedded(ctx context.Context, dir string, logger *slog.Logger, opts EmbedOptions) (*Embedded, error) {
 	p, err := loadPorts(filepath.Join(dir, "ports.json"))
 	if err != nil {
 		return nil, err
@@ -81,8 +107,8 @@ func startEmbedded(ctx context.Context, dir string, logger *slog.Logger) (*Embed
 	cfg.TickMs = 50
 	cfg.ElectionMs = 500
 	cfg.AutoCompactionMode = "periodic"
-	cfg.AutoCompactionRetention = "1h"
-	cfg.QuotaBackendBytes = 8 << 30
+	cfg.AutoCompactionRetention = opts.History.String()
+	cfg.QuotaBackendBytes = opts.QuotaBytes
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)

@@ -1,0 +1,174 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/scheduler"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// The usage index and a read of every assign key agree on what each host
+// uses, through placements, spec rewrites, removals and a compaction that
+// takes the previous values of the index's pending events away.
+func TestUsageIndexMatchesStore(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := store.StartEmbedded(ctx, t.TempDir(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	st := store.New(e.Client)
+	s := New(Config{Store: st, Logger: logger})
+	nodes := []string{"n1", "n2", "n3"}
+	put := func(node, task string, cpu int, group, az string, port int) {
+		t.Helper()
+		u := assignedUsage{CPU: cpu, MemoryMiB: 2 * cpu, Group: group, AvailabilityZone: az}
+		if port != 0 {
+			u.PortMappings = []agentapi.PortMapping{{ContainerPort: 80, HostPort: port, Protocol: "tcp"}}
+		}
+		b, _ := json.Marshal(u)
+		if _, err := st.C.KV.Put(ctx, store.Key("assign", node, task), string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del := func(node, task string) {
+		t.Helper()
+		if _, err := st.C.KV.Delete(ctx, store.Key("assign", node, task)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Some keys exist before the index starts (its first read), the rest
+	// arrive through its watch.
+	put("n1", "a", 256, "family:web", "us-east-1a", 0)
+	put("n1", "b", 512, "family:web", "us-east-1a", 8080)
+	put("n2", "c", 1024, "service:api", "us-east-1b", 0)
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.usage.run(runCtx) }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+			<-done
+		}
+	})
+
+	check := func(step string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !s.usage.progress.built() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		got, want := make([]*scheduler.Node, len(nodes)), map[string]*scheduler.Node{}
+		for i, id := range nodes {
+			got[i], want[id] = &scheduler.Node{ID: id}, &scheduler.Node{ID: id}
+		}
+		if err := s.usage.fill(ctx, got, 5*time.Second); err != nil {
+			t.Fatalf("%s: fill: %v", step, err)
+		}
+		if err := s.sumAssigned(ctx, func(id string) *scheduler.Node { return want[id] }); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range got {
+			sort.Slice(n.UsedPorts, func(i, j int) bool { return n.UsedPorts[i].Port < n.UsedPorts[j].Port })
+			if !reflect.DeepEqual(n, want[n.ID]) {
+				t.Fatalf("%s: node %s: index has %+v, the store %+v", step, n.ID, *n, *want[n.ID])
+			}
+		}
+	}
+	check("first read")
+
+	put("n2", "d", 256, "service:api", "us-east-1b", 9090)
+	put("n3", "e", 4096, "family:batch", "us-east-1c", 0)
+	check("placements")
+
+	put("n1", "b", 512, "family:web", "us-east-1a", 8080) // a spec rewrite (desired STOPPED)
+	del("n1", "a")
+	del("n2", "c")
+	check("rewrite and removals")
+
+	for i := range 50 {
+		put("n3", fmt.Sprintf("t%02d", i), 256, "family:batch", "us-east-1c", 0)
+	}
+	for i := range 50 {
+		del("n3", fmt.Sprintf("t%02d", i))
+	}
+	check("churn")
+
+	// Stop following, change keys, compact past the changes, follow again:
+	// the index starts over from a fresh read, not from its old sums.
+	stop()
+	<-done
+	stopped = true
+	del("n2", "d")
+	put("n1", "f", 1024, "family:web", "us-east-1a", 0)
+	resp, err := st.C.KV.Get(ctx, store.Key("assign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.C.KV.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	runCtx2, stop2 := context.WithCancel(ctx)
+	done2 := make(chan struct{})
+	go func() { defer close(done2); s.usage.run(runCtx2) }()
+	t.Cleanup(func() { stop2(); <-done2 })
+	check("after compaction")
+	s.usage.mu.RLock()
+	left := s.usage.nodes["n2"]
+	s.usage.mu.RUnlock()
+	if left != nil {
+		t.Fatalf("n2 has nothing left but the index still counts %+v", *left)
+	}
+}
+
+// An event that changes or removes a key without its previous value (etcd
+// compacted it before the watch sent it) cannot be subtracted: the index
+// gives up its sums so that its watch starts over from a fresh read.
+func TestUsageIndexNeedsPreviousValues(t *testing.T) {
+	x := newUsageIndex(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	key := []byte(store.Key("assign", "n1", "a"))
+	for _, ev := range []*clientv3.Event{
+		{Type: clientv3.EventTypeDelete, Kv: &mvccpb.KeyValue{Key: key, ModRevision: 9}},
+		{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: key, Value: []byte(`{"cpu":256}`), CreateRevision: 3, ModRevision: 9}},
+	} {
+		if err := x.apply([]*clientv3.Event{ev}); err != errPrevCompacted {
+			t.Errorf("%v without its previous value: apply = %v, want errPrevCompacted", ev.Type, err)
+		}
+	}
+	// A new key needs none.
+	created := &clientv3.Event{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: key, Value: []byte(`{"cpu":256}`), CreateRevision: 9, ModRevision: 9}}
+	if err := x.apply([]*clientv3.Event{created}); err != nil {
+		t.Fatalf("a created key: apply = %v", err)
+	}
+	if n := x.nodes["n1"]; n == nil || n.cpu != 256 || n.tasks != 1 {
+		t.Fatalf("after a created key: %+v", n)
+	}
+}
+
+// Without its watch running, the index does not make a pass wait: it says
+// it is behind at once and placement reads etcd.
+func TestUsageIndexNotRunning(t *testing.T) {
+	x := newUsageIndex(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	start := time.Now()
+	if err := x.fill(context.Background(), nil, time.Minute); err != errIndexBehind {
+		t.Fatalf("fill = %v, want errIndexBehind", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("fill waited %v", d)
+	}
+}

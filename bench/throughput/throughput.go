@@ -10,8 +10,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berthdev/berth/bench"
-	"github.com/berthdev/berth/bench/scale"
 	"github.com/berthdev/berth/internal/agent/sim"
 	"github.com/berthdev/berth/internal/agentapi"
 )
@@ -74,21 +71,15 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		}
 		steps = append(steps, n)
 	}
-	dir, err := os.MkdirTemp("", "berth-throughput-")
-	if err != nil {
-		return nil, err
-	}
-	h.Cleanup(func() { _ = os.RemoveAll(dir) })
-	cp, err := scale.StartControlPlane(ctx, scale.ControlPlaneConfig{DataDir: filepath.Join(dir, "etcd"), Logger: h.Log})
-	if err != nil {
-		return nil, err
-	}
-	h.Cleanup(cp.Close)
-	fleet := sim.New(sim.Config{URL: cp.URL, Token: cp.AgentToken, Timing: sim.DefaultTiming(), Workers: 128, Logger: h.Log})
 	zones := []string{"us-east-1a", "us-east-1b", "us-east-1c"}
+	srv, err := startServer(ctx, h, zones)
+	if err != nil {
+		return nil, err
+	}
+	fleet := sim.New(sim.Config{URL: srv.env.URL, Token: srv.agentToken, Timing: sim.DefaultTiming(), Workers: 128, Logger: h.Log})
 	for i := range b.hosts {
 		fleet.Add(agentapi.RegisterRequest{NodeID: fmt.Sprintf("sim-%05d", i), AvailabilityZones: []string{zones[i%3]},
-			CPU: 64 * 1024, MemoryMiB: 256 * 1024, Pool: agentapi.PoolFargate})
+			CPU: 64 * 1024, MemoryMiB: 256 * 1024, Pool: agentapi.PoolFargate, Address: "127.0.0.1:1"})
 	}
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -98,7 +89,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 			return nil, fmt.Errorf("%d of %d simulated hosts registered", fleet.Stats().Registered, b.hosts)
 		}
 	}
-	c := cp.ECS
+	c := srv.ecs
 	if _, err := c.CreateCluster(ctx, &awsecs.CreateClusterInput{}); err != nil {
 		return nil, err
 	}
@@ -110,8 +101,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		return nil, err
 	}
 	in := &awsecs.RunTaskInput{TaskDefinition: td.TaskDefinition.TaskDefinitionArn, Count: aws.Int32(10), LaunchType: types.LaunchTypeFargate,
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-			Subnets: []string{"subnet-us-east-1a", "subnet-us-east-1b", "subnet-us-east-1c"}}}}
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: srv.subnets}}}
 	var levels []level
 	launched := int64(0)
 	for _, n := range steps {
@@ -188,7 +178,7 @@ func (b *Benchmark) result(levels []level, st sim.Stats) *bench.Result {
 		}
 	}
 	var d strings.Builder
-	fmt.Fprintf(&d, "The control plane in this process (the ECS API behind the SigV4 router, the placement controller, the agent protocol's server, an embedded etcd; the VPC control plane replaced by a stand-in that hands out interfaces in memory, as in the scale benchmark), served over loopback HTTP; %d simulated hosts (`internal/agent/sim`, 3 zones, 64 vCPU and 256 GiB each, so capacity never runs out) that take their tasks through the agent protocol's long poll and report PENDING → ACTIVATING → RUNNING with 20–60 ms of simulated work, starting no containers. aws-sdk-go-v2 clients call RunTask (count 10, FARGATE 256/512, awsvpc) back to back for %s per step, more clients each step, until RunTask's p99 passes a second. Launches per second: the step's tasks divided by the time from the step's start until the last of them was reported RUNNING. No throttling (berth server's default would cap launches at AWS's 20 a second: run it with `--throttle off` for this).\n\n", b.hosts, b.step)
+	fmt.Fprintf(&d, "A `berth server --throttle off` process (the whole control plane: the ECS API behind SigV4, the placement controller, the agent protocol's server, the VPC control plane allocating each task's interface in a VPC of the benchmark's with a /18 subnet per zone, on its embedded etcd) on loopback; %d simulated hosts (`internal/agent/sim`, 3 zones, 64 vCPU and 256 GiB each, so capacity never runs out) that take their tasks through the agent protocol's long poll and report PENDING → ACTIVATING → RUNNING with 20–60 ms of simulated work, starting no containers. aws-sdk-go-v2 clients call RunTask (count 10, FARGATE 256/512, awsvpc) back to back for %s per step, more clients each step, until RunTask's p99 passes a second. Launches per second: the step's tasks divided by the time from the step's start until the last of them was reported RUNNING. No throttling: berth server's default caps launches at AWS's 20 a second, so the benchmark starts it with `--throttle off`. The simulated hosts and the clients run in the benchmark's process, on the same 2 cores.\n\n", b.hosts, b.step)
 	d.WriteString("| clients | RunTask calls/s | task launches/s (RUNNING) | RunTask p50 | RunTask p99 | calls | failed |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, l := range levels {
 		fmt.Fprintf(&d, "| %d | %.0f | %.0f | %s | %s | %d | %d |\n", l.clients, l.callsPerSec, l.launchesPerSec,
@@ -209,7 +199,7 @@ func (b *Benchmark) result(levels []level, st sim.Stats) *bench.Result {
 		},
 		Details: d.String(),
 		Reproduce: []string{
-			fmt.Sprintf("go run ./bench/cmd/berthbench -run '^throughput$' -throughput.hosts %d -throughput.step %s -throughput.clients %s -out /tmp/throughput.md", b.hosts, b.step, b.clients),
+			fmt.Sprintf("make build && go run ./bench/cmd/berthbench -berth bin/berth -run '^throughput$' -throughput.hosts %d -throughput.step %s -throughput.clients %s -out /tmp/throughput.md", b.hosts, b.step, b.clients),
 		},
 	}
 }

@@ -33,6 +33,9 @@ type Env struct {
 	// Args are more flags for `berth dev`, after --data-dir and --listen
 	// (e.g. "--lb-address-pool", "127.101.250.0/24"); set before Start.
 	Args []string
+	// Role is the subcommand run (default "dev"; "server" runs the control
+	// plane alone, and Ready is then Healthy).
+	Role string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -78,7 +81,7 @@ func (e *Env) Start() error {
 		return fmt.Errorf("dev env log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.Bin, append([]string{"dev", "--data-dir", e.DataDir, "--listen", e.Addr}, e.Args...)...)
+	cmd := exec.Command(e.Bin, append([]string{e.role(), "--data-dir", e.DataDir, "--listen", e.Addr}, e.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -90,9 +93,16 @@ func (e *Env) Start() error {
 	return nil
 }
 
-// Ready reports whether the server answers /_berth/health and the agent has
-// registered.
-func (e *Env) Ready() bool { return e.Healthy() && e.Registered() }
+// Ready reports whether the server answers /_berth/health and (for `berth
+// dev`) its agent has registered.
+func (e *Env) Ready() bool { return e.Healthy() && (e.role() != "dev" || e.Registered()) }
+
+func (e *Env) role() string {
+	if e.Role == "" {
+		return "dev"
+	}
+	return e.Role
+}
 
 // Healthy reports whether the server answers /_berth/health with 200.
 func (e *Env) Healthy() bool {

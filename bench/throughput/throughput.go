@@ -72,11 +72,11 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		steps = append(steps, n)
 	}
 	zones := []string{"us-east-1a", "us-east-1b", "us-east-1c"}
-	srv, err := startServer(ctx, h, zones)
+	srv, subnets, err := startServer(ctx, h, zones)
 	if err != nil {
 		return nil, err
 	}
-	fleet := sim.New(sim.Config{URL: srv.env.URL, Token: srv.agentToken, Timing: sim.DefaultTiming(), Workers: 128, Logger: h.Log})
+	fleet := sim.New(sim.Config{URL: srv.URL, Token: srv.AgentToken, Timing: sim.DefaultTiming(), Workers: 128, Logger: h.Log})
 	for i := range b.hosts {
 		fleet.Add(agentapi.RegisterRequest{NodeID: fmt.Sprintf("sim-%05d", i), AvailabilityZones: []string{zones[i%3]},
 			CPU: 64 * 1024, MemoryMiB: 256 * 1024, Pool: agentapi.PoolFargate, Address: "127.0.0.1:1"})
@@ -89,7 +89,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 			return nil, fmt.Errorf("%d of %d simulated hosts registered", fleet.Stats().Registered, b.hosts)
 		}
 	}
-	c := srv.ecs
+	c := srv.ECS
 	if _, err := c.CreateCluster(ctx, &awsecs.CreateClusterInput{}); err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		return nil, err
 	}
 	in := &awsecs.RunTaskInput{TaskDefinition: td.TaskDefinition.TaskDefinitionArn, Count: aws.Int32(10), LaunchType: types.LaunchTypeFargate,
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: srv.subnets}}}
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: subnets}}}
 	var levels []level
 	launched := int64(0)
 	for _, n := range steps {

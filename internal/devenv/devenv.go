@@ -104,6 +104,14 @@ func (e *Env) role() string {
 	return e.Role
 }
 
+// PID is the process's id (0 before Start).
+func (e *Env) PID() int {
+	if e.cmd == nil || e.cmd.Process == nil {
+		return 0
+	}
+	return e.cmd.Process.Pid
+}
+
 // Healthy reports whether the server answers /_berth/health with 200.
 func (e *Env) Healthy() bool {
 	resp, err := e.http.Get(e.URL + "/_berth/health")

@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -132,7 +133,7 @@ func (s *Service) describeTasks(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tasks := []*Task{}
+	tasks := []json.RawMessage{}
 	failures := []Failure{}
 	for i, r := range resp.Responses {
 		kvs := r.GetResponseRange().Kvs
@@ -144,16 +145,34 @@ func (s *Service) describeTasks(ctx context.Context, body []byte) (any, error) {
 			failures = append(failures, Failure{Arn: arn, Reason: "MISSING"})
 			continue
 		}
-		var rec taskRecord
-		if err := unmarshalTask(kvs[0].Value, &rec); err != nil {
+		t, err := describedTask(kvs[0].Value, withTags)
+		if err != nil {
 			return nil, err
 		}
-		if !withTags {
-			rec.Task.Tags = nil
-		}
-		tasks = append(tasks, &rec.Task)
+		tasks = append(tasks, t)
 	}
 	return map[string]any{"tasks": tasks, "failures": failures}, nil
+}
+
+// describedTask is the task of a stored record as DescribeTasks answers it:
+// the record's task as stored, without decoding it into a Task and encoding
+// it again (most of a 100-task call's cost), unless its tags must go.
+func describedTask(stored []byte, withTags bool) (json.RawMessage, error) {
+	var rec struct {
+		Task json.RawMessage `json:"task"`
+	}
+	if err := json.Unmarshal(stored, &rec); err != nil {
+		return nil, err
+	}
+	if withTags || !bytes.Contains(rec.Task, []byte(`"tags"`)) {
+		return rec.Task, nil
+	}
+	var t Task
+	if err := json.Unmarshal(rec.Task, &t); err != nil {
+		return nil, err
+	}
+	t.Tags = nil
+	return json.Marshal(&t)
 }
 
 type listTasksInput struct {

@@ -47,27 +47,14 @@ func (h *Harness) NewDataDir() (string, error) {
 // own address pools (--lb-address-pool, --public-ip-pool) so that it hands
 // out no address another berth on the host uses.
 func (h *Harness) StartDev(ctx context.Context, args ...string) (*Dev, error) {
-	dir, err := h.NewDataDir()
+	env, err := h.startEnv("dev", args)
 	if err != nil {
 		return nil, err
 	}
-	addr, err := devenv.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	env, err := devenv.New(h.Berth, dir, addr)
-	if err != nil {
-		return nil, err
-	}
-	env.Args = args
-	if err := env.Start(); err != nil {
-		return nil, err
-	}
-	h.Cleanup(func() { env.Stop(15 * time.Second) }) // runs before the data dir's cleanup
 	if err := env.WaitReady(ctx, 20*time.Millisecond, 60*time.Second); err != nil {
 		return nil, err
 	}
-	h.Log.Info("berth dev ready", "endpoint", env.URL, "data_dir", dir)
+	h.Log.Info("berth dev ready", "endpoint", env.URL, "data_dir", env.DataDir)
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	out, err := env.Berth(pctx, "image", "build-demo")
@@ -90,6 +77,30 @@ func (h *Harness) StartDev(ctx context.Context, args ...string) (*Dev, error) {
 		d.Subnets = append(d.Subnets, aws.ToString(s.SubnetId))
 	}
 	return d, nil
+}
+
+// startEnv starts `berth ROLE` with more flags args on a free loopback port
+// in a fresh data dir; the harness stops it when the benchmark ends, before
+// it removes the data dir.
+func (h *Harness) startEnv(role string, args []string) (*devenv.Env, error) {
+	dir, err := h.NewDataDir()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := devenv.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	env, err := devenv.New(h.Berth, dir, addr)
+	if err != nil {
+		return nil, err
+	}
+	env.Role, env.Args = role, args
+	if err := env.Start(); err != nil {
+		return nil, err
+	}
+	h.Cleanup(func() { env.Stop(15 * time.Second) })
+	return env, nil
 }
 
 // Metrics scrapes the env's /metrics.

@@ -32,23 +32,10 @@ var serverPrinted = regexp.MustCompile(`access key id (\S+) secret access key (\
 // dir with more flags args (e.g. "--throttle", "off") and waits until it
 // serves. The harness stops it when the benchmark ends.
 func (h *Harness) StartServer(ctx context.Context, args ...string) (*Server, error) {
-	dir, err := h.NewDataDir()
+	env, err := h.startEnv("server", args)
 	if err != nil {
 		return nil, err
 	}
-	addr, err := devenv.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	env, err := devenv.New(h.Berth, dir, addr)
-	if err != nil {
-		return nil, err
-	}
-	env.Role, env.Args = "server", args
-	if err := env.Start(); err != nil {
-		return nil, err
-	}
-	h.Cleanup(func() { env.Stop(15 * time.Second) })
 	var m []string
 	if err := env.WaitFor(ctx, func() bool {
 		m = serverPrinted.FindStringSubmatch(env.Log())
@@ -58,6 +45,6 @@ func (h *Harness) StartServer(ctx context.Context, args ...string) (*Server, err
 	}
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(env.URL),
 		Credentials: credentials.NewStaticCredentialsProvider(m[1], m[2], "")}
-	h.Log.Info("berth server ready", "endpoint", env.URL, "data_dir", dir)
+	h.Log.Info("berth server ready", "endpoint", env.URL, "data_dir", env.DataDir)
 	return &Server{Env: env, AgentToken: m[3], ECS: ecs.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg)}, nil
 }

@@ -18,7 +18,7 @@ func TestDescribeTasksTags(t *testing.T) {
 	}
 	td := e.register(t, "tagged")
 	out, err := e.ecs.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), LaunchType: types.LaunchTypeFargate,
-		Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("infra")}},
+		Tags:                 []types.Tag{{Key: aws.String("team"), Value: aws.String("infra")}},
 		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}}})
 	if err != nil || len(out.Tasks) != 1 {
 		t.Fatalf("RunTask: %v %v", out, err)

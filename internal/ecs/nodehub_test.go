@@ -2,8 +2,6 @@ package ecs
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -11,15 +9,7 @@ import (
 )
 
 func TestNodeHub(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := store.StartEmbedded(ctx, t.TempDir(), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	st := store.New(e.Client)
+	ctx, st, logger := embeddedStore(t)
 	// Revisions before the hub starts: it cannot tell what changed then.
 	for i := 0; i < 3; i++ {
 		if err := st.Put(ctx, store.Key("assign", "n1", "t0"), map[string]int{"i": i}); err != nil {
@@ -27,8 +17,9 @@ func TestNodeHub(t *testing.T) {
 		}
 	}
 	h := newNodeHub(st, logger, store.Prefix("assign"), store.Prefix("fw"))
+	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { h.run(ctx); close(done) }()
+	go func() { h.run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	// Before the watch runs nothing is known: a poll returns at once.

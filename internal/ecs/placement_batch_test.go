@@ -1,10 +1,7 @@
 package ecs
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -26,15 +23,7 @@ func TestCommitPlanBatches(t *testing.T) {
 		{"a changed task sends the batch one by one", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			e, err := store.StartEmbedded(ctx, t.TempDir(), logger)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(e.Close)
-			st := store.New(e.Client)
+			ctx, st, logger := embeddedStore(t)
 			s := New(Config{Store: st, Logger: logger})
 			sc := scope{"000000000000", "us-east-1"}
 			const n = batchTasks + 5 // two batches

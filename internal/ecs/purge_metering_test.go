@@ -3,13 +3,10 @@ package ecs
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
-	"github.com/berthdev/berth/internal/store"
 )
 
 // flakyMeter fails until ok is set, and counts its calls.
@@ -29,15 +26,7 @@ func (m *flakyMeter) MeterTask(context.Context, StoppedTask) error {
 // A stopped task is not purged before it is metered: the purge meters
 // whatever a crash left unmetered, and deletes it only on a later pass.
 func TestPurgeMetersBeforeDeleting(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := store.StartEmbedded(ctx, t.TempDir(), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	st := store.New(e.Client)
+	ctx, st, logger := embeddedStore(t)
 	meter := &flakyMeter{}
 	s := New(Config{Store: st, Logger: logger, Meter: meter, StoppedRetention: time.Minute})
 	stopped := time.Now().Add(-2 * time.Hour)

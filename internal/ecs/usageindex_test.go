@@ -23,15 +23,7 @@ import (
 // uses, through placements, spec rewrites, removals and a compaction that
 // takes the previous values of the index's pending events away.
 func TestUsageIndexMatchesStore(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := store.StartEmbedded(ctx, t.TempDir(), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	st := store.New(e.Client)
+	ctx, st, logger := embeddedStore(t)
 	s := New(Config{Store: st, Logger: logger})
 	nodes := []string{"n1", "n2", "n3"}
 	put := func(node, task string, cpu int, group, az string, port int) {

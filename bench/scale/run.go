@@ -145,6 +145,22 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 	var mu sync.Mutex
 	var next atomic.Int64
 	calls := spec.Tasks / 10
+	// While the clients submit, say how far they and the fleet are.
+	submitting := make(chan struct{})
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-submitting:
+				return
+			case <-t.C:
+				st := fleet.Stats()
+				spec.Logger.Warn("scale: submitting", "calls", min(next.Load(), int64(calls)), "of", calls, "assigned", st.Assigned,
+					"running", st.Running, "elapsed", time.Since(start).Round(time.Second))
+			}
+		}
+	}()
 	errc := make(chan error, spec.Clients)
 	var wg sync.WaitGroup
 	for c := 0; c < spec.Clients; c++ {
@@ -175,6 +191,7 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 		}()
 	}
 	wg.Wait()
+	close(submitting)
 	close(errc)
 	if err := <-errc; err != nil {
 		return nil, err

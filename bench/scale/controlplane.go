@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 
@@ -96,7 +98,16 @@ func StartControlPlane(ctx context.Context, cfg ControlPlaneConfig) (*ControlPla
 	url := "http://" + ln.Addr().String()
 	client := awsecs.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(url),
 		Credentials: credentials.NewStaticCredentialsProvider(accessKey, accessKey, ""),
-		HTTPClient:  &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}})
+		HTTPClient:  &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}},
+		// A client of a loaded control plane retries a 5xx as an AWS SDK
+		// does, only more patiently and without the SDK's retry quota
+		// (which one slow moment of a run of 100,000 calls would drain).
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 10
+				o.RateLimiter = ratelimit.None
+			})
+		}})
 	return &ControlPlane{URL: url, AgentToken: agentToken, ECS: client, Store: st, stop: func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = srv.Shutdown(sctx)

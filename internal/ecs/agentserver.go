@@ -211,7 +211,9 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		// seen: one whose assign key changed after its last poll's revision
 		// (a restarted agent asks from 0). Reading only those keeps a poll
 		// from reading every task record of its node each time it wakes.
-		if kv.ModRevision <= since {
+		// A delta's client saw every task up to since, and one placed after
+		// it cannot have been reported by this host yet: it needs none.
+		if kv.ModRevision <= since || delta {
 			continue
 		}
 		var spec struct {

@@ -69,9 +69,17 @@ func (s *Service) checkHosts(ctx context.Context, hc *hostCheck) error {
 		return err
 	}
 	now := s.cfg.Now()
-	// Candidates: hosts not registered now that have tasks.
+	// Candidates: hosts not registered now that have tasks, from
+	// placement's usage index (a task placed a moment ago on a host already
+	// gone is found by the next check), else from etcd.
 	withTasks := map[string]bool{}
-	if now.Sub(hc.lastFull) >= fullCheckEvery {
+	if placed, ok := s.usage.nodesWithTasks(); ok {
+		for node := range placed {
+			if !live[node] {
+				withTasks[node] = true
+			}
+		}
+	} else if now.Sub(hc.lastFull) >= fullCheckEvery {
 		if err := s.st.ListKeys(ctx, store.Prefix("assign"), func(key string) error {
 			node, _, _ := strings.Cut(strings.TrimPrefix(key, store.Prefix("assign")), "/")
 			if !live[node] {

@@ -214,6 +214,21 @@ func (x *usageIndex) fill(ctx context.Context, nodes []*scheduler.Node, timeout 
 	return nil
 }
 
+// nodesWithTasks are the nodes that have tasks assigned, as far as the
+// index has applied the store; ok is false while it is not built.
+func (x *usageIndex) nodesWithTasks() (nodes map[string]bool, ok bool) {
+	if !x.progress.built() {
+		return nil, false
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	nodes = make(map[string]bool, len(x.nodes))
+	for n := range x.nodes {
+		nodes[n] = true
+	}
+	return nodes, true
+}
+
 func copyCounts(m map[string]int) map[string]int {
 	if len(m) == 0 {
 		return nil

@@ -1,0 +1,103 @@
+package ecs
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// fill sets every field reachable from v to a value that is not its zero
+// value (slices and maps of two), so that a round trip exercises each field.
+func fill(v reflect.Value, n *int, depth int) {
+	*n++
+	switch {
+	case v.Type() == reflect.TypeOf(time.Time{}):
+		v.Set(reflect.ValueOf(time.UnixMilli(1795677438000 + int64(*n)).UTC()))
+		return
+	case v.Type() == reflect.TypeOf(json.RawMessage{}):
+		v.SetBytes([]byte(fmt.Sprintf(`{"k":%d}`, *n)))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(fmt.Sprintf("s%d", *n))
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(int64(*n % 100))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(uint64(*n % 100))
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(float64(*n) + 0.5)
+	case reflect.Pointer:
+		if depth > 6 {
+			return
+		}
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem(), n, depth+1)
+		v.Set(p)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i), n, depth+1)
+			}
+		}
+	case reflect.Slice:
+		if depth > 6 {
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := range 2 {
+			fill(s.Index(i), n, depth+1)
+		}
+		v.Set(s)
+	case reflect.Map:
+		if depth > 6 {
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for range 2 {
+			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			fill(k, n, depth+1)
+			fill(e, n, depth+1)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
+	case reflect.Interface:
+		v.Set(reflect.ValueOf(fmt.Sprintf("i%d", *n)))
+	}
+}
+
+// Task records are written by encoding/json and read by unmarshalTask (the
+// JSON v2 prototype): both decoders must read every field alike, from a
+// record with every field set and from one as RunTask leaves it.
+func TestTaskRecordDecoders(t *testing.T) {
+	var full taskRecord
+	n := 0
+	fill(reflect.ValueOf(&full).Elem(), &n, 0)
+	sparse := taskRecord{Task: Task{TaskArn: "arn:aws:ecs:us-east-1:000000000000:task/c/t1", LastStatus: "PROVISIONING",
+		CreatedAt: NewTime(time.UnixMilli(1795677438819))}}
+	for name, rec := range map[string]taskRecord{"every field set": full, "sparse": sparse} {
+		b, err := json.Marshal(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v1, v2 taskRecord
+		if err := json.Unmarshal(b, &v1); err != nil {
+			t.Fatal(err)
+		}
+		if err := unmarshalTask(b, &v2); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(v1, v2) {
+			a, _ := json.Marshal(&v1)
+			c, _ := json.Marshal(&v2)
+			t.Fatalf("%s: encoding/json and unmarshalTask disagree:\n%s\n%s", name, a, c)
+		}
+		if name == "every field set" && len(b) < 2000 {
+			t.Fatalf("the filled record is only %d bytes: fill missed fields", len(b))
+		}
+	}
+}

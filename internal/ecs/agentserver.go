@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -145,7 +146,6 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	if err != nil || wait <= 0 || wait > time.Minute {
 		wait = 30 * time.Second
 	}
-	prefix, fwPrefix, lbPrefix := store.Prefix("assign", node), store.Prefix("fw", node), store.Prefix("lbs", node)
 	if since > 0 {
 		s.hub.wait(r.Context(), node, since, wait)
 		if r.Context().Err() != nil {
@@ -153,38 +153,14 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// A delta sends only the specs that changed after since, with the ids of
-	// all: the agent has the rest from its earlier polls. Its read of the
-	// node's tasks is of the keys alone, then of the changed values.
+	// all: the agent has the rest from its earlier polls.
 	delta := q.Get("delta") == "1" && since > 0
-	assignOpts := []clientv3.OpOption{clientv3.WithPrefix()}
-	if delta {
-		assignOpts = append(assignOpts, clientv3.WithKeysOnly())
-	}
-	// One read of the three prefixes, at one revision.
-	snap, err := s.st.C.Txn(r.Context()).Then(
-		clientv3.OpGet(prefix, assignOpts...), clientv3.OpGet(fwPrefix, clientv3.WithPrefix()),
-		clientv3.OpGet(lbPrefix, clientv3.WithPrefix())).Commit()
+	snap, kvs, present, err := s.readNode(r.Context(), node, since, delta)
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	resp := snap.Responses[0].GetResponseRange()
-	resp.Header = snap.Header
-	var present []string
-	if delta {
-		present = make([]string, 0, len(resp.Kvs))
-		var changed []*mvccpb.KeyValue
-		for _, kv := range resp.Kvs {
-			present = append(present, strings.TrimPrefix(string(kv.Key), prefix))
-			if kv.ModRevision > since {
-				changed = append(changed, kv)
-			}
-		}
-		if resp.Kvs, err = s.valuesAt(r.Context(), changed, snap.Header.Revision); err != nil {
-			agentError(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-	}
+	resp := &etcdserverpb.RangeResponse{Header: snap.Header, Kvs: kvs}
 	var firewalls []agentapi.Firewall
 	for _, kv := range snap.Responses[1].GetResponseRange().Kvs {
 		var fw agentapi.Firewall
@@ -242,6 +218,58 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	agentReply(w, out)
+}
+
+// readNode reads what a poll of node answers, at one revision: its assign
+// keys' values (for a delta, only of those changed after since, with every
+// task's id), firewalls (snap.Responses[1]) and load balancers
+// (snap.Responses[2]). A delta takes the node's tasks and their revisions
+// from placement's usage index, once it has applied every change the hub
+// woke the poll for, and reads only the changed specs; without the index it
+// reads the node's keys from etcd.
+func (s *Service) readNode(ctx context.Context, node string, since int64, delta bool) (snap *clientv3.TxnResponse, kvs []*mvccpb.KeyValue, present []string, err error) {
+	prefix, fwPrefix, lbPrefix := store.Prefix("assign", node), store.Prefix("fw", node), store.Prefix("lbs", node)
+	if delta {
+		ids, changed, rev, ok := s.usage.nodeTasks(ctx, node, since, max(since, s.hub.lastRev(node)), 2*time.Second)
+		if ok {
+			ops := []clientv3.Op{clientv3.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)), clientv3.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))}
+			if snap, err = s.st.C.Txn(ctx).Then(append([]clientv3.Op{clientv3.OpGet(store.Key("index-probe"), clientv3.WithCountOnly())}, ops...)...).Commit(); err != nil {
+				return nil, nil, nil, err
+			}
+			snap.Header.Revision = rev
+			keys := make([]*mvccpb.KeyValue, len(changed))
+			for i, id := range changed {
+				keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + id)}
+			}
+			kvs, err = s.valuesAt(ctx, keys, rev)
+			return snap, kvs, ids, err
+		}
+	}
+	assignOpts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if delta {
+		assignOpts = append(assignOpts, clientv3.WithKeysOnly())
+	}
+	// One read of the three prefixes, at one revision.
+	snap, err = s.st.C.Txn(ctx).Then(
+		clientv3.OpGet(prefix, assignOpts...), clientv3.OpGet(fwPrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(lbPrefix, clientv3.WithPrefix())).Commit()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	kvs = snap.Responses[0].GetResponseRange().Kvs
+	if !delta {
+		return snap, kvs, nil, nil
+	}
+	present = make([]string, 0, len(kvs))
+	var changed []*mvccpb.KeyValue
+	for _, kv := range kvs {
+		present = append(present, strings.TrimPrefix(string(kv.Key), prefix))
+		if kv.ModRevision > since {
+			changed = append(changed, kv)
+		}
+	}
+	kvs, err = s.valuesAt(ctx, changed, snap.Header.Revision)
+	return snap, kvs, present, err
 }
 
 // valuesAt reads the values of kvs (keys with their revisions) as of rev,

@@ -53,6 +53,14 @@ func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub 
 		waiters: map[string][]waiter{}}
 }
 
+// lastRev is the last revision the hub saw change node (0: none since it
+// started).
+func (h *nodeHub) lastRev(node string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rev[node]
+}
+
 // run follows the watches until ctx ends, starting over (and waking every
 // poll) when a watch fails.
 func (h *nodeHub) run(ctx context.Context) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,9 @@ type usageIndex struct {
 
 	mu    sync.RWMutex
 	nodes map[string]*nodeUsage
+	// tasks are each node's assigned tasks and their keys' mod revisions:
+	// what a delta poll needs without reading the node's keys from etcd.
+	tasks map[string]map[string]int64
 	// strs interns groups and zones: a million tasks share a few of each.
 	strs interner
 }
@@ -51,17 +55,43 @@ type nodeUsage struct {
 }
 
 func newUsageIndex(st *store.Store, log interface{ Warn(string, ...any) }) *usageIndex {
-	return &usageIndex{st: st, log: log, nodes: map[string]*nodeUsage{}, strs: interner{}}
+	return &usageIndex{st: st, log: log, nodes: map[string]*nodeUsage{}, tasks: map[string]map[string]int64{}, strs: interner{}}
 }
 
 // assignNode is the node of an assign key (assign/<node>/<task>).
 func assignNode(key string) (string, bool) {
+	node, _, ok := assignNodeTask(key)
+	return node, ok
+}
+
+// assignNodeTask is the node and task id of an assign key.
+func assignNodeTask(key string) (node, id string, ok bool) {
 	rest, ok := strings.CutPrefix(key, store.Prefix("assign"))
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	node, _, ok := strings.Cut(rest, "/")
-	return node, ok && node != ""
+	node, id, ok = strings.Cut(rest, "/")
+	return node, id, ok && node != "" && id != ""
+}
+
+// setTask records task id of node at revision rev (0: removed).
+func setTask(tasks map[string]map[string]int64, node, id string, rev int64) {
+	m := tasks[node]
+	if rev == 0 {
+		delete(m, id)
+		if len(m) == 0 {
+			delete(tasks, node)
+		}
+		return
+	}
+	if m == nil {
+		m = map[string]int64{}
+		tasks[node] = m
+	}
+	if _, ok := m[id]; !ok {
+		id = strings.Clone(id) // not a slice of the whole key
+	}
+	m[id] = rev
 }
 
 func decodeUsage(val []byte) (assignedUsage, bool) {
@@ -123,18 +153,19 @@ func (x *usageIndex) run(ctx context.Context) {
 var errPrevCompacted = errors.New("an assign key's previous value is compacted")
 
 func (x *usageIndex) follow(ctx context.Context) error {
-	nodes := map[string]*nodeUsage{}
+	nodes, tasks := map[string]*nodeUsage{}, map[string]map[string]int64{}
 	prefix := store.Prefix("assign")
 	x.mu.Lock() // intern from this goroutine only, under the lock readers share
 	rev, err := listAt(ctx, x.st, prefix, func(kv *mvccpb.KeyValue) {
-		if node, ok := assignNode(string(kv.Key)); ok {
+		if node, id, ok := assignNodeTask(string(kv.Key)); ok {
+			setTask(tasks, node, id, kv.ModRevision)
 			if u, ok := decodeUsage(kv.Value); ok {
 				x.add(nodes, node, &u, 1)
 			}
 		}
 	})
 	if err == nil {
-		x.nodes = nodes
+		x.nodes, x.tasks = nodes, tasks
 	}
 	x.mu.Unlock()
 	if err != nil {
@@ -150,22 +181,33 @@ func (x *usageIndex) follow(ctx context.Context) error {
 		if err := wr.Err(); err != nil {
 			return err
 		}
-		if err := x.apply(wr.Events); err != nil {
+		if err := x.apply(wr.Events, wr.Header.Revision); err != nil {
 			return err
 		}
-		x.progress.advance(wr.Header.Revision)
 	}
 	return errors.New("watch closed")
 }
 
-// apply applies one watch response's events.
-func (x *usageIndex) apply(evs []*clientv3.Event) error {
+// apply applies one watch response's events and its revision rev (0:
+// none), under the lock readers take, so that nodeTasks never sees changes
+// newer than the revision it reads them at.
+func (x *usageIndex) apply(evs []*clientv3.Event, rev int64) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer func() {
+		if rev != 0 {
+			x.progress.advance(rev)
+		}
+	}()
 	for _, ev := range evs {
-		node, ok := assignNode(string(ev.Kv.Key))
+		node, id, ok := assignNodeTask(string(ev.Kv.Key))
 		if !ok {
 			continue
+		}
+		if ev.Type == clientv3.EventTypeDelete {
+			setTask(x.tasks, node, id, 0)
+		} else {
+			setTask(x.tasks, node, id, ev.Kv.ModRevision)
 		}
 		if ev.PrevKv != nil {
 			if u, ok := decodeUsage(ev.PrevKv.Value); ok {
@@ -212,6 +254,31 @@ func (x *usageIndex) fill(ctx context.Context, nodes []*scheduler.Node, timeout 
 		}
 	}
 	return nil
+}
+
+// nodeTasks is what a delta poll of node needs, once the index has applied
+// revision want: the ids of every task on the node in order, those whose
+// key changed after since, and the revision the index had applied then (at
+// least want), at which the poll reads their specs. ok is false if the
+// index is not built or did not catch up within timeout.
+func (x *usageIndex) nodeTasks(ctx context.Context, node string, since, want int64, timeout time.Duration) (ids, changed []string, rev int64, ok bool) {
+	if !x.running.Load() || x.progress.catchUpTo(ctx, want, timeout) != nil {
+		return nil, nil, 0, false
+	}
+	x.mu.RLock()
+	rev = x.progress.applied()
+	m := x.tasks[node]
+	ids = make([]string, 0, len(m))
+	for id, r := range m {
+		ids = append(ids, id)
+		if r > since {
+			changed = append(changed, id)
+		}
+	}
+	x.mu.RUnlock()
+	slices.Sort(ids)
+	slices.Sort(changed)
+	return ids, changed, rev, rev >= want
 }
 
 // nodesWithTasks are the nodes that have tasks assigned, as far as the

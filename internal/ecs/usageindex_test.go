@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,26 @@ func TestUsageIndexMatchesStore(t *testing.T) {
 			if !reflect.DeepEqual(n, want[n.ID]) {
 				t.Fatalf("%s: node %s: index has %+v, the store %+v", step, n.ID, *n, *want[n.ID])
 			}
+			// A delta poll's view: the node's task ids, and those changed
+			// after a revision, as etcd has them.
+			resp, err := st.C.Get(ctx, store.Prefix("assign", n.ID), clientv3.WithPrefix())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids, changed []string
+			mid := resp.Header.Revision - 3
+			for _, kv := range resp.Kvs {
+				_, id, _ := assignNodeTask(string(kv.Key))
+				ids = append(ids, id)
+				if kv.ModRevision > mid {
+					changed = append(changed, id)
+				}
+			}
+			gotIDs, gotChanged, rev, ok := s.usage.nodeTasks(ctx, n.ID, mid, resp.Header.Revision, 5*time.Second)
+			if !ok || rev < resp.Header.Revision || strings.Join(gotIDs, ",") != strings.Join(ids, ",") || strings.Join(gotChanged, ",") != strings.Join(changed, ",") {
+				t.Fatalf("%s: node %s: nodeTasks = %v, changed %v at %d (ok %v); etcd has %v, changed %v at %d",
+					step, n.ID, gotIDs, gotChanged, rev, ok, ids, changed, resp.Header.Revision)
+			}
 		}
 	}
 	check("first read")
@@ -138,13 +159,13 @@ func TestUsageIndexNeedsPreviousValues(t *testing.T) {
 		{Type: clientv3.EventTypeDelete, Kv: &mvccpb.KeyValue{Key: key, ModRevision: 9}},
 		{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: key, Value: []byte(`{"cpu":256}`), CreateRevision: 3, ModRevision: 9}},
 	} {
-		if err := x.apply([]*clientv3.Event{ev}); err != errPrevCompacted {
+		if err := x.apply([]*clientv3.Event{ev}, 0); err != errPrevCompacted {
 			t.Errorf("%v without its previous value: apply = %v, want errPrevCompacted", ev.Type, err)
 		}
 	}
 	// A new key needs none.
 	created := &clientv3.Event{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: key, Value: []byte(`{"cpu":256}`), CreateRevision: 9, ModRevision: 9}}
-	if err := x.apply([]*clientv3.Event{created}); err != nil {
+	if err := x.apply([]*clientv3.Event{created}, 0); err != nil {
 		t.Fatalf("a created key: apply = %v", err)
 	}
 	if n := x.nodes["n1"]; n == nil || n.cpu != 256 || n.tasks != 1 {

@@ -59,6 +59,13 @@ func (p *watchProgress) advanceLocked(rev int64) {
 	}
 }
 
+// applied is the revision the index has applied (0: not built).
+func (p *watchProgress) applied() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rev
+}
+
 // built reports whether the index holds the store's state (at some revision).
 func (p *watchProgress) built() bool {
 	p.mu.Lock()
@@ -73,7 +80,12 @@ func (p *watchProgress) catchUp(ctx context.Context, st *store.Store, timeout ti
 	if err != nil {
 		return err
 	}
-	want := resp.Header.Revision
+	return p.catchUpTo(ctx, resp.Header.Revision, timeout)
+}
+
+// catchUpTo waits, at most timeout, until the index has applied revision
+// want.
+func (p *watchProgress) catchUpTo(ctx context.Context, want int64, timeout time.Duration) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	// A progress request sent before the watch's stream is up is lost: ask

@@ -157,7 +157,8 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 			case <-t.C:
 				st := fleet.Stats()
 				spec.Logger.Warn("scale: submitting", "calls", min(next.Load(), int64(calls)), "of", calls, "assigned", st.Assigned,
-					"running", st.Running, "elapsed", time.Since(start).Round(time.Second))
+					"running", st.Running, "reports", st.Reports, "retries", st.Retries, "gone", st.Gone, "queued", st.QueueSize,
+					"elapsed", time.Since(start).Round(time.Second))
 			}
 		}
 	}()
@@ -213,9 +214,13 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 			out.Running = time.Since(start)
 			break
 		}
+		if st.Gone > 0 {
+			// Nothing in this run stops a task: a refused report is a bug.
+			return nil, fmt.Errorf("the control plane refused the reports of %d tasks as not placed on their host (%d of %d running)", st.Gone, st.Running, want)
+		}
 		if time.Since(lastLog) > 10*time.Second {
 			spec.Logger.Warn("scale: progress", "assigned", st.Assigned, "running", st.Running, "reports", st.Reports,
-				"retries", st.Retries, "queued", st.QueueSize, "elapsed", time.Since(start).Round(time.Second))
+				"retries", st.Retries, "gone", st.Gone, "queued", st.QueueSize, "elapsed", time.Since(start).Round(time.Second))
 			lastLog = time.Now()
 		}
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -313,7 +314,10 @@ func (r *taskRecord) knownStatus() string {
 	return r.Task.LastStatus
 }
 
-var errStaleReport = errors.New("stale report")
+var (
+	errStaleReport = errors.New("stale report")
+	errNotOnNode   = errors.New("task is not placed on node")
+)
 
 // agentReport applies one state report of a task.
 func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
@@ -334,7 +338,7 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 	var wasRunning bool
 	rec, err := store.Mutate(r.Context(), s.st, key, func(rec *taskRecord) ([]clientv3.Op, error) {
 		if rec.Node != rep.NodeID {
-			return nil, errors.New("task is not placed on node " + rep.NodeID)
+			return nil, fmt.Errorf("%w %s", errNotOnNode, rep.NodeID)
 		}
 		wasRunning = agentapi.TaskStatusRank(rec.Task.LastStatus) >= agentapi.TaskStatusRank(agentapi.StatusRunning)
 		if !applyReport(rec, &rep, now) {
@@ -353,8 +357,12 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		agentReply(w, struct{}{})
 	case errors.Is(err, store.ErrNotFound):
 		agentError(w, http.StatusNotFound, "no such task "+rep.TaskArn)
-	default:
+	case errors.Is(err, errNotOnNode):
 		agentError(w, http.StatusConflict, err.Error())
+	default:
+		// The store is slow or busy (etcd's "too many requests", a timeout,
+		// a record changed by others 50 times over): the agent tries again.
+		agentError(w, http.StatusServiceUnavailable, err.Error())
 	}
 }
 

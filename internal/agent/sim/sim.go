@@ -94,6 +94,7 @@ type Fleet struct {
 	stopped    atomic.Int64 // tasks whose STOPPED report was accepted
 	reports    atomic.Int64 // reports accepted
 	retries    atomic.Int64 // reports or heartbeats that failed and were retried
+	gone       atomic.Int64 // tasks whose report was refused with 404 or 409
 }
 
 // New creates an empty fleet; Add hosts, then Run it.
@@ -221,13 +222,16 @@ type Stats struct {
 	Hosts, Registered           int
 	Assigned, Running, Stopped  int64
 	Reports, Retries, QueueSize int64
+	// Gone are tasks a report was refused for with 404 or 409: the control
+	// plane no longer has them on that host, and the host stops reporting.
+	Gone int64
 }
 
 // Stats returns the counters now.
 func (f *Fleet) Stats() Stats {
 	return Stats{Hosts: len(f.hosts), Registered: int(f.registered.Load()), Assigned: f.assigned.Load(),
 		Running: f.running.Load(), Stopped: f.stopped.Load(), Reports: f.reports.Load(), Retries: f.retries.Load(),
-		QueueSize: int64(f.q.len())}
+		QueueSize: int64(f.q.len()), Gone: f.gone.Load()}
 }
 
 // HostState is what one simulated host was given.
@@ -315,6 +319,7 @@ func (f *Fleet) do(ctx context.Context, it item, rng *rand.Rand) {
 		h.mu.Lock()
 		t.queued, t.gone = false, true
 		h.mu.Unlock()
+		f.gone.Add(1)
 		return
 	default:
 		f.retries.Add(1)

@@ -2,6 +2,7 @@ package ecs_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -103,5 +104,33 @@ func TestAgentPollDeltas(t *testing.T) {
 	poll("one stopped", 4)
 	if deltas.Load() == 0 {
 		t.Fatal("no poll asked for a delta")
+	}
+}
+
+// A report from a host the task is not placed on is refused with 409 (the
+// agent stops reporting it); a task that does not exist is 404.
+func TestReportFromAnotherNode(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	if _, err := e.agent.Register(ctx, agentapi.RegisterRequest{NodeID: "n1", AvailabilityZones: []string{"us-east-1a"}, CPU: 4096, MemoryMiB: 8192}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("default")}); err != nil {
+		t.Fatal(err)
+	}
+	task := e.run(t, "default", e.register(t, "other-node"), 1)[0]
+	e.poll(t, "n1", 1)
+	for _, tc := range []struct {
+		node, arn string
+		code      int
+	}{
+		{"n2", aws.ToString(task.TaskArn), http.StatusConflict},
+		{"n1", "arn:aws:ecs:us-east-1:000000000000:task/default/0123456789abcdef0123456789abcdef", http.StatusNotFound},
+	} {
+		err := e.agent.Report(ctx, agentapi.StateReport{NodeID: tc.node, TaskArn: tc.arn, Status: "PENDING", Seq: 1})
+		var se *agentapi.StatusError
+		if !errors.As(err, &se) || se.Code != tc.code {
+			t.Errorf("report of %s from %s: %v, want HTTP %d", tc.arn, tc.node, err, tc.code)
+		}
 	}
 }

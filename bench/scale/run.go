@@ -60,6 +60,10 @@ type Spec struct {
 	Clients int
 	Fleet   sim.Config // URL and Token are filled in
 	Logger  *slog.Logger
+	// Limit ends the run after this long from the first RunTask even if not
+	// every task is RUNNING (0: none): the outcome is then Partial, with
+	// how far the run got.
+	Limit time.Duration
 }
 
 func (s *Spec) defaults() {
@@ -97,6 +101,10 @@ type Outcome struct {
 	RunTaskCalls                 int
 	Hosts                        []sim.HostState
 	Stats                        sim.Stats
+	// Partial: the Limit passed first. Stats say how far the run got at
+	// Elapsed; the phases not reached are 0.
+	Partial bool
+	Elapsed time.Duration
 }
 
 // Run starts the fleet on cp, launches the tasks, and returns once every task
@@ -170,7 +178,7 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= calls || ctx.Err() != nil {
+				if i >= calls || ctx.Err() != nil || (spec.Limit > 0 && time.Since(start) > spec.Limit) {
 					return
 				}
 				k := i % len(FargateMix)
@@ -197,8 +205,11 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
+	out.RunTaskCalls = min(int(next.Load()), calls)
+	if spec.Limit > 0 && time.Since(start) > spec.Limit {
+		return partial(out, fleet, start), nil
+	}
 	out.Submitted = time.Since(start)
-	out.RunTaskCalls = calls
 	spec.Logger.Warn("scale: tasks submitted", "tasks", len(out.Launched), "took", out.Submitted)
 
 	want := int64(spec.Tasks)
@@ -213,6 +224,9 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 		if st.Running >= want {
 			out.Running = time.Since(start)
 			break
+		}
+		if spec.Limit > 0 && time.Since(start) > spec.Limit {
+			return partial(out, fleet, start), nil
 		}
 		if st.Gone > 0 {
 			// Nothing in this run stops a task: a refused report is a bug.
@@ -233,6 +247,14 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 	out.Stats = fleet.Stats()
 	out.Hosts = fleet.Hosts()
 	return out, nil
+}
+
+// partial ends a run at its limit with how far it got.
+func partial(out *Outcome, fleet *sim.Fleet, start time.Time) *Outcome {
+	out.Partial, out.Elapsed, out.Stats = true, time.Since(start), fleet.Stats()
+	out.Spec.Logger.Warn("scale: limit reached", "elapsed", out.Elapsed.Round(time.Second), "submitted", len(out.Launched),
+		"assigned", out.Stats.Assigned, "running", out.Stats.Running)
+	return out
 }
 
 // setup creates the default cluster and a task definition per size.

@@ -107,11 +107,14 @@ func startEmbedded(ctx context.Context, dir string, logger *slog.Logger, opts Em
 	cfg.TickMs = 50
 	cfg.ElectionMs = 500
 	// etcd keeps the raft entries since its last snapshot in memory, each
-	// with its request (a task record is ~3 KiB): at etcd's default of a
-	// snapshot per 100,000 entries that is ~300 MB under a steady stream
-	// of task reports. A single member has no follower to catch up from
-	// them, so a snapshot per 10,000 keeps a tenth of it.
-	cfg.SnapshotCount = 10000
+	// with its request (a task record is ~3 KiB, a RunTask of 10 is ten of
+	// them), and after a snapshot it keeps 5,000 more for followers to
+	// catch up from: at etcd's defaults (a snapshot per 100,000 entries)
+	// that is hundreds of MB under a steady stream of launches and reports.
+	// A single member has no follower, so it snapshots every 5,000 entries
+	// and keeps 500.
+	cfg.SnapshotCount = 5000
+	cfg.SnapshotCatchUpEntries = 500
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = opts.History.String()
 	cfg.QuotaBackendBytes = opts.QuotaBytes

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -156,21 +155,20 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	// A delta sends only the specs that changed after since, with the ids of
 	// all: the agent has the rest from its earlier polls.
 	delta := q.Get("delta") == "1" && since > 0
-	snap, kvs, present, err := s.readNode(r.Context(), node, since, delta)
+	read, err := s.readNode(r.Context(), node, since, delta)
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	resp := &etcdserverpb.RangeResponse{Header: snap.Header, Kvs: kvs}
 	var firewalls []agentapi.Firewall
-	for _, kv := range snap.Responses[1].GetResponseRange().Kvs {
+	for _, kv := range read.firewalls {
 		var fw agentapi.Firewall
 		if json.Unmarshal(kv.Value, &fw) == nil {
 			firewalls = append(firewalls, fw)
 		}
 	}
 	var lbs []agentapi.LoadBalancerSpec
-	for _, kv := range snap.Responses[2].GetResponseRange().Kvs {
+	for _, kv := range read.lbs {
 		var lb agentapi.LoadBalancerSpec
 		if json.Unmarshal(kv.Value, &lb) == nil {
 			lbs = append(lbs, lb)
@@ -178,11 +176,10 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	// The specs go out as stored: decoding and encoding every spec of the
 	// node on every wake was most of a poll's cost.
-	out := tasksReply{Revision: resp.Header.Revision, Tasks: make([]json.RawMessage, 0, len(resp.Kvs)), Known: []agentapi.KnownState{},
-		Firewalls: firewalls, LoadBalancers: lbs}
-	out.Delta, out.Present = delta, present
+	out := tasksReply{Revision: read.rev, Tasks: make([]json.RawMessage, 0, len(read.tasks)), Known: []agentapi.KnownState{},
+		Firewalls: firewalls, LoadBalancers: lbs, Delta: delta, Present: read.present}
 	var gets []clientv3.Op
-	for _, kv := range resp.Kvs {
+	for _, kv := range read.tasks {
 		out.Tasks = append(out.Tasks, kv.Value)
 		// The agent resumes from a known status only for a task it has not
 		// seen: one whose assign key changed after its last poll's revision
@@ -221,29 +218,35 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	agentReply(w, out)
 }
 
-// readNode reads what a poll of node answers, at one revision: its assign
-// keys' values (for a delta, only of those changed after since, with every
-// task's id), firewalls (snap.Responses[1]) and load balancers
-// (snap.Responses[2]). A delta takes the node's tasks and their revisions
-// from placement's usage index, once it has applied every change the hub
-// woke the poll for, and reads only the changed specs; without the index it
-// reads the node's keys from etcd.
-func (s *Service) readNode(ctx context.Context, node string, since int64, delta bool) (snap *clientv3.TxnResponse, kvs []*mvccpb.KeyValue, present []string, err error) {
+// nodeRead is what a poll of a node answers, read at one revision.
+type nodeRead struct {
+	rev            int64
+	tasks          []*mvccpb.KeyValue // the assign keys' values (a delta: only those changed after since)
+	present        []string           // a delta: every task's id, in order
+	firewalls, lbs []*mvccpb.KeyValue
+}
+
+// readNode reads what a poll of node answers. A delta takes the node's
+// tasks and their revisions from placement's usage index, once it has
+// applied every change the hub woke the poll for, and reads only the
+// changed specs; without the index it reads the node's keys from etcd.
+func (s *Service) readNode(ctx context.Context, node string, since int64, delta bool) (nodeRead, error) {
 	prefix, fwPrefix, lbPrefix := store.Prefix("assign", node), store.Prefix("fw", node), store.Prefix("lbs", node)
 	if delta {
 		ids, changed, rev, ok := s.usage.nodeTasks(ctx, node, since, max(since, s.hub.lastRev(node)), 2*time.Second)
 		if ok {
-			ops := []clientv3.Op{clientv3.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)), clientv3.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))}
-			if snap, err = s.st.C.Txn(ctx).Then(append([]clientv3.Op{clientv3.OpGet(store.Key("index-probe"), clientv3.WithCountOnly())}, ops...)...).Commit(); err != nil {
-				return nil, nil, nil, err
+			snap, err := s.st.C.Txn(ctx).Then(clientv3.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)),
+				clientv3.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))).Commit()
+			if err != nil {
+				return nodeRead{}, err
 			}
-			snap.Header.Revision = rev
 			keys := make([]*mvccpb.KeyValue, len(changed))
 			for i, id := range changed {
 				keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + id)}
 			}
-			kvs, err = s.valuesAt(ctx, keys, rev)
-			return snap, kvs, ids, err
+			tasks, err := s.valuesAt(ctx, keys, rev)
+			return nodeRead{rev: rev, tasks: tasks, present: ids, firewalls: snap.Responses[0].GetResponseRange().Kvs,
+				lbs: snap.Responses[1].GetResponseRange().Kvs}, err
 		}
 	}
 	assignOpts := []clientv3.OpOption{clientv3.WithPrefix()}
@@ -251,26 +254,27 @@ func (s *Service) readNode(ctx context.Context, node string, since int64, delta 
 		assignOpts = append(assignOpts, clientv3.WithKeysOnly())
 	}
 	// One read of the three prefixes, at one revision.
-	snap, err = s.st.C.Txn(ctx).Then(
+	snap, err := s.st.C.Txn(ctx).Then(
 		clientv3.OpGet(prefix, assignOpts...), clientv3.OpGet(fwPrefix, clientv3.WithPrefix()),
 		clientv3.OpGet(lbPrefix, clientv3.WithPrefix())).Commit()
 	if err != nil {
-		return nil, nil, nil, err
+		return nodeRead{}, err
 	}
-	kvs = snap.Responses[0].GetResponseRange().Kvs
+	read := nodeRead{rev: snap.Header.Revision, tasks: snap.Responses[0].GetResponseRange().Kvs,
+		firewalls: snap.Responses[1].GetResponseRange().Kvs, lbs: snap.Responses[2].GetResponseRange().Kvs}
 	if !delta {
-		return snap, kvs, nil, nil
+		return read, nil
 	}
-	present = make([]string, 0, len(kvs))
+	read.present = make([]string, 0, len(read.tasks))
 	var changed []*mvccpb.KeyValue
-	for _, kv := range kvs {
-		present = append(present, strings.TrimPrefix(string(kv.Key), prefix))
+	for _, kv := range read.tasks {
+		read.present = append(read.present, strings.TrimPrefix(string(kv.Key), prefix))
 		if kv.ModRevision > since {
 			changed = append(changed, kv)
 		}
 	}
-	kvs, err = s.valuesAt(ctx, changed, snap.Header.Revision)
-	return snap, kvs, present, err
+	read.tasks, err = s.valuesAt(ctx, changed, read.rev)
+	return read, err
 }
 
 // valuesAt reads the values of kvs (keys with their revisions) as of rev,

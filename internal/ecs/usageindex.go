@@ -194,11 +194,6 @@ func (x *usageIndex) follow(ctx context.Context) error {
 func (x *usageIndex) apply(evs []*clientv3.Event, rev int64) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	defer func() {
-		if rev != 0 {
-			x.progress.advance(rev)
-		}
-	}()
 	for _, ev := range evs {
 		node, id, ok := assignNodeTask(string(ev.Kv.Key))
 		if !ok {
@@ -214,6 +209,9 @@ func (x *usageIndex) apply(evs []*clientv3.Event, rev int64) error {
 				x.add(x.nodes, node, &u, -1)
 			}
 		} else if ev.Type == clientv3.EventTypeDelete || ev.IsModify() {
+			// The sums are now part-applied: no reader may take them
+			// before the watch starts over from a fresh read.
+			x.progress.stopped()
 			return errPrevCompacted
 		}
 		if ev.Type == clientv3.EventTypePut {
@@ -221,6 +219,9 @@ func (x *usageIndex) apply(evs []*clientv3.Event, rev int64) error {
 				x.add(x.nodes, node, &u, 1)
 			}
 		}
+	}
+	if rev != 0 {
+		x.progress.advance(rev)
 	}
 	return nil
 }
@@ -240,6 +241,9 @@ func (x *usageIndex) fill(ctx context.Context, nodes []*scheduler.Node, timeout 
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	if !x.progress.built() { // its watch failed since it caught up
+		return errIndexBehind
+	}
 	for _, n := range nodes {
 		u := x.nodes[n.ID]
 		if u == nil {

@@ -155,6 +155,7 @@ func TestUsageIndexMatchesStore(t *testing.T) {
 func TestUsageIndexNeedsPreviousValues(t *testing.T) {
 	x := newUsageIndex(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	key := []byte(store.Key("assign", "n1", "a"))
+	x.progress.started(nil, 5)
 	for _, ev := range []*clientv3.Event{
 		{Type: clientv3.EventTypeDelete, Kv: &mvccpb.KeyValue{Key: key, ModRevision: 9}},
 		{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: key, Value: []byte(`{"cpu":256}`), CreateRevision: 3, ModRevision: 9}},
@@ -162,6 +163,11 @@ func TestUsageIndexNeedsPreviousValues(t *testing.T) {
 		if err := x.apply([]*clientv3.Event{ev}, 0); err != errPrevCompacted {
 			t.Errorf("%v without its previous value: apply = %v, want errPrevCompacted", ev.Type, err)
 		}
+		// Its sums are no longer to be read: the index is not built.
+		if x.progress.built() {
+			t.Errorf("%v without its previous value: the index still counts as built", ev.Type)
+		}
+		x.progress.started(nil, 5)
 	}
 	// A new key needs none.
 	created := &clientv3.Event{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: key, Value: []byte(`{"cpu":256}`), CreateRevision: 9, ModRevision: 9}}

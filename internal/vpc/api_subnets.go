@@ -221,6 +221,7 @@ func (s *Service) deleteSubnet(ctx context.Context, sc scope, p url.Values) (any
 	if err != nil {
 		return nil, err
 	}
+	s.leases.forget(sc.leasePrefix(id))
 	s.log.Info("deleted subnet", "account", sc.account, "region", sc.region, "subnet", id)
 	return returnTrue, nil
 }

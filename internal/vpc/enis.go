@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"strings"
 
@@ -124,9 +123,8 @@ func (s *Service) AttachENI(ctx context.Context, account, region, attachmentID, 
 	if err := s.ensureDefaults(ctx, sc); err != nil {
 		return agentapi.ENI{}, err
 	}
-	lost := &lostAddrs{private: map[netip.Addr]bool{}, public: map[netip.Addr]bool{}}
 	for attempt := 0; attempt < maxAttachAttempts; attempt++ {
-		eni, done, err := s.tryAttach(ctx, sc, attachmentID, node, subnets, groups, assignPublicIP, lost, attempt)
+		eni, done, err := s.tryAttach(ctx, sc, attachmentID, node, subnets, groups, assignPublicIP, attempt)
 		if done || err != nil {
 			if err != nil {
 				return agentapi.ENI{}, fmt.Errorf("attach eni %s: %w", attachmentID, err)
@@ -140,13 +138,10 @@ func (s *Service) AttachENI(ctx context.Context, account, region, attachmentID, 
 	return agentapi.ENI{}, fmt.Errorf("attach eni %s: too much contention after %d attempts", attachmentID, maxAttachAttempts)
 }
 
-// lostAddrs are the addresses one AttachENI call lost to concurrent ones.
-type lostAddrs struct{ private, public map[netip.Addr]bool }
-
 // tryAttach makes one attempt; done=false means it lost a race and the
-// caller should try again (lost then holds the addresses it lost).
+// caller should try again.
 func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node string, subnets, groups []string,
-	assignPublicIP bool, lost *lostAddrs, attempt int) (agentapi.ENI, bool, error) {
+	assignPublicIP bool, attempt int) (agentapi.ENI, bool, error) {
 	if rec, _, found, err := get[eniRecord](ctx, s.st, sc.eniKey(attachmentID)); err != nil || found {
 		if err != nil {
 			return agentapi.ENI{}, false, err
@@ -168,11 +163,11 @@ func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node st
 		if err != nil {
 			return agentapi.ENI{}, false, fmt.Errorf("subnet %s: %w", sn.ID, err)
 		}
-		ip, ok, err := s.pickAddress(ctx, sc.leasePrefix(sn.ID), lost.private, attempt, func(taken map[netip.Addr]bool, n int) []netip.Addr {
-			return subnetFree(pfx, taken, n)
-		})
-		if err != nil {
-			return agentapi.ENI{}, false, err
+		ip, ok := netip.Addr{}, false
+		if first, last, any := subnetRange(pfx); any {
+			if ip, ok, err = s.reserve(ctx, sc.leasePrefix(sn.ID), first, last, attempt); err != nil {
+				return agentapi.ENI{}, false, err
+			}
 		}
 		if !ok {
 			full = append(full, fmt.Sprintf("%s (%s)", sn.ID, sn.CIDR))
@@ -180,65 +175,22 @@ func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node st
 		}
 		var pub netip.Addr
 		if assignPublicIP {
-			pub, ok, err = s.pickAddress(ctx, publicIPPrefix(), lost.public, attempt, func(taken map[netip.Addr]bool, n int) []netip.Addr {
-				return poolFree(s.cfg.PublicIPPool, taken, n)
-			})
-			if err != nil {
-				return agentapi.ENI{}, false, err
-			}
-			if !ok {
+			first, last := poolRange(s.cfg.PublicIPPool)
+			if pub, ok, err = s.reserve(ctx, publicIPPrefix(), first, last, attempt); err != nil || !ok {
+				s.settle(sc.leasePrefix(sn.ID), ip, false)
+				if err != nil {
+					return agentapi.ENI{}, false, err
+				}
 				return agentapi.ENI{}, false, stopErr("unable to assign a public IP address: the public address pool %s has no free addresses", s.cfg.PublicIPPool)
 			}
 		}
 		eni := s.newENI(sc, plan, sn, pfx, ip, pub, attachmentID)
-		return s.commitAttach(ctx, sc, plan, cand, eni, node, others, snapRev, lost)
+		return s.commitAttach(ctx, sc, plan, cand, eni, node, others, snapRev)
 	}
 	if len(full) == 1 {
 		return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnet %s has no free addresses", full[0])
 	}
 	return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnets %s have no free addresses", strings.Join(full, ", "))
-}
-
-// pickAddress lists the leases under prefix and picks a free address: the
-// lowest on a first attempt, one of the lowest few at random after lost
-// races, so that concurrent attachers spread out. ok is false when none is
-// free.
-func (s *Service) pickAddress(ctx context.Context, prefix string, lost map[netip.Addr]bool, attempt int,
-	free func(taken map[netip.Addr]bool, n int) []netip.Addr) (netip.Addr, bool, error) {
-	keys, err := s.listKeys(ctx, prefix)
-	if err != nil {
-		return netip.Addr{}, false, err
-	}
-	taken := make(map[netip.Addr]bool, len(keys)+len(lost))
-	for _, k := range keys {
-		if a, err := netip.ParseAddr(k); err == nil {
-			taken[a] = true
-		}
-	}
-	spread := min(attempt+1, 16)
-	cands := free(withLost(taken, lost), spread)
-	if len(cands) == 0 {
-		// What this call lost may have been freed since: only the
-		// stored leases decide that the range is full.
-		if cands = free(taken, spread); len(cands) == 0 {
-			return netip.Addr{}, false, nil
-		}
-	}
-	return cands[rand.IntN(len(cands))], true, nil
-}
-
-func withLost(taken, lost map[netip.Addr]bool) map[netip.Addr]bool {
-	if len(lost) == 0 {
-		return taken
-	}
-	out := make(map[netip.Addr]bool, len(taken)+len(lost))
-	for a := range taken {
-		out[a] = true
-	}
-	for a := range lost {
-		out[a] = true
-	}
-	return out
 }
 
 func (s *Service) newENI(sc scope, plan *attachPlan, sn *subnetRecord, pfx netip.Prefix, ip, pub netip.Addr, attachmentID string) agentapi.ENI {
@@ -260,9 +212,10 @@ func (s *Service) newENI(sc scope, plan *attachPlan, sn *subnetRecord, pfx netip
 
 // commitAttach writes the ENI, its leases, memberships and firewall in one
 // transaction. On a lost race it records the addresses that were taken in
-// lost and returns done=false.
+// the lease cache and returns done=false. Either way it settles the
+// addresses tryAttach reserved.
 func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, cand versioned[subnetRecord],
-	eni agentapi.ENI, node string, others []versioned[eniRecord], snapRev int64, lost *lostAddrs) (agentapi.ENI, bool, error) {
+	eni agentapi.ENI, node string, others []versioned[eniRecord], snapRev int64) (agentapi.ENI, bool, error) {
 	groups := map[string]*groupRecord{}
 	for _, g := range plan.groups {
 		groups[g.v.ID] = g.v
@@ -298,6 +251,15 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 		t.els = append(t.els, clientv3.OpGet(pk, clientv3.WithCountOnly()))
 	}
 	ok, resp, err := s.commit(ctx, t)
+	privTaken, pubTaken := true, true // an unknown outcome: the next read of the leases tells
+	if err == nil && !ok {
+		privTaken = resp.Responses[0].GetResponseRange().Count > 0
+		pubTaken = eni.PublicIP != "" && resp.Responses[1].GetResponseRange().Count > 0
+	}
+	s.settle(sc.leasePrefix(eni.SubnetID), netip.MustParseAddr(eni.PrivateIP), privTaken)
+	if eni.PublicIP != "" {
+		s.settle(publicIPPrefix(), netip.MustParseAddr(eni.PublicIP), pubTaken)
+	}
 	if err != nil {
 		return agentapi.ENI{}, false, err
 	}
@@ -305,12 +267,6 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 		s.log.Info("attached eni", "account", sc.account, "region", sc.region, "attachment", eni.AttachmentID,
 			"eni", eni.ID, "subnet", eni.SubnetID, "ip", eni.PrivateIP, "publicIp", eni.PublicIP, "node", node)
 		return eni, true, nil
-	}
-	if resp.Responses[0].GetResponseRange().Count > 0 {
-		lost.private[netip.MustParseAddr(eni.PrivateIP)] = true
-	}
-	if eni.PublicIP != "" && resp.Responses[1].GetResponseRange().Count > 0 {
-		lost.public[netip.MustParseAddr(eni.PublicIP)] = true
 	}
 	return agentapi.ENI{}, false, nil
 }
@@ -351,6 +307,12 @@ func (s *Service) ReleaseENI(ctx context.Context, account, region, attachmentID 
 	}
 	if err != nil {
 		return fmt.Errorf("release eni %s: %w", attachmentID, err)
+	}
+	if a, err := netip.ParseAddr(released.PrivateIP); err == nil {
+		s.released(sc.leasePrefix(released.SubnetID), a)
+	}
+	if a, err := netip.ParseAddr(released.PublicIP); err == nil {
+		s.released(publicIPPrefix(), a)
 	}
 	s.log.Info("released eni", "account", account, "region", region, "attachment", attachmentID,
 		"eni", released.ID, "ip", released.PrivateIP)

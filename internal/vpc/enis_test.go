@@ -394,3 +394,73 @@ func BenchmarkAttachRelease(b *testing.B) {
 		}
 	}
 }
+
+// TestAttachENIReplicas: two services on one store (two server replicas)
+// hand out each address once, and an address one of them frees is handed
+// out by the other, whose copy of the leases did not see it freed.
+func TestAttachENIReplicas(t *testing.T) {
+	e := newEnv(t)
+	other, err := New(Config{Store: testStore, PublicIPPool: e.s.cfg.PublicIPPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := e.createVpc("10.0.0.0/16")
+	sn := e.createSubnet(v, "10.0.0.0/28", "") // 11 usable: .4 to .14
+	replicas := []*Service{e.s, other}
+	seen := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 11 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("task-%d", i)
+			eni, err := replicas[i%2].AttachENI(bg, e.acct, "us-east-1", id, "node-1", []string{sn}, nil, true)
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, a := range []string{eni.PrivateIP, eni.PublicIP} {
+				if prev, dup := seen[a]; dup {
+					t.Errorf("%s handed out to %s and %s", a, prev, id)
+				}
+				seen[a] = id
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// Full for both; then the other replica frees one, and this one (whose
+	// copy says full) finds it.
+	for _, r := range replicas {
+		if _, err := r.AttachENI(bg, e.acct, "us-east-1", "extra", "node-1", []string{sn}, nil, false); err == nil {
+			t.Fatal("attached into a full subnet")
+		} else if _, stop := stopReason(err); !stop {
+			t.Fatalf("full subnet: %v", err)
+		}
+	}
+	var freed agentapi.ENI
+	for _, id := range []string{"task-0", "task-1", "task-2"} {
+		rec, _, _, err := get[eniRecord](bg, testStore, newScope(e.acct, "us-east-1").eniKey(id))
+		if err != nil || rec == nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if err := other.ReleaseENI(bg, e.acct, "us-east-1", id); err != nil {
+			t.Fatal(err)
+		}
+		freed = rec.ENI
+		again, err := e.s.AttachENI(bg, e.acct, "us-east-1", "again-"+id, "node-1", []string{sn}, nil, true)
+		if err != nil {
+			t.Fatalf("after %s was freed: %v", id, err)
+		}
+		// The public pool has room elsewhere: only the full subnet must
+		// give back what was freed.
+		if again.PrivateIP != freed.PrivateIP {
+			t.Errorf("freed %s, got %s", freed.PrivateIP, again.PrivateIP)
+		}
+	}
+}

@@ -61,34 +61,21 @@ func usableCount(p netip.Prefix) int { return max(size(p)-reservedPerSubnet, 0) 
 // gateway is the subnet's router address, base+1.
 func gateway(p netip.Prefix) netip.Addr { return addrOf(u32(p.Masked().Addr()) + 1) }
 
-// freeAddrs returns up to limit addresses of [first, last] that are not in
-// taken, lowest first.
-func freeAddrs(first, last uint32, taken map[netip.Addr]bool, limit int) []netip.Addr {
-	var out []netip.Addr
-	for n := uint64(first); n <= uint64(last) && len(out) < limit; n++ {
-		a := addrOf(uint32(n))
-		if !taken[a] {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// subnetFree returns up to limit leasable addresses of subnet p not in
-// taken: from base+4 to the one before broadcast.
-func subnetFree(p netip.Prefix, taken map[netip.Addr]bool, limit int) []netip.Addr {
+// subnetRange is the leasable addresses of subnet p as numbers: from
+// base+4 to the one before broadcast. ok is false when there are none.
+func subnetRange(p netip.Prefix) (first, last uint32, ok bool) {
 	if usableCount(p) <= 0 {
-		return nil
+		return 0, 0, false
 	}
 	base := u32(p.Masked().Addr())
-	return freeAddrs(base+4, base+uint32(size(p))-2, taken, limit)
+	return base + 4, base + uint32(size(p)) - 2, true
 }
 
-// poolFree returns up to limit addresses of the public pool not in taken:
-// every address but the network address and the first.
-func poolFree(pool netip.Prefix, taken map[netip.Addr]bool, limit int) []netip.Addr {
+// poolRange is the public pool's leasable addresses: every address but the
+// network address and the first.
+func poolRange(pool netip.Prefix) (first, last uint32) {
 	base := u32(pool.Masked().Addr())
-	return freeAddrs(base+2, base+uint32(size(pool))-1, taken, limit)
+	return base + 2, base + uint32(size(pool)) - 1
 }
 
 // privateDNSName is EC2's name for a private address: ip-10-0-0-4.ec2.internal

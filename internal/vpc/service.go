@@ -75,6 +75,9 @@ type Service struct {
 	// ready remembers the scopes whose defaults exist in etcd (a cache of
 	// a fact that never becomes false: defaults are created once).
 	ready sync.Map // scope → struct{}
+
+	// leases is where attaches pick free addresses (leases.go).
+	leases leaseCache
 }
 
 // New creates the VPC service.

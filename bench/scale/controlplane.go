@@ -154,3 +154,6 @@ func (simNetworks) AttachENI(_ context.Context, _, _, attachmentID, _ string, su
 }
 
 func (simNetworks) ReleaseENI(context.Context, string, string, string) error { return nil }
+func (simNetworks) AddressSets(context.Context, []string, int64, int64) ([]agentapi.AddressSet, error) {
+	return nil, nil
+}

@@ -204,7 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		since = resp.Revision
-		a.fw.update(resp.Firewalls)
+		a.fw.update(resp.Firewalls, resp.AddressSets)
 		a.lbs.update(resp.LoadBalancers)
 		a.reconcile(ctx, resp, byTask)
 		if first {

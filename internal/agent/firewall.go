@@ -18,19 +18,55 @@ import (
 // group changes the policy of every ENI in it, and applying dozens of them
 // must neither delay the poll loop nor the next task's sandbox, and a single
 // applier keeps an ENI's policies in order.
+//
+// A rule that references a security group names its address set; the
+// sets come with the same poll. An ENI's policy is its firewall with the
+// sets' addresses filled in (resolved), and its revision is the newest of
+// the firewall's and its sets' revisions (all etcd revisions), so a member
+// joining a group re-applies the policy of every ENI here that names the
+// group, and nothing else.
 type firewalls struct {
 	a    *Agent
 	kick chan struct{} // wakes run: newer policies are waiting
 
 	mu      sync.Mutex
-	newest  map[string]agentapi.Firewall // by ENI id
-	enis    map[string]agentapi.TaskSpec // attached ENIs' tasks, by ENI id
-	applied map[string]int64             // revision enforced, by ENI id
+	newest  map[string]agentapi.Firewall   // by ENI id, as the control plane sent it
+	sets    map[string]agentapi.AddressSet // by name
+	enis    map[string]agentapi.TaskSpec   // attached ENIs' tasks, by ENI id
+	applied map[string]int64               // revision enforced, by ENI id
 }
 
 func newFirewalls(a *Agent) *firewalls {
 	return &firewalls{a: a, kick: make(chan struct{}, 1), newest: map[string]agentapi.Firewall{},
-		enis: map[string]agentapi.TaskSpec{}, applied: map[string]int64{}}
+		sets: map[string]agentapi.AddressSet{}, enis: map[string]agentapi.TaskSpec{}, applied: map[string]int64{}}
+}
+
+// resolved is fw with its sets' addresses filled in and its revision the
+// newest of its own and its sets'. f.mu is held.
+func (f *firewalls) resolved(fw agentapi.Firewall) agentapi.Firewall {
+	names := agentapi.SetNames([]agentapi.Firewall{fw})
+	if len(names) == 0 {
+		return fw
+	}
+	sets := make([]agentapi.AddressSet, 0, len(names))
+	for _, name := range names {
+		if set, ok := f.sets[name]; ok {
+			sets = append(sets, set)
+			fw.Revision = max(fw.Revision, set.Revision)
+		}
+	}
+	fw.Ingress = agentapi.ResolveSets(fw.Ingress, sets)
+	fw.Egress = agentapi.ResolveSets(fw.Egress, sets)
+	return fw
+}
+
+// revision is the revision of fw's resolved policy. f.mu is held.
+func (f *firewalls) revision(fw agentapi.Firewall) int64 {
+	rev := fw.Revision
+	for _, name := range agentapi.SetNames([]agentapi.Firewall{fw}) {
+		rev = max(rev, f.sets[name].Revision)
+	}
+	return rev
 }
 
 // run applies waiting policies until ctx ends.
@@ -66,8 +102,8 @@ func (f *firewalls) pending() []fwJob {
 	var jobs []fwJob
 	for id, spec := range f.enis {
 		fw, known := f.newest[id]
-		if rev, done := f.applied[id]; known && (!done || rev < fw.Revision) {
-			jobs = append(jobs, fwJob{spec: spec, fw: fw})
+		if rev, done := f.applied[id]; known && (!done || rev < f.revision(fw)) {
+			jobs = append(jobs, fwJob{spec: spec, fw: f.resolved(fw)})
 		}
 	}
 	return jobs
@@ -100,13 +136,29 @@ func (f *firewalls) latest(spec agentapi.TaskSpec) *agentapi.Firewall {
 	if !ok {
 		return nil
 	}
+	fw = f.resolved(fw)
 	return &fw
 }
 
-// update records the policies of one poll and wakes the worker. Policies of
-// ENIs no longer listed are forgotten.
-func (f *firewalls) update(list []agentapi.Firewall) {
+// update records the policies and address sets of one poll and wakes the
+// worker. Policies of ENIs no longer listed are forgotten, and so are sets
+// no policy names.
+func (f *firewalls) update(list []agentapi.Firewall, sets []agentapi.AddressSet) {
 	f.mu.Lock()
+	named := map[string]bool{}
+	for _, name := range agentapi.SetNames(list) {
+		named[name] = true
+	}
+	for _, set := range sets {
+		if old, ok := f.sets[set.Name]; !ok || old.Revision <= set.Revision {
+			f.sets[set.Name] = set
+		}
+	}
+	for name := range f.sets {
+		if !named[name] {
+			delete(f.sets, name)
+		}
+	}
 	seen := make(map[string]bool, len(list))
 	for _, fw := range list {
 		seen[fw.ENIID] = true

@@ -44,6 +44,7 @@ type nodeSpecs struct {
 	mu   sync.Mutex
 	rev  int64
 	byID map[string]TaskSpec
+	sets map[string]AddressSet // by name: the address sets the firewalls name
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -155,6 +156,10 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 		for _, t := range out.Tasks {
 			ns.byID[t.TaskID] = t
 		}
+		ns.sets = make(map[string]AddressSet, len(out.AddressSets))
+		for _, set := range out.AddressSets {
+			ns.sets[set.Name] = set
+		}
 		ns.rev = out.Revision
 		return out, nil
 	}
@@ -182,9 +187,46 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 		ns.rev = 0
 		return out, fmt.Errorf("GET %s: the delta lacks %d of node %s's tasks", PathTasks, len(out.Present)-len(whole), node)
 	}
+	sets, err := ns.mergeSets(out)
+	if err != nil {
+		ns.rev = 0
+		return out, fmt.Errorf("GET %s: node %s: %w", PathTasks, node, err)
+	}
 	ns.rev = out.Revision
-	out.Tasks, out.Present, out.Delta = whole, nil, false
+	out.Tasks, out.Present, out.Delta, out.AddressSets = whole, nil, false, sets
 	return out, nil
+}
+
+// mergeSets applies a delta's address sets to those held and returns every
+// set the delta's firewalls name; the others are forgotten.
+func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
+	if ns.sets == nil {
+		ns.sets = map[string]AddressSet{}
+	}
+	for _, set := range out.AddressSets {
+		if old, ok := ns.sets[set.Name]; !ok || old.Revision <= set.Revision {
+			ns.sets[set.Name] = set
+		}
+	}
+	names := SetNames(out.Firewalls)
+	whole := make([]AddressSet, 0, len(names))
+	for _, name := range names {
+		set, ok := ns.sets[name]
+		if !ok {
+			return nil, fmt.Errorf("the delta lacks address set %s", name)
+		}
+		whole = append(whole, set)
+	}
+	named := make(map[string]bool, len(names))
+	for _, name := range names {
+		named[name] = true
+	}
+	for name := range ns.sets {
+		if !named[name] {
+			delete(ns.sets, name)
+		}
+	}
+	return whole, nil
 }
 
 // Report sends one state transition of a task.

@@ -1,5 +1,7 @@
 package agentapi
 
+import "slices"
+
 // Network types of the agent protocol: the task's elastic network interface
 // (its awsvpc ENI) as the control plane allocated it, and the security-group
 // firewall the agent enforces on it. The control plane (internal/vpc) fills
@@ -40,11 +42,13 @@ type ENI struct {
 	PrivateDNSName string `json:"privateDnsName,omitempty"`
 }
 
-// Firewall is the security-group policy of one ENI with every source group
-// already resolved to addresses: the union of the rules of all its groups.
-// Ingress is denied unless a rule allows it; egress likewise (a group's
-// default egress rule allows all). Return traffic of allowed flows always
-// passes (the firewall is stateful).
+// Firewall is the security-group policy of one ENI: the union of the rules
+// of all its groups. Ingress is denied unless a rule allows it; egress
+// likewise (a group's default egress rule allows all). Return traffic of
+// allowed flows always passes (the firewall is stateful). A rule that
+// references a security group names the group's address set (Sets); the
+// poll that carries the firewall carries the sets, and ResolveSets turns
+// the names into addresses.
 type Firewall struct {
 	ENIID string `json:"eniId"`
 	// Revision orders versions of one ENI's firewall; a newer one replaces
@@ -65,4 +69,65 @@ type FirewallRule struct {
 	ToPort   int `json:"toPort"`
 	// CIDRs are IPv4 prefixes ("10.0.0.0/16", "10.0.1.7/32").
 	CIDRs []string `json:"cidrs"`
+	// Sets name address sets whose addresses the rule allows too: the
+	// members of a security group the rule references.
+	Sets []string `json:"sets,omitempty"`
+}
+
+// AddressSet is the addresses of a security group's members, which rules
+// that reference the group allow. A member joining or leaving changes the
+// set, not the firewalls that name it.
+type AddressSet struct {
+	Name string `json:"name"`
+	// Revision orders versions of one set; a newer one replaces an older.
+	Revision  int64    `json:"revision"`
+	Addresses []string `json:"addresses"`
+}
+
+// ResolveSets returns rules with every set name replaced by the /32 of
+// each of its addresses (a set not in sets adds none), merged into CIDRs
+// and sorted. A rule whose peers are all in empty sets keeps an empty CIDR
+// list: it matches nothing.
+func ResolveSets(rules []FirewallRule, sets []AddressSet) []FirewallRule {
+	if rules == nil {
+		return nil
+	}
+	byName := make(map[string]*AddressSet, len(sets))
+	for i := range sets {
+		byName[sets[i].Name] = &sets[i]
+	}
+	out := make([]FirewallRule, len(rules))
+	for i, r := range rules {
+		r.CIDRs = slices.Clone(r.CIDRs)
+		for _, name := range r.Sets {
+			if set := byName[name]; set != nil {
+				for _, a := range set.Addresses {
+					r.CIDRs = append(r.CIDRs, a+"/32")
+				}
+			}
+		}
+		if r.CIDRs == nil {
+			r.CIDRs = []string{}
+		}
+		slices.Sort(r.CIDRs)
+		r.CIDRs = slices.Compact(r.CIDRs)
+		r.Sets = nil
+		out[i] = r
+	}
+	return out
+}
+
+// SetNames returns the names of the sets the firewalls' rules refer to,
+// sorted, each once.
+func SetNames(fws []Firewall) []string {
+	var out []string
+	for _, fw := range fws {
+		for _, rules := range [][]FirewallRule{fw.Ingress, fw.Egress} {
+			for _, r := range rules {
+				out = append(out, r.Sets...)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

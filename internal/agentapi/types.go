@@ -186,6 +186,10 @@ type TasksResponse struct {
 	Known []KnownState `json:"known"`
 	// Firewalls are the security-group policies of the ENIs on the node.
 	Firewalls []Firewall `json:"firewalls,omitempty"`
+	// AddressSets are the sets the firewalls name (a delta: those that
+	// changed after since, or that a firewall changed after since names;
+	// the caller keeps the others from earlier polls).
+	AddressSets []AddressSet `json:"addressSets,omitempty"`
 	// LoadBalancers are the load balancers placed on the node.
 	LoadBalancers []LoadBalancerSpec `json:"loadBalancers,omitempty"`
 }

@@ -7,16 +7,21 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	becs "github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // A host's long polls after the first ask for deltas: the control plane
@@ -132,5 +137,109 @@ func TestReportFromAnotherNode(t *testing.T) {
 		if !errors.As(err, &se) || se.Code != tc.code {
 			t.Errorf("report of %s from %s: %v, want HTTP %d", tc.arn, tc.node, err, tc.code)
 		}
+	}
+}
+
+// setNetworks serves address sets from memory, with the revision of their
+// key in the store, as the VPC control plane does.
+type setNetworks struct {
+	fakeNetworks
+	st   *store.Store
+	mu   sync.Mutex
+	sets map[string][]string
+}
+
+func (f *setNetworks) setTo(t *testing.T, name string, addrs ...string) {
+	t.Helper()
+	f.mu.Lock()
+	f.sets[name] = addrs
+	f.mu.Unlock()
+	if _, err := f.st.C.Put(context.Background(), store.Prefix("sgsets")+name, "{}"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *setNetworks) AddressSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []agentapi.AddressSet
+	for _, n := range names {
+		resp, err := f.st.C.Get(ctx, store.Prefix("sgsets")+n, clientv3.WithRev(rev))
+		if err != nil {
+			return nil, err
+		}
+		var setRev int64
+		if len(resp.Kvs) > 0 {
+			setRev = resp.Kvs[0].ModRevision
+		}
+		if since == 0 || setRev > since {
+			out = append(out, agentapi.AddressSet{Name: n, Revision: setRev, Addresses: f.sets[n]})
+		}
+	}
+	return out, nil
+}
+
+// A change of an address set that a node's firewalls name wakes the node's
+// long poll, and the delta carries it; a set no firewall of the node names
+// does not wake it.
+func TestAgentPollAddressSets(t *testing.T) {
+	nets := &setNetworks{sets: map[string][]string{}}
+	e := newEnvWith(t, becs.Config{Networks: nets})
+	nets.st = e.st
+	ctx := ctxT(t)
+	if _, err := e.agent.Register(ctx, agentapi.RegisterRequest{NodeID: "n1", AvailabilityZones: []string{"us-east-1a"}, CPU: 4096, MemoryMiB: 8192}); err != nil {
+		t.Fatal(err)
+	}
+	const web, other = "123456789012/us-east-1/sg-web", "123456789012/us-east-1/sg-other"
+	nets.setTo(t, web, "10.0.0.4")
+	nets.setTo(t, other, "10.0.0.5")
+	fw := agentapi.Firewall{ENIID: "eni-1", Revision: 1, Ingress: []agentapi.FirewallRule{{Protocol: "tcp", FromPort: 80, ToPort: 80, CIDRs: []string{}, Sets: []string{web}}}}
+	if err := e.st.Put(ctx, store.Key("fw", "n1", "eni-1"), fw); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.agent.Tasks(ctx, "n1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.AddressSets) != 1 || r.AddressSets[0].Name != web || !slices.Equal(r.AddressSets[0].Addresses, []string{"10.0.0.4"}) {
+		t.Fatalf("first poll's sets %+v", r.AddressSets)
+	}
+	// Another set changes: the poll waits out its time.
+	poll := func(wait time.Duration) (agentapi.TasksResponse, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		next, err := e.agent.Tasks(ctx, "n1", r.Revision, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return next, time.Since(start)
+	}
+	time.AfterFunc(100*time.Millisecond, func() { nets.setTo(t, other, "10.0.0.5", "10.0.0.6") })
+	next, took := poll(time.Second)
+	if took < 900*time.Millisecond {
+		t.Fatalf("a set the node does not name woke its poll after %v", took)
+	}
+	if len(next.AddressSets) != 1 || next.AddressSets[0].Revision != r.AddressSets[0].Revision {
+		t.Fatalf("after another set changed: %+v", next.AddressSets)
+	}
+	r = next
+	// Its own set changes: the poll returns at once, as a delta with it.
+	time.AfterFunc(100*time.Millisecond, func() { nets.setTo(t, web, "10.0.0.4", "10.0.0.9") })
+	next, took = poll(10 * time.Second)
+	if took > 5*time.Second {
+		t.Fatalf("the node's own set took %v to wake its poll", took)
+	}
+	if len(next.AddressSets) != 1 || !slices.Equal(next.AddressSets[0].Addresses, []string{"10.0.0.4", "10.0.0.9"}) || next.AddressSets[0].Revision <= r.AddressSets[0].Revision {
+		t.Fatalf("woken poll's sets %+v (was %+v)", next.AddressSets, r.AddressSets)
+	}
+	// An unchanged set is not sent again, and the client still hands out
+	// the one it holds.
+	r = next
+	if err := e.st.Put(ctx, store.Key("fw", "n1", "eni-2"), agentapi.Firewall{ENIID: "eni-2", Revision: 2}); err != nil {
+		t.Fatal(err)
+	}
+	next, _ = poll(10 * time.Second)
+	if len(next.Firewalls) != 2 || len(next.AddressSets) != 1 || !slices.Equal(next.AddressSets[0].Addresses, []string{"10.0.0.4", "10.0.0.9"}) {
+		t.Fatalf("after an unrelated firewall: firewalls %d, sets %+v", len(next.Firewalls), next.AddressSets)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,11 +162,20 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var firewalls []agentapi.Firewall
+	var forced []string // the sets that firewalls changed after since name
 	for _, kv := range read.firewalls {
 		var fw agentapi.Firewall
 		if json.Unmarshal(kv.Value, &fw) == nil {
 			firewalls = append(firewalls, fw)
+			if kv.ModRevision > since {
+				forced = append(forced, agentapi.SetNames([]agentapi.Firewall{fw})...)
+			}
 		}
+	}
+	sets, err := s.addressSets(r.Context(), node, firewalls, forced, read.rev, since, delta)
+	if err != nil {
+		agentError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	}
 	var lbs []agentapi.LoadBalancerSpec
 	for _, kv := range read.lbs {
@@ -177,7 +187,7 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	// The specs go out as stored: decoding and encoding every spec of the
 	// node on every wake was most of a poll's cost.
 	out := tasksReply{Revision: read.rev, Tasks: make([]json.RawMessage, 0, len(read.tasks)), Known: []agentapi.KnownState{},
-		Firewalls: firewalls, LoadBalancers: lbs, Delta: delta, Present: read.present}
+		Firewalls: firewalls, AddressSets: sets, LoadBalancers: lbs, Delta: delta, Present: read.present}
 	var gets []clientv3.Op
 	for _, kv := range read.tasks {
 		out.Tasks = append(out.Tasks, kv.Value)
@@ -216,6 +226,30 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	agentReply(w, out)
+}
+
+// addressSets reads the address sets node's firewalls name, as of rev,
+// and tells the hub which they are. A delta sends only those that changed
+// after since, and those named by a firewall that changed after since (the
+// agent may not have them); the agent keeps the rest.
+func (s *Service) addressSets(ctx context.Context, node string, fws []agentapi.Firewall, forced []string, rev, since int64, delta bool) ([]agentapi.AddressSet, error) {
+	names := agentapi.SetNames(fws)
+	s.hub.refer(node, names)
+	if len(names) == 0 || s.cfg.Networks == nil {
+		return nil, nil
+	}
+	if !delta {
+		return s.cfg.Networks.AddressSets(ctx, names, rev, 0)
+	}
+	slices.Sort(forced)
+	forced = slices.Compact(forced)
+	out, err := s.cfg.Networks.AddressSets(ctx, forced, rev, 0)
+	if err != nil {
+		return nil, err
+	}
+	rest := slices.DeleteFunc(names, func(n string) bool { _, found := slices.BinarySearch(forced, n); return found })
+	changed, err := s.cfg.Networks.AddressSets(ctx, rest, rev, since)
+	return append(out, changed...), err
 }
 
 // nodeRead is what a poll of a node answers, read at one revision.
@@ -306,6 +340,7 @@ type tasksReply struct {
 	Present       []string                    `json:"present,omitempty"`
 	Known         []agentapi.KnownState       `json:"known"`
 	Firewalls     []agentapi.Firewall         `json:"firewalls,omitempty"`
+	AddressSets   []agentapi.AddressSet       `json:"addressSets,omitempty"`
 	LoadBalancers []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
 }
 

@@ -43,6 +43,9 @@ func (f *fakeNetworks) AttachENI(_ context.Context, _, _, attachment, _ string, 
 }
 
 func (f *fakeNetworks) ReleaseENI(context.Context, string, string, string) error { return nil }
+func (f *fakeNetworks) AddressSets(context.Context, []string, int64, int64) ([]agentapi.AddressSet, error) {
+	return nil, nil
+}
 
 // fakeLBs are target groups whose registered targets are healthy at once
 // and whose deregistered targets drain until the test lets them go.

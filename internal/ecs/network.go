@@ -23,6 +23,11 @@ type Networks interface {
 	AttachENI(ctx context.Context, account, region, attachmentID, node string, subnets, groups []string, assignPublicIP bool) (agentapi.ENI, error)
 	// ReleaseENI frees a task's interface and its addresses; idempotent.
 	ReleaseENI(ctx context.Context, account, region, attachmentID string) error
+	// AddressSets reads, as of revision rev, the named address sets (the
+	// members of security groups that firewall rules reference) that
+	// changed after since (every one when since is 0). The key of set NAME
+	// is store.Prefix("sgsets")+NAME, rewritten whenever the set changes.
+	AddressSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error)
 }
 
 // awsvpcPlan is an awsvpc task's network as RunTask resolved it.

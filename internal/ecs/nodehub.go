@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +16,9 @@ import (
 
 // nodeHub tells the agents' long polls when something of their node has
 // changed: a task placed on it or its desired state (assign/<node>/…), an
-// ENI firewall (fw/<node>/…), a load balancer (lbs/<node>/…).
+// ENI firewall (fw/<node>/…), a load balancer (lbs/<node>/…), or an address
+// set its firewalls name (sgsets/<name>: the poll tells the hub which, with
+// refer).
 //
 // One etcd watch per prefix for the whole server, from the revision the hub
 // started at, feeds a map of node → last revision that touched it. A poll
@@ -31,12 +34,18 @@ type nodeHub struct {
 
 	log *slog.Logger
 
-	mu      sync.Mutex
-	ready   chan struct{}       // closed while the watch runs
-	start   int64               // revisions up to this are not known
-	rev     map[string]int64    // node → last revision that changed it
-	waiters map[string][]waiter // node → polls waiting for a change
+	mu       sync.Mutex
+	ready    chan struct{}              // closed while the watch runs
+	start    int64                      // revisions up to this are not known
+	rev      map[string]int64           // node → last revision that changed it
+	waiters  map[string][]waiter        // node → polls waiting for a change
+	setRev   map[string]int64           // address set → last revision that changed it
+	nodeSets map[string][]string        // node → the sets its last poll's firewalls named
+	setNodes map[string]map[string]bool // address set → the nodes that name it
 }
+
+// setPrefix is where address sets' revisions live (vpc.AddressSetPrefix).
+var setPrefix = store.Prefix("sgsets")
 
 // waiter is a poll waiting for a change of its node after revision since.
 type waiter struct {
@@ -50,7 +59,71 @@ const unknown = int64(1) << 62
 
 func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
 	return &nodeHub{st: st, log: log, prefixes: prefixes, ready: make(chan struct{}), start: unknown, rev: map[string]int64{},
-		waiters: map[string][]waiter{}}
+		waiters: map[string][]waiter{}, setRev: map[string]int64{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
+}
+
+// refer records the address sets node's firewalls name, as of its poll:
+// a change of one of them wakes the node's next poll.
+func (h *nodeHub) refer(node string, sets []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if slices.Equal(h.nodeSets[node], sets) {
+		return
+	}
+	for _, name := range h.nodeSets[node] {
+		delete(h.setNodes[name], node)
+		if len(h.setNodes[name]) == 0 {
+			delete(h.setNodes, name)
+		}
+	}
+	if len(sets) == 0 {
+		delete(h.nodeSets, node)
+		return
+	}
+	h.nodeSets[node] = slices.Clone(sets)
+	for _, name := range sets {
+		if h.setNodes[name] == nil {
+			h.setNodes[name] = map[string]bool{}
+		}
+		h.setNodes[name][node] = true
+	}
+}
+
+// changedAfter reports whether the hub saw node or a set it names change
+// after since. h.mu is held.
+func (h *nodeHub) changedAfter(node string, since int64) bool {
+	if h.rev[node] > since {
+		return true
+	}
+	for _, name := range h.nodeSets[node] {
+		if h.setRev[name] > since {
+			return true
+		}
+	}
+	return false
+}
+
+// changed records that node changed at rev and wakes its polls waiting
+// for a change before it. h.mu is held.
+func (h *nodeHub) changed(node string, rev int64) {
+	if rev > h.rev[node] {
+		h.rev[node] = rev
+	}
+	// Only a change after its since wakes a poll: the hub's events may
+	// trail the poll's own read.
+	kept := h.waiters[node][:0]
+	for _, w := range h.waiters[node] {
+		if rev > w.since {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h.waiters, node)
+	} else {
+		h.waiters[node] = kept
+	}
 }
 
 // lastRev is the last revision the hub saw change node (0: none since it
@@ -88,12 +161,13 @@ func (h *nodeHub) follow(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	type event struct {
-		node string
-		rev  int64
+		node, set string // one of them
+		rev       int64
 	}
 	events := make(chan []event)
-	errc := make(chan error, len(h.prefixes))
-	for _, p := range h.prefixes {
+	prefixes := append(slices.Clone(h.prefixes), setPrefix)
+	errc := make(chan error, len(prefixes))
+	for _, p := range prefixes {
 		wch := h.st.C.Watch(wctx, p, clientv3.WithPrefix(), clientv3.WithRev(from+1))
 		go func() {
 			for wr := range wch {
@@ -103,8 +177,11 @@ func (h *nodeHub) follow(ctx context.Context) error {
 				}
 				var evs []event
 				for _, ev := range wr.Events {
-					if node, _, ok := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), p), "/"); ok {
-						evs = append(evs, event{node, ev.Kv.ModRevision})
+					rest := strings.TrimPrefix(string(ev.Kv.Key), p)
+					if p == setPrefix {
+						evs = append(evs, event{set: rest, rev: ev.Kv.ModRevision})
+					} else if node, _, ok := strings.Cut(rest, "/"); ok {
+						evs = append(evs, event{node: node, rev: ev.Kv.ModRevision})
 					}
 				}
 				select {
@@ -126,23 +203,15 @@ func (h *nodeHub) follow(ctx context.Context) error {
 		case evs := <-events:
 			h.mu.Lock()
 			for _, ev := range evs {
-				if ev.rev > h.rev[ev.node] {
-					h.rev[ev.node] = ev.rev
+				if ev.set == "" {
+					h.changed(ev.node, ev.rev)
+					continue
 				}
-				// Only a change after its since wakes a poll: the hub's
-				// events may trail the poll's own read.
-				kept := h.waiters[ev.node][:0]
-				for _, w := range h.waiters[ev.node] {
-					if ev.rev > w.since {
-						close(w.ch)
-					} else {
-						kept = append(kept, w)
-					}
+				if ev.rev > h.setRev[ev.set] {
+					h.setRev[ev.set] = ev.rev
 				}
-				if len(kept) == 0 {
-					delete(h.waiters, ev.node)
-				} else {
-					h.waiters[ev.node] = kept
+				for node := range h.setNodes[ev.set] {
+					h.changed(node, ev.rev)
 				}
 			}
 			h.mu.Unlock()
@@ -163,6 +232,7 @@ func (h *nodeHub) reset(start int64) {
 	}
 	h.start = start
 	h.rev = map[string]int64{}
+	h.setRev = map[string]int64{}
 	for _, ws := range h.waiters {
 		for _, w := range ws {
 			close(w.ch)
@@ -198,7 +268,7 @@ func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.
 		return
 	}
 	h.mu.Lock()
-	if h.rev[node] > since {
+	if h.changedAfter(node, since) {
 		h.mu.Unlock()
 		return
 	}
@@ -211,7 +281,7 @@ func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.
 			return
 		}
 		h.mu.Lock()
-		if h.rev[node] > since {
+		if h.changedAfter(node, since) {
 			h.mu.Unlock()
 			return
 		}
@@ -239,10 +309,20 @@ func (h *nodeHub) wait(ctx context.Context, node string, since int64, wait time.
 	}
 }
 
-// changedSince reports whether a key of node was written after revision since.
+// changedSince reports whether a key of node, or of a set it names, was
+// written after revision since.
 func (h *nodeHub) changedSince(ctx context.Context, node string, since int64) (bool, error) {
+	var keys []string
 	for _, p := range h.prefixes {
-		resp, err := h.st.C.Get(ctx, p+node+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(since+1), clientv3.WithCountOnly())
+		keys = append(keys, p+node+"/")
+	}
+	h.mu.Lock()
+	for _, name := range h.nodeSets[node] {
+		keys = append(keys, setPrefix+name)
+	}
+	h.mu.Unlock()
+	for _, k := range keys {
+		resp, err := h.st.C.Get(ctx, k, clientv3.WithPrefix(), clientv3.WithMinModRev(since+1), clientv3.WithCountOnly())
 		if err != nil {
 			return false, err
 		}

@@ -20,6 +20,7 @@ import "strings"
 //	├── vpc-scopes/<account>/<region>           the scope has VPC state (the firewall reconciler's full pass lists these)
 //	├── publicip/<ip>                           a public address leased to an ENI (global: the pool spans accounts)
 //	├── fw/<node-id>/<eni-id>                   the firewall of an ENI on a node (agentapi.Firewall; the agent watches its prefix)
+//	├── sgsets/<account>/<region>/<sg-id>       rewritten when the group gains or loses a member: the revision of its address set
 //	├── elb-scopes/<account>/<region>           the scope has ELB state (LoadBalancers and the drained-target reconciler list these)
 //	├── lbs/<node-id>/<lb-id>                   a load balancer placed on a node (agentapi.LoadBalancerSpec; the agent watches its prefix)
 //	├── lbaddr/<ip>                             a public address leased to a load balancer (global: the pool spans accounts)

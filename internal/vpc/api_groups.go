@@ -311,6 +311,7 @@ func (s *Service) deleteSecurityGroup(ctx context.Context, sc scope, p url.Value
 		t.ifRev(sc.groupKey(id), rev)
 		t.ifEmpty(sc.memberPrefix(id))
 		t.del(sc.groupKey(id))
+		t.del(setKey(sc.setName(id)))
 		return nil
 	})
 	if err != nil {

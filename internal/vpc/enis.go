@@ -2,6 +2,7 @@ package vpc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -142,9 +143,14 @@ func (s *Service) AttachENI(ctx context.Context, account, region, attachmentID, 
 // caller should try again.
 func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node string, subnets, groups []string,
 	assignPublicIP bool, attempt int) (agentapi.ENI, bool, error) {
-	if rec, _, found, err := get[eniRecord](ctx, s.st, sc.eniKey(attachmentID)); err != nil || found {
-		if err != nil {
-			return agentapi.ENI{}, false, err
+	existing, err := s.st.C.Get(ctx, sc.eniKey(attachmentID))
+	if err != nil {
+		return agentapi.ENI{}, false, fmt.Errorf("get eni: %w", err)
+	}
+	if len(existing.Kvs) > 0 {
+		var rec eniRecord
+		if err := json.Unmarshal(existing.Kvs[0].Value, &rec); err != nil {
+			return agentapi.ENI{}, false, fmt.Errorf("decode eni %s: %w", attachmentID, err)
 		}
 		return rec.ENI, true, nil
 	}
@@ -152,10 +158,9 @@ func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node st
 	if err != nil {
 		return agentapi.ENI{}, false, err
 	}
-	others, snapRev, err := listRev[eniRecord](ctx, s.st, sc.prefix("enis"), 0)
-	if err != nil {
-		return agentapi.ENI{}, false, err
-	}
+	// The firewall's revision: the read above precedes every read of the
+	// plan, so the reconciler's later recomputations are all newer.
+	snapRev := existing.Header.Revision
 	var full []string
 	for _, cand := range plan.subnets {
 		sn := cand.v
@@ -185,7 +190,7 @@ func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node st
 			}
 		}
 		eni := s.newENI(sc, plan, sn, pfx, ip, pub, attachmentID)
-		return s.commitAttach(ctx, sc, plan, cand, eni, node, others, snapRev)
+		return s.commitAttach(ctx, sc, plan, cand, eni, node, snapRev)
 	}
 	if len(full) == 1 {
 		return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnet %s has no free addresses", full[0])
@@ -215,16 +220,12 @@ func (s *Service) newENI(sc scope, plan *attachPlan, sn *subnetRecord, pfx netip
 // the lease cache and returns done=false. Either way it settles the
 // addresses tryAttach reserved.
 func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, cand versioned[subnetRecord],
-	eni agentapi.ENI, node string, others []versioned[eniRecord], snapRev int64) (agentapi.ENI, bool, error) {
+	eni agentapi.ENI, node string, snapRev int64) (agentapi.ENI, bool, error) {
 	groups := map[string]*groupRecord{}
 	for _, g := range plan.groups {
 		groups[g.v.ID] = g.v
 	}
-	members := []*agentapi.ENI{&eni}
-	for _, o := range others {
-		members = append(members, &o.v.ENI)
-	}
-	fw := computeFirewall(&eni, groups, members)
+	fw := computeFirewall(sc, &eni, groups)
 	fw.Revision = snapRev
 
 	rec := eniRecord{ENI: eni, Node: node, Attached: s.cfg.Now().UTC()}
@@ -241,6 +242,7 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 	t.put(leaseKey, leaseRecord{AttachmentID: eni.AttachmentID, ENIID: eni.ID})
 	for _, g := range eni.SecurityGroups {
 		t.put(sc.memberKey(g, eni.AttachmentID), memberRecord{ENIID: eni.ID, IP: eni.PrivateIP})
+		t.put(setKey(sc.setName(g)), setRecord{})
 	}
 	t.put(fwKey(node, eni.ID), fw)
 	t.els = append(t.els, clientv3.OpGet(leaseKey, clientv3.WithCountOnly()))
@@ -294,6 +296,7 @@ func (s *Service) ReleaseENI(ctx context.Context, account, region, attachmentID 
 		t.del(sc.leaseKey(e.SubnetID, e.PrivateIP))
 		for _, g := range e.SecurityGroups {
 			t.del(sc.memberKey(g, attachmentID))
+			t.put(setKey(sc.setName(g)), setRecord{})
 		}
 		if e.PublicIP != "" {
 			t.del(publicIPKey(e.PublicIP))

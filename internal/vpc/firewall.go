@@ -3,78 +3,87 @@ package vpc
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
 )
 
 // Compiling security groups into ENI firewalls.
 
-// computeFirewall returns the firewall of eni: the union of the rules of
-// its groups, ingress and egress, each source-group rule resolved to the /32
-// of every ENI in enis (the scope's, eni included) that is in that group and
-// in eni's VPC. Rules with the same protocol and ports are merged; a
-// source-group rule whose group has no members adds nothing. The result is
-// sorted, so equal policies compare equal. Revision is left 0.
-func computeFirewall(eni *agentapi.ENI, groups map[string]*groupRecord, enis []*agentapi.ENI) agentapi.Firewall {
+// maxTxnOps is how many operations one etcd transaction may carry (etcd's
+// default --max-txn-ops).
+const maxTxnOps = 128
+
+// computeFirewall returns the firewall of eni (of scope sc): the union of
+// the rules of its groups, ingress and egress. A CIDR rule allows its
+// block; a source-group rule names the group's address set (sc.setName),
+// which the agent fills with the group's members' addresses, so a member
+// joining or leaving changes the set and no firewall. Rules with the same
+// protocol and ports are merged. The result is sorted, so equal policies
+// compare equal. Revision is left 0.
+func computeFirewall(sc scope, eni *agentapi.ENI, groups map[string]*groupRecord) agentapi.Firewall {
 	type ruleKey struct {
 		proto    string
 		from, to int
 	}
-	sets := [2]map[ruleKey]map[string]bool{{}, {}} // ingress, egress
+	type peers struct{ cidrs, sets map[string]bool }
+	rules := [2]map[ruleKey]peers{{}, {}} // ingress, egress
 	for _, gid := range eni.SecurityGroups {
 		g := groups[gid]
 		if g == nil {
 			continue
 		}
 		for _, r := range g.Rules {
-			var cidrs []string
-			if r.CIDR != "" {
-				cidrs = []string{r.CIDR}
-			} else {
-				for _, o := range enis {
-					if o.VpcID == eni.VpcID && slices.Contains(o.SecurityGroups, r.SourceGroup) {
-						cidrs = append(cidrs, o.PrivateIP+"/32")
-					}
-				}
-			}
-			if len(cidrs) == 0 {
-				continue
-			}
 			dir := 0
 			if r.Egress {
 				dir = 1
 			}
 			k := ruleKey{r.Protocol, r.FromPort, r.ToPort}
-			if sets[dir][k] == nil {
-				sets[dir][k] = map[string]bool{}
+			p, ok := rules[dir][k]
+			if !ok {
+				p = peers{cidrs: map[string]bool{}, sets: map[string]bool{}}
+				rules[dir][k] = p
 			}
-			for _, c := range cidrs {
-				sets[dir][k][c] = true
+			if r.CIDR != "" {
+				p.cidrs[r.CIDR] = true
+			} else {
+				p.sets[sc.setName(r.SourceGroup)] = true
 			}
 		}
 	}
 	fw := agentapi.Firewall{ENIID: eni.ID}
-	for dir, set := range sets {
-		rules := make([]agentapi.FirewallRule, 0, len(set))
-		for k, cs := range set {
-			cidrs := make([]string, 0, len(cs))
-			for c := range cs {
-				cidrs = append(cidrs, c)
+	for dir, set := range rules {
+		out := make([]agentapi.FirewallRule, 0, len(set))
+		for k, p := range set {
+			r := agentapi.FirewallRule{Protocol: k.proto, FromPort: k.from, ToPort: k.to, CIDRs: sortedKeys(p.cidrs)}
+			if len(p.sets) > 0 {
+				r.Sets = sortedKeys(p.sets)
 			}
-			slices.Sort(cidrs)
-			rules = append(rules, agentapi.FirewallRule{Protocol: k.proto, FromPort: k.from, ToPort: k.to, CIDRs: cidrs})
+			out = append(out, r)
 		}
-		slices.SortFunc(rules, func(a, b agentapi.FirewallRule) int {
+		slices.SortFunc(out, func(a, b agentapi.FirewallRule) int {
 			return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.FromPort, b.FromPort), cmp.Compare(a.ToPort, b.ToPort))
 		})
 		if dir == 0 {
-			fw.Ingress = rules
+			fw.Ingress = out
 		} else {
-			fw.Egress = rules
+			fw.Egress = out
 		}
 	}
 	return fw
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // sameFirewall reports whether two firewalls allow the same (revisions aside).
@@ -84,22 +93,19 @@ func sameFirewall(a, b agentapi.Firewall) bool {
 
 func sameRules(a, b []agentapi.FirewallRule) bool {
 	return slices.EqualFunc(a, b, func(x, y agentapi.FirewallRule) bool {
-		return x.Protocol == y.Protocol && x.FromPort == y.FromPort && x.ToPort == y.ToPort && slices.Equal(x.CIDRs, y.CIDRs)
+		return x.Protocol == y.Protocol && x.FromPort == y.FromPort && x.ToPort == y.ToPort && slices.Equal(x.CIDRs, y.CIDRs) &&
+			slices.Equal(x.Sets, y.Sets)
 	})
 }
 
 // GroupIngress returns the ingress rules of the security groups groupIDs
-// (all of one VPC) as an ENI in those groups would get them: source groups
-// resolved to the /32 of their members, merged and sorted as
+// (all of one VPC) as an ENI in those groups would get them, with source
+// groups resolved to the /32 of their members, merged and sorted as
 // computeFirewall does. Load balancers use it for their listeners. Unknown
 // groups add nothing.
 func (s *Service) GroupIngress(ctx context.Context, account, region string, groupIDs []string) ([]agentapi.FirewallRule, error) {
 	sc := newScope(account, region)
-	enis, rev, err := listRev[eniRecord](ctx, s.st, sc.prefix("enis"), 0)
-	if err != nil {
-		return nil, err
-	}
-	groupList, _, err := listRev[groupRecord](ctx, s.st, sc.prefix("sgs"), rev)
+	groupList, rev, err := listRev[groupRecord](ctx, s.st, sc.prefix("sgs"), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -108,15 +114,66 @@ func (s *Service) GroupIngress(ctx context.Context, account, region string, grou
 		groups[g.v.ID] = g.v
 	}
 	probe := agentapi.ENI{SecurityGroups: groupIDs}
-	for _, id := range groupIDs {
-		if g := groups[id]; g != nil {
-			probe.VpcID = g.VpcID
-			break
+	rules := computeFirewall(sc, &probe, groups).Ingress
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Sets...)
+	}
+	sets, err := s.AddressSets(ctx, dedupe(names), rev, 0)
+	if err != nil {
+		return nil, err
+	}
+	return agentapi.ResolveSets(rules, sets), nil
+}
+
+// AddressSets reads, as of revision rev, the named address sets (as
+// firewall rules name them) that changed after revision since: each with
+// the revision of its last change and its members' addresses, sorted. A
+// set that never had a member has revision 0 and no addresses. Names that
+// are not sets are skipped.
+func (s *Service) AddressSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error) {
+	type ref struct {
+		name  string
+		sc    scope
+		group string
+	}
+	var refs []ref
+	var ops []clientv3.Op
+	for _, n := range names {
+		if sc, g, ok := parseSetName(n); ok {
+			refs = append(refs, ref{n, sc, g})
+			ops = append(ops, clientv3.OpGet(setKey(n), clientv3.WithRev(rev), clientv3.WithKeysOnly()))
 		}
 	}
-	members := make([]*agentapi.ENI, len(enis))
-	for i, e := range enis {
-		members[i] = &e.v.ENI
+	var out []agentapi.AddressSet
+	for lo := 0; lo < len(ops); lo += maxTxnOps {
+		resp, err := s.st.C.Txn(ctx).Then(ops[lo:min(lo+maxTxnOps, len(ops))]...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read address sets: %w", err)
+		}
+		for i, rr := range resp.Responses {
+			var setRev int64
+			if kvs := rr.GetResponseRange().Kvs; len(kvs) > 0 {
+				setRev = kvs[0].ModRevision
+			}
+			if since > 0 && setRev <= since {
+				continue
+			}
+			r := refs[lo+i]
+			members, err := s.st.C.Get(ctx, r.sc.memberPrefix(r.group), clientv3.WithPrefix(), clientv3.WithRev(rev))
+			if err != nil {
+				return nil, fmt.Errorf("read members of %s: %w", r.name, err)
+			}
+			set := agentapi.AddressSet{Name: r.name, Revision: setRev, Addresses: make([]string, 0, len(members.Kvs))}
+			for _, kv := range members.Kvs {
+				var m memberRecord
+				if json.Unmarshal(kv.Value, &m) == nil && m.IP != "" {
+					set.Addresses = append(set.Addresses, m.IP)
+				}
+			}
+			slices.Sort(set.Addresses)
+			out = append(out, set)
+		}
 	}
-	return computeFirewall(&probe, groups, members).Ingress, nil
+	return out, nil
 }

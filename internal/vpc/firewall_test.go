@@ -22,34 +22,47 @@ func TestComputeFirewall(t *testing.T) {
 		{Egress: true, Protocol: "udp", FromPort: 53, ToPort: 53, SourceGroup: "sg-client"},
 	}}
 	groups := map[string]*groupRecord{"sg-web": web, "sg-mon": mon}
+	sc := scope{account: "123456789012", region: "eu-west-1"}
 	self := &agentapi.ENI{ID: "eni-self", VpcID: "vpc-1", PrivateIP: "10.0.0.4", SecurityGroups: []string{"sg-web", "sg-mon"}}
-	enis := []*agentapi.ENI{
-		self,
-		{ID: "eni-c1", VpcID: "vpc-1", PrivateIP: "10.0.0.9", SecurityGroups: []string{"sg-client"}},
-		{ID: "eni-c2", VpcID: "vpc-1", PrivateIP: "10.0.1.7", SecurityGroups: []string{"sg-x", "sg-client"}},
-		{ID: "eni-far", VpcID: "vpc-2", PrivateIP: "10.0.0.5", SecurityGroups: []string{"sg-client"}}, // another VPC
-	}
-	got := computeFirewall(self, groups, enis)
+	got := computeFirewall(sc, self, groups)
+	const client, monSet, empty = "123456789012/eu-west-1/sg-client", "123456789012/eu-west-1/sg-mon", "123456789012/eu-west-1/sg-empty"
 	want := agentapi.Firewall{ENIID: "eni-self",
 		Ingress: []agentapi.FirewallRule{
 			{Protocol: "icmp", FromPort: -1, ToPort: -1, CIDRs: []string{"10.9.0.0/16"}},
-			{Protocol: "tcp", FromPort: 80, ToPort: 80, CIDRs: []string{"10.0.0.4/32", "10.0.0.9/32", "10.0.1.7/32", "192.168.0.0/16"}},
+			{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{}, Sets: []string{empty}},
+			{Protocol: "tcp", FromPort: 80, ToPort: 80, CIDRs: []string{"192.168.0.0/16"}, Sets: []string{client, monSet}},
 		},
 		Egress: []agentapi.FirewallRule{
 			{Protocol: "-1", FromPort: -1, ToPort: -1, CIDRs: []string{"0.0.0.0/0"}},
-			{Protocol: "udp", FromPort: 53, ToPort: 53, CIDRs: []string{"10.0.0.9/32", "10.0.1.7/32"}},
+			{Protocol: "udp", FromPort: 53, ToPort: 53, CIDRs: []string{}, Sets: []string{client}},
 		}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("firewall\n got %+v\nwant %+v", got, want)
 	}
-	// Order of groups and ENIs does not matter.
-	slices.Reverse(enis)
+	if names := agentapi.SetNames([]agentapi.Firewall{got}); !slices.Equal(names, []string{client, empty, monSet}) {
+		t.Errorf("set names %v", names)
+	}
+	// Order of groups does not matter.
 	self.SecurityGroups = []string{"sg-mon", "sg-web"}
-	if again := computeFirewall(self, groups, enis); !sameFirewall(again, got) {
+	if again := computeFirewall(sc, self, groups); !sameFirewall(again, got) {
 		t.Errorf("not deterministic: %+v", again)
 	}
+	// Resolved with the sets' members; a set with none matches nothing.
+	sets := []agentapi.AddressSet{{Name: client, Addresses: []string{"10.0.1.7", "10.0.0.9"}}, {Name: monSet, Addresses: []string{"10.0.0.4"}},
+		{Name: empty, Addresses: []string{}}}
+	wantIn := []agentapi.FirewallRule{
+		{Protocol: "icmp", FromPort: -1, ToPort: -1, CIDRs: []string{"10.9.0.0/16"}},
+		{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRs: []string{}},
+		{Protocol: "tcp", FromPort: 80, ToPort: 80, CIDRs: []string{"10.0.0.4/32", "10.0.0.9/32", "10.0.1.7/32", "192.168.0.0/16"}},
+	}
+	if in := agentapi.ResolveSets(got.Ingress, sets); !reflect.DeepEqual(in, wantIn) {
+		t.Errorf("resolved ingress\n got %+v\nwant %+v", in, wantIn)
+	}
+	if got.Ingress[2].Sets == nil {
+		t.Error("ResolveSets changed its input")
+	}
 	// No groups: nothing allowed, empty lists rather than nil.
-	none := computeFirewall(&agentapi.ENI{ID: "eni-x"}, groups, enis)
+	none := computeFirewall(sc, &agentapi.ENI{ID: "eni-x"}, groups)
 	if none.Ingress == nil || none.Egress == nil || len(none.Ingress)+len(none.Egress) != 0 {
 		t.Errorf("no groups: %+v", none)
 	}
@@ -72,8 +85,14 @@ func waitFirewall(t *testing.T, node, eniID string, cond func(agentapi.Firewall)
 	return fw, 0
 }
 
+// allows reports whether fw, its address sets read from the store now,
+// lets cidr in on proto/port.
 func allows(fw agentapi.Firewall, proto string, port int, cidr string) bool {
-	for _, r := range fw.Ingress {
+	sets, err := (&Service{st: testStore}).AddressSets(bg, agentapi.SetNames([]agentapi.Firewall{fw}), 0, 0)
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range agentapi.ResolveSets(fw.Ingress, sets) {
 		if r.Protocol == proto && r.FromPort <= port && port <= r.ToPort && slices.Contains(r.CIDRs, cidr) {
 			return true
 		}
@@ -81,8 +100,9 @@ func allows(fw agentapi.Firewall, proto string, port int, cidr string) bool {
 	return false
 }
 
-// TestReconciler: rule changes and ENIs coming and going reach the
-// firewalls of running ENIs well within a second.
+// TestReconciler: rule changes reach the firewalls of running ENIs well
+// within a second; ENIs coming and going change their groups' address sets
+// at once, and no firewall.
 func TestReconciler(t *testing.T) {
 	e := newEnv(t)
 	e.run()
@@ -105,20 +125,34 @@ func TestReconciler(t *testing.T) {
 	t.Logf("authorize reached the firewall in %v", took)
 	revs = append(revs, fw.Revision)
 
-	// A second client appears: it is let in too.
+	// A second client appears: it is let in too, by the group's address
+	// set; the firewall itself does not change.
+	setRev := func() int64 {
+		sets, err := e.s.AddressSets(bg, []string{newScope(e.acct, "us-east-1").setName(client)}, 0, 0)
+		if err != nil || len(sets) != 1 {
+			t.Fatalf("sets %v: %v", sets, err)
+		}
+		return sets[0].Revision
+	}
+	before := setRev()
 	c2 := e.mustAttach("client-2", []string{sn}, []string{client}, false)
-	fw, took = waitFirewall(t, "node-1", w.ID, func(fw agentapi.Firewall) bool { return allows(fw, "tcp", 8080, c2.PrivateIP+"/32") })
-	t.Logf("a new member reached the firewall in %v", took)
-	revs = append(revs, fw.Revision)
-
+	if !allows(fw, "tcp", 8080, c2.PrivateIP+"/32") {
+		t.Error("a new member is not in the group's set")
+	}
+	added := setRev()
 	// It goes away again.
 	if err := e.s.ReleaseENI(bg, e.acct, "us-east-1", "client-2"); err != nil {
 		t.Fatal(err)
 	}
-	fw, _ = waitFirewall(t, "node-1", w.ID, func(fw agentapi.Firewall) bool {
-		return !allows(fw, "tcp", 8080, c2.PrivateIP+"/32") && allows(fw, "tcp", 8080, from)
-	})
-	revs = append(revs, fw.Revision)
+	if allows(fw, "tcp", 8080, c2.PrivateIP+"/32") || !allows(fw, "tcp", 8080, from) {
+		t.Error("a released member is still in the group's set, or the other left it")
+	}
+	if removed := setRev(); !(before < added && added < removed) {
+		t.Errorf("set revisions do not grow: %d, %d, %d", before, added, removed)
+	}
+	if now := waitFirewallNow(t, w); now.Revision != fw.Revision {
+		t.Errorf("members coming and going rewrote the firewall: revision %d, then %d", fw.Revision, now.Revision)
+	}
 
 	ok[*returnXML](e, "RevokeSecurityGroupIngress", "GroupId", web, "IpPermissions.1.IpProtocol", "tcp",
 		"IpPermissions.1.FromPort", "8080", "IpPermissions.1.ToPort", "8080", "IpPermissions.1.Groups.1.GroupId", client)

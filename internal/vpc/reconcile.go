@@ -15,10 +15,11 @@ import (
 )
 
 // The firewall reconciler: it keeps fw/<node>/<eni-id> equal to what the
-// ENI's groups and the scope's ENIs compile to.
+// ENI's groups compile to (members of source groups are address sets, which
+// AttachENI and ReleaseENI keep: no firewall changes with them).
 //
-// It watches the VPC state of every account (security groups and ENIs);
-// a change marks its scope dirty, and after a short debounce every dirty
+// It watches the VPC state of every account (security groups); a change
+// marks its scope dirty, and after a short debounce every dirty
 // scope is recomputed from one consistent snapshot. Each firewall is
 // written only when its content changed, in a transaction that requires the
 // firewall and its ENI unchanged since the snapshot, so two reconcilers (two
@@ -87,7 +88,10 @@ func (s *Service) reconcileLoop(ctx context.Context) error {
 				return fmt.Errorf("watch vpc state: %w", err)
 			}
 			for _, ev := range wr.Events {
-				if sc, kind, ok := watchedKind(string(ev.Kv.Key)); ok && (kind == "sgs" || kind == "enis") {
+				// An ENI's firewall depends on its groups' rules only (a
+				// group's members are an address set): a new ENI comes with
+				// its firewall, and only a change of rules recomputes.
+				if sc, kind, ok := watchedKind(string(ev.Kv.Key)); ok && kind == "sgs" {
 					dirty[sc] = true
 				}
 			}
@@ -190,13 +194,9 @@ func (s *Service) reconcileScope(ctx context.Context, sc scope) error {
 	for _, g := range groupList {
 		groups[g.v.ID] = g.v
 	}
-	members := make([]*agentapi.ENI, len(enis))
-	for i, e := range enis {
-		members[i] = &e.v.ENI
-	}
 	var conflicts int
 	for _, e := range enis {
-		want := computeFirewall(&e.v.ENI, groups, members)
+		want := computeFirewall(sc, &e.v.ENI, groups)
 		key := fwKey(e.v.Node, e.v.ENI.ID)
 		resp, err := s.st.C.Get(ctx, key, clientv3.WithRev(rev))
 		if err != nil {

@@ -30,6 +30,8 @@ import (
 //	vpc-scopes/<account>/<region>     the scope has VPC state (the reconciler's full pass lists these)
 //	publicip/<ip>                     publicIPRecord: a public address in use
 //	fw/<node>/<eni-id>                agentapi.Firewall of an ENI, for the node's agent
+//	sgsets/<account>/<region>/<sg-id> rewritten whenever the group gains or loses a member: its
+//	                                  revision is the revision of the group's address set
 //
 // Consistency rules, which the transactions rely on:
 //   - creating a subnet or a security group rewrites its VPC's record, so a
@@ -68,8 +70,27 @@ func publicIPKey(ip string) string    { return store.Key("publicip", ip) }
 func publicIPPrefix() string          { return store.Prefix("publicip") }
 func fwKey(node, eniID string) string { return store.Key("fw", node, eniID) }
 func fwPrefix() string                { return store.Prefix("fw") }
-func scopeIndexPrefix() string        { return store.Prefix("vpc-scopes") }
-func acctPrefix() string              { return store.Prefix("acct") }
+
+// setName names the address set of a group's members, as firewall rules
+// refer to it: "<account>/<region>/<sg-id>".
+func (sc scope) setName(group string) string { return sc.account + "/" + sc.region + "/" + group }
+func setKey(name string) string              { return AddressSetPrefix() + name }
+
+// AddressSetPrefix is the prefix of the keys whose revisions are those of
+// the address sets: the key of set NAME is AddressSetPrefix()+NAME, and it
+// is rewritten whenever the set changes.
+func AddressSetPrefix() string { return store.Prefix("sgsets") }
+
+// parseSetName splits a set name into its scope and group.
+func parseSetName(name string) (scope, string, bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || !strings.HasPrefix(parts[2], "sg-") {
+		return scope{}, "", false
+	}
+	return scope{account: parts[0], region: parts[1]}, parts[2], true
+}
+func scopeIndexPrefix() string { return store.Prefix("vpc-scopes") }
+func acctPrefix() string       { return store.Prefix("acct") }
 func (sc scope) arn(res string) string {
 	return "arn:aws:ec2:" + sc.region + ":" + sc.account + ":" + res
 }
@@ -167,6 +188,10 @@ type leaseRecord struct {
 	AttachmentID string `json:"attachmentId"`
 	ENIID        string `json:"eniId"`
 }
+
+// setRecord is the value of a group's address-set key; only its revision
+// matters.
+type setRecord struct{}
 
 type memberRecord struct {
 	ENIID string `json:"eniId"`

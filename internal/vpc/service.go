@@ -8,7 +8,8 @@
 // awsvpcConfiguration and to attach and release a task's ENI (ResolveAwsvpc,
 // AttachENI, ReleaseENI), and runs a reconciler (Run) that keeps every ENI's
 // firewall (store key fw/<node>/<eni-id>) equal to the union of its groups'
-// rules with source groups resolved to addresses. It computes; the agent of
+// rules, a source group named by its address set (the group's members'
+// addresses, AddressSets). It computes; the agent of
 // each node applies what it computes (internal/netns). Every account gets, on
 // first use, a default VPC with a default subnet per availability zone and a
 // default security group, as in AWS.

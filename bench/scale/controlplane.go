@@ -157,3 +157,6 @@ func (simNetworks) ReleaseENI(context.Context, string, string, string) error { r
 func (simNetworks) AddressSets(context.Context, []string, int64, int64) ([]agentapi.AddressSet, error) {
 	return nil, nil
 }
+func (simNetworks) AddressSetRevisions(_ context.Context, names []string, _ int64) ([]int64, error) {
+	return make([]int64, len(names)), nil
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/protocol"
@@ -36,6 +37,12 @@ type Accounts struct {
 	// DefaultSessionDuration); Now is the clock (tests replace both).
 	SessionDuration time.Duration
 	Now             func() time.Time
+
+	// tokenMu guards the agents' join token as last read (every agent
+	// request checks it: hundreds a second with many hosts).
+	tokenMu   sync.Mutex
+	token     string
+	tokenRead time.Time
 }
 
 // New returns the accounts kept in st.
@@ -102,13 +109,30 @@ func (a *Accounts) EnsureAgentToken(ctx context.Context) (string, error) {
 }
 
 // AgentTokenValid reports whether token is the agents' join token.
+// The token is read from the store at most every agentTokenTTL: it is made
+// once and never rewritten by berth, so this only bounds how long a token
+// removed by hand keeps working.
 func (a *Accounts) AgentTokenValid(ctx context.Context, token string) bool {
-	var t agentToken
-	if _, err := a.st.Get(ctx, store.Key("agent-token"), &t); err != nil || t.Token == "" {
-		return false
+	a.tokenMu.Lock()
+	known, fresh := a.token, time.Since(a.tokenRead) < agentTokenTTL
+	a.tokenMu.Unlock()
+	if !fresh {
+		var t agentToken
+		if _, err := a.st.Get(ctx, store.Key("agent-token"), &t); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false
+		}
+		known = t.Token
+		if known != "" {
+			a.tokenMu.Lock()
+			a.token, a.tokenRead = known, time.Now()
+			a.tokenMu.Unlock()
+		}
 	}
-	return subtle.ConstantTimeCompare([]byte(t.Token), []byte(token)) == 1
+	return known != "" && subtle.ConstantTimeCompare([]byte(known), []byte(token)) == 1
 }
+
+// agentTokenTTL is how long AgentTokenValid trusts the token it read.
+const agentTokenTTL = 10 * time.Second
 
 const (
 	upperAlnum  = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

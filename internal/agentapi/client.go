@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -204,9 +205,17 @@ func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
 		ns.sets = map[string]AddressSet{}
 	}
 	for _, set := range out.AddressSets {
-		if old, ok := ns.sets[set.Name]; !ok || old.Revision <= set.Revision {
-			ns.sets[set.Name] = set
+		old, ok := ns.sets[set.Name]
+		if ok && old.Revision > set.Revision {
+			continue
 		}
+		if set.Delta {
+			if !ok {
+				return nil, fmt.Errorf("the delta changes address set %s, which this client does not hold", set.Name)
+			}
+			set = applySetDelta(old, set)
+		}
+		ns.sets[set.Name] = set
 	}
 	names := SetNames(out.Firewalls)
 	whole := make([]AddressSet, 0, len(names))
@@ -227,6 +236,24 @@ func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
 		}
 	}
 	return whole, nil
+}
+
+// applySetDelta returns set old with delta's additions and removals, at
+// delta's revision.
+func applySetDelta(old, delta AddressSet) AddressSet {
+	removed := make(map[string]bool, len(delta.Removed))
+	for _, a := range delta.Removed {
+		removed[a] = true
+	}
+	addrs := make([]string, 0, len(old.Addresses)+len(delta.Addresses))
+	for _, a := range old.Addresses {
+		if !removed[a] {
+			addrs = append(addrs, a)
+		}
+	}
+	addrs = append(addrs, delta.Addresses...)
+	slices.Sort(addrs)
+	return AddressSet{Name: old.Name, Revision: delta.Revision, Addresses: slices.Compact(addrs)}
 }
 
 // Report sends one state transition of a task.

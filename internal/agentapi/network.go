@@ -82,6 +82,19 @@ type AddressSet struct {
 	// Revision orders versions of one set; a newer one replaces an older.
 	Revision  int64    `json:"revision"`
 	Addresses []string `json:"addresses"`
+	// Delta (in a poll's delta only): Addresses are those added since the
+	// poll's since and Removed those removed; Client.Tasks applies them to
+	// the set it holds and hands out whole sets.
+	Delta   bool     `json:"delta,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+}
+
+// AddressSetChange is the value of a set's key (store key
+// sgsets/<name>): the change that made its revision, one member's address
+// added or removed.
+type AddressSetChange struct {
+	Add    string `json:"add,omitempty"`
+	Remove string `json:"remove,omitempty"`
 }
 
 // ResolveSets returns rules with every set name replaced by the /32 of

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -215,6 +216,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	router.AddJSONService(billSvc.JSONService())
 	router.Handle("/v2/", s.ecr.Handler())
 	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if os.Getenv("BERTH_PPROF") == "1" {
+		// Go's profiler, unauthenticated: only for profiling a benchmark
+		// or a test machine, never set where the API is reachable by others.
+		router.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		router.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	}
 	router.Handle("/_berth/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	}))

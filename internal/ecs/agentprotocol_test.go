@@ -1,8 +1,10 @@
 package ecs_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -149,14 +151,37 @@ type setNetworks struct {
 	sets map[string][]string
 }
 
+// setTo changes a set's addresses to addrs, one store write per address
+// added, as attaching interfaces does.
 func (f *setNetworks) setTo(t *testing.T, name string, addrs ...string) {
 	t.Helper()
 	f.mu.Lock()
+	old := f.sets[name]
 	f.sets[name] = addrs
 	f.mu.Unlock()
-	if _, err := f.st.C.Put(context.Background(), store.Prefix("sgsets")+name, "{}"); err != nil {
-		t.Fatal(err)
+	for _, a := range addrs {
+		if !slices.Contains(old, a) {
+			if err := f.st.Put(context.Background(), store.Prefix("sgsets")+name, agentapi.AddressSetChange{Add: a}); err != nil {
+				t.Error(err)
+			}
+		}
 	}
+	for _, a := range old {
+		if !slices.Contains(addrs, a) {
+			if err := f.st.Put(context.Background(), store.Prefix("sgsets")+name, agentapi.AddressSetChange{Remove: a}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+func (f *setNetworks) AddressSetRevisions(ctx context.Context, names []string, rev int64) ([]int64, error) {
+	sets, err := f.AddressSets(ctx, names, rev, 0)
+	revs := make([]int64, len(sets))
+	for i, s := range sets {
+		revs[i] = s.Revision
+	}
+	return revs, err
 }
 
 func (f *setNetworks) AddressSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error) {
@@ -190,6 +215,25 @@ func TestAgentPollAddressSets(t *testing.T) {
 	if _, err := e.agent.Register(ctx, agentapi.RegisterRequest{NodeID: "n1", AvailabilityZones: []string{"us-east-1a"}, CPU: 4096, MemoryMiB: 8192}); err != nil {
 		t.Fatal(err)
 	}
+	// Watch the answers on the wire through a proxy.
+	target, _ := url.Parse(e.url)
+	var bodies []string
+	var bodiesMu sync.Mutex
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		bodiesMu.Lock()
+		bodies = append(bodies, string(b))
+		bodiesMu.Unlock()
+		return nil
+	}
+	watching := httptest.NewServer(proxy)
+	t.Cleanup(watching.Close)
+	e.agent = &agentapi.Client{BaseURL: watching.URL, Token: "agent-token"}
 	const web, other = "123456789012/us-east-1/sg-web", "123456789012/us-east-1/sg-other"
 	nets.setTo(t, web, "10.0.0.4")
 	nets.setTo(t, other, "10.0.0.5")
@@ -232,6 +276,12 @@ func TestAgentPollAddressSets(t *testing.T) {
 	if len(next.AddressSets) != 1 || !slices.Equal(next.AddressSets[0].Addresses, []string{"10.0.0.4", "10.0.0.9"}) || next.AddressSets[0].Revision <= r.AddressSets[0].Revision {
 		t.Fatalf("woken poll's sets %+v (was %+v)", next.AddressSets, r.AddressSets)
 	}
+	bodiesMu.Lock()
+	last := bodies[len(bodies)-1]
+	bodiesMu.Unlock()
+	if !strings.Contains(last, `"addresses":["10.0.0.9"],"delta":true`) {
+		t.Errorf("the set did not go as a delta of its new member: %s", last)
+	}
 	// An unchanged set is not sent again, and the client still hands out
 	// the one it holds.
 	r = next
@@ -241,5 +291,18 @@ func TestAgentPollAddressSets(t *testing.T) {
 	next, _ = poll(10 * time.Second)
 	if len(next.Firewalls) != 2 || len(next.AddressSets) != 1 || !slices.Equal(next.AddressSets[0].Addresses, []string{"10.0.0.4", "10.0.0.9"}) {
 		t.Fatalf("after an unrelated firewall: firewalls %d, sets %+v", len(next.Firewalls), next.AddressSets)
+	}
+	// A member leaves: the delta removes it.
+	r = next
+	time.AfterFunc(100*time.Millisecond, func() { nets.setTo(t, web, "10.0.0.9") })
+	next, _ = poll(10 * time.Second)
+	if len(next.AddressSets) != 1 || !slices.Equal(next.AddressSets[0].Addresses, []string{"10.0.0.9"}) {
+		t.Fatalf("after a member left: %+v", next.AddressSets)
+	}
+	bodiesMu.Lock()
+	last = bodies[len(bodies)-1]
+	bodiesMu.Unlock()
+	if !strings.Contains(last, `"removed":["10.0.0.4"]`) {
+		t.Errorf("the set did not go as a delta removing the member: %s", last)
 	}
 }

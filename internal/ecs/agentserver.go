@@ -162,16 +162,21 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var firewalls []agentapi.Firewall
-	var forced []string // the sets that firewalls changed after since name
+	// The sets that firewalls changed after since name, less those that
+	// firewalls the agent had at since name (it holds those).
+	var forced, held []string
 	for _, kv := range read.firewalls {
 		var fw agentapi.Firewall
 		if json.Unmarshal(kv.Value, &fw) == nil {
 			firewalls = append(firewalls, fw)
 			if kv.ModRevision > since {
 				forced = append(forced, agentapi.SetNames([]agentapi.Firewall{fw})...)
+			} else {
+				held = append(held, agentapi.SetNames([]agentapi.Firewall{fw})...)
 			}
 		}
 	}
+	forced = slices.DeleteFunc(forced, func(n string) bool { return slices.Contains(held, n) })
 	sets, err := s.addressSets(r.Context(), node, firewalls, forced, read.rev, since, delta)
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
@@ -207,7 +212,7 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if key, ok := taskKeyFromArn(spec.TaskArn); ok {
-			gets = append(gets, clientv3.OpGet(key))
+			gets = append(gets, s.st.OpGet(key))
 		}
 	}
 	for lo := 0; lo < len(gets); lo += batchReads { // etcd caps a transaction's ops
@@ -247,9 +252,28 @@ func (s *Service) addressSets(ctx context.Context, node string, fws []agentapi.F
 	if err != nil {
 		return nil, err
 	}
+	// The agent holds the other sets as of since: send what changed, as
+	// the hub saw it when it saw it all. A set of every task in a group
+	// would otherwise go whole to every node naming it each time one task
+	// starts or stops.
 	rest := slices.DeleteFunc(names, func(n string) bool { _, found := slices.BinarySearch(forced, n); return found })
-	changed, err := s.cfg.Networks.AddressSets(ctx, rest, rev, since)
-	return append(out, changed...), err
+	revs, err := s.cfg.Networks.AddressSetRevisions(ctx, rest, rev)
+	if err != nil {
+		return nil, err
+	}
+	var whole []string
+	for i, name := range rest {
+		if revs[i] <= since {
+			continue
+		}
+		if added, removed, ok := s.hub.setDelta(name, since, revs[i]); ok {
+			out = append(out, agentapi.AddressSet{Name: name, Revision: revs[i], Delta: true, Addresses: added, Removed: removed})
+		} else {
+			whole = append(whole, name)
+		}
+	}
+	sets, err := s.cfg.Networks.AddressSets(ctx, whole, rev, 0)
+	return append(out, sets...), err
 }
 
 // nodeRead is what a poll of a node answers, read at one revision.
@@ -269,8 +293,8 @@ func (s *Service) readNode(ctx context.Context, node string, since int64, delta 
 	if delta {
 		ids, changed, rev, ok := s.usage.nodeTasks(ctx, node, since, max(since, s.hub.lastRev(node)), 2*time.Second)
 		if ok {
-			snap, err := s.st.C.Txn(ctx).Then(clientv3.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)),
-				clientv3.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))).Commit()
+			snap, err := s.st.C.Txn(ctx).Then(s.st.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)),
+				s.st.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))).Commit()
 			if err != nil {
 				return nodeRead{}, err
 			}
@@ -289,8 +313,8 @@ func (s *Service) readNode(ctx context.Context, node string, since int64, delta 
 	}
 	// One read of the three prefixes, at one revision.
 	snap, err := s.st.C.Txn(ctx).Then(
-		clientv3.OpGet(prefix, assignOpts...), clientv3.OpGet(fwPrefix, clientv3.WithPrefix()),
-		clientv3.OpGet(lbPrefix, clientv3.WithPrefix())).Commit()
+		s.st.OpGet(prefix, assignOpts...), s.st.OpGet(fwPrefix, clientv3.WithPrefix()),
+		s.st.OpGet(lbPrefix, clientv3.WithPrefix())).Commit()
 	if err != nil {
 		return nodeRead{}, err
 	}
@@ -318,7 +342,7 @@ func (s *Service) valuesAt(ctx context.Context, kvs []*mvccpb.KeyValue, rev int6
 	for lo := 0; lo < len(kvs); lo += batchReads {
 		var ops []clientv3.Op
 		for _, kv := range kvs[lo:min(lo+batchReads, len(kvs))] {
-			ops = append(ops, clientv3.OpGet(string(kv.Key), clientv3.WithRev(rev)))
+			ops = append(ops, s.st.OpGet(string(kv.Key), clientv3.WithRev(rev)))
 		}
 		tr, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 		if err != nil {

@@ -46,6 +46,9 @@ func (f *fakeNetworks) ReleaseENI(context.Context, string, string, string) error
 func (f *fakeNetworks) AddressSets(context.Context, []string, int64, int64) ([]agentapi.AddressSet, error) {
 	return nil, nil
 }
+func (f *fakeNetworks) AddressSetRevisions(_ context.Context, names []string, _ int64) ([]int64, error) {
+	return make([]int64, len(names)), nil
+}
 
 // fakeLBs are target groups whose registered targets are healthy at once
 // and whose deregistered targets drain until the test lets them go.

@@ -28,6 +28,9 @@ type Networks interface {
 	// changed after since (every one when since is 0). The key of set NAME
 	// is store.Prefix("sgsets")+NAME, rewritten whenever the set changes.
 	AddressSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error)
+	// AddressSetRevisions reads the revisions of the named sets as of
+	// revision rev, in order (0: a set that never had a member).
+	AddressSetRevisions(ctx context.Context, names []string, rev int64) ([]int64, error)
 }
 
 // awsvpcPlan is an awsvpc task's network as RunTask resolved it.

@@ -2,15 +2,18 @@ package ecs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -40,12 +43,69 @@ type nodeHub struct {
 	rev      map[string]int64           // node → last revision that changed it
 	waiters  map[string][]waiter        // node → polls waiting for a change
 	setRev   map[string]int64           // address set → last revision that changed it
+	setLog   map[string][]setChange     // address set → the changes the hub saw, oldest first
+	setFloor map[string]int64           // address set → changes up to this were dropped from its log
 	nodeSets map[string][]string        // node → the sets its last poll's firewalls named
 	setNodes map[string]map[string]bool // address set → the nodes that name it
 }
 
 // setPrefix is where address sets' revisions live (vpc.AddressSetPrefix).
 var setPrefix = store.Prefix("sgsets")
+
+// setChange is one member's address joining (add) or leaving a set.
+type setChange struct {
+	rev  int64
+	addr string
+	add  bool
+}
+
+// maxSetLog is how many changes of a set the hub keeps for deltas; a poll
+// further behind gets the whole set.
+const maxSetLog = 4096
+
+// setDelta returns the net change of set name after revision since up to
+// upto, from the changes the hub saw. ok is false when the hub cannot tell
+// (it started after since, dropped some, or has not seen upto yet).
+func (h *nodeHub) setDelta(name string, since, upto int64) (added, removed []string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if since < max(h.start, h.setFloor[name]) || h.setRev[name] < upto {
+		return nil, nil, false
+	}
+	log := h.setLog[name]
+	net := map[string]bool{}
+	for i := sort.Search(len(log), func(i int) bool { return log[i].rev > since }); i < len(log) && log[i].rev <= upto; i++ {
+		net[log[i].addr] = log[i].add
+	}
+	for a, add := range net {
+		if add {
+			added = append(added, a)
+		} else {
+			removed = append(removed, a)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return added, removed, true
+}
+
+// logSet records a change of set name. h.mu is held.
+func (h *nodeHub) logSet(name string, rev int64, value []byte) {
+	var c agentapi.AddressSetChange
+	if len(value) == 0 || json.Unmarshal(value, &c) != nil || (c.Add == "") == (c.Remove == "") {
+		// Not a member's change (the set was deleted): deltas across it
+		// cannot be told.
+		delete(h.setLog, name)
+		h.setFloor[name] = rev
+		return
+	}
+	log := append(h.setLog[name], setChange{rev: rev, addr: c.Add + c.Remove, add: c.Add != ""})
+	if len(log) > maxSetLog {
+		h.setFloor[name] = log[len(log)-maxSetLog/2-1].rev
+		log = slices.Clone(log[len(log)-maxSetLog/2:])
+	}
+	h.setLog[name] = log
+}
 
 // waiter is a poll waiting for a change of its node after revision since.
 type waiter struct {
@@ -59,7 +119,7 @@ const unknown = int64(1) << 62
 
 func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
 	return &nodeHub{st: st, log: log, prefixes: prefixes, ready: make(chan struct{}), start: unknown, rev: map[string]int64{},
-		waiters: map[string][]waiter{}, setRev: map[string]int64{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
+		waiters: map[string][]waiter{}, setRev: map[string]int64{}, setLog: map[string][]setChange{}, setFloor: map[string]int64{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
 }
 
 // refer records the address sets node's firewalls name, as of its poll:
@@ -163,6 +223,7 @@ func (h *nodeHub) follow(ctx context.Context) error {
 	type event struct {
 		node, set string // one of them
 		rev       int64
+		value     []byte // a set's change
 	}
 	events := make(chan []event)
 	prefixes := append(slices.Clone(h.prefixes), setPrefix)
@@ -179,7 +240,7 @@ func (h *nodeHub) follow(ctx context.Context) error {
 				for _, ev := range wr.Events {
 					rest := strings.TrimPrefix(string(ev.Kv.Key), p)
 					if p == setPrefix {
-						evs = append(evs, event{set: rest, rev: ev.Kv.ModRevision})
+						evs = append(evs, event{set: rest, rev: ev.Kv.ModRevision, value: ev.Kv.Value})
 					} else if node, _, ok := strings.Cut(rest, "/"); ok {
 						evs = append(evs, event{node: node, rev: ev.Kv.ModRevision})
 					}
@@ -209,6 +270,7 @@ func (h *nodeHub) follow(ctx context.Context) error {
 				}
 				if ev.rev > h.setRev[ev.set] {
 					h.setRev[ev.set] = ev.rev
+					h.logSet(ev.set, ev.rev, ev.value)
 				}
 				for node := range h.setNodes[ev.set] {
 					h.changed(node, ev.rev)
@@ -233,6 +295,8 @@ func (h *nodeHub) reset(start int64) {
 	h.start = start
 	h.rev = map[string]int64{}
 	h.setRev = map[string]int64{}
+	h.setLog = map[string][]setChange{}
+	h.setFloor = map[string]int64{}
 	for _, ws := range h.waiters {
 		for _, w := range ws {
 			close(w.ch)

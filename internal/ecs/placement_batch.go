@@ -57,7 +57,7 @@ func (s *Service) readPending(ctx context.Context, arns []string) map[string]pen
 			if !ok {
 				continue
 			}
-			ops = append(ops, clientv3.OpGet(key))
+			ops = append(ops, s.st.OpGet(key))
 			keys = append(keys, arn)
 		}
 		if len(ops) == 0 {

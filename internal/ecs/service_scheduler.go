@@ -491,7 +491,7 @@ func (s *Service) serviceTasks(ctx context.Context, sc scope, cluster, name stri
 		batch := tasks[start:min(start+100, len(tasks))]
 		ops := make([]clientv3.Op, 0, len(batch))
 		for _, t := range batch {
-			ops = append(ops, clientv3.OpGet(taskKey(sc, cluster, t.ID)))
+			ops = append(ops, s.st.OpGet(taskKey(sc, cluster, t.ID)))
 		}
 		resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 		if err != nil {

@@ -275,7 +275,7 @@ func (s *Service) eachStoppedTask(ctx context.Context, each func(key string, val
 		n := min(len(keys), 100)
 		ops := make([]clientv3.Op, n)
 		for i, k := range keys[:n] {
-			ops[i] = clientv3.OpGet(k)
+			ops[i] = s.st.OpGet(k)
 		}
 		resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 		if err != nil {

@@ -127,7 +127,7 @@ func (s *Service) describeTasks(ctx context.Context, body []byte) (any, error) {
 	withTags := contains(in.Include, "TAGS")
 	ops := make([]clientv3.Op, 0, len(in.Tasks))
 	for _, t := range in.Tasks {
-		ops = append(ops, clientv3.OpGet(taskKey(sc, cluster.ClusterName, taskID(t))))
+		ops = append(ops, s.st.OpGet(taskKey(sc, cluster.ClusterName, taskID(t))))
 	}
 	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 	if err != nil {

@@ -113,6 +113,33 @@ func (s *Service) runPlacement(ctx context.Context) {
 	}
 }
 
+// touchesELB reports whether any of evs is of what load balancers are
+// placed from: a scope's ELB state (acct/<account>/<region>/elb/…), and in
+// a scope with load balancers its security groups and their members
+// (listeners' ingress) and its container instances (instance targets). The
+// rest of an account's state (tasks above all, which change all the time)
+// places no load balancer; the periodic pass catches anything else.
+func (s *Service) touchesELB(evs []*clientv3.Event) bool {
+	withLBs := s.lbScopes.Load()
+	for _, ev := range evs {
+		rest := strings.TrimPrefix(string(ev.Kv.Key), store.Prefix("acct"))
+		parts := strings.SplitN(rest, "/", 5)
+		if len(parts) < 4 {
+			continue
+		}
+		if parts[2] == "elb" {
+			return true
+		}
+		if withLBs != nil && !(*withLBs)[parts[0]+"/"+parts[1]] {
+			continue
+		}
+		if parts[2] == "instances" || (parts[2] == "vpc" && (parts[3] == "sgs" || parts[3] == "sg-members")) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Service) placementWatch(ctx context.Context) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -134,6 +161,9 @@ func (s *Service) placementWatch(ctx context.Context) {
 		case wr, ok := <-acct:
 			if !ok || wr.Err() != nil {
 				return
+			}
+			if !s.touchesELB(wr.Events) {
+				continue // a task or another service's record: nothing to place
 			}
 		case wr, ok := <-nodes:
 			if !ok || wr.Err() != nil {
@@ -258,6 +288,11 @@ func (s *Service) Place(ctx context.Context) error {
 			}
 		}
 	}
+	withLBs := map[string]bool{}
+	for _, sc := range live {
+		withLBs[sc.account+"/"+sc.region] = true
+	}
+	s.lbScopes.Store(&withLBs)
 	sort.Slice(items, func(i, j int) bool {
 		a, b := items[i].lb, items[j].lb
 		if !a.Created.Equal(b.Created) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -481,5 +482,40 @@ func TestPlacementReplicas(t *testing.T) {
 	_ = pe.s.Place(context.Background())
 	if got := len(pe.leases()); got != 30 {
 		t.Errorf("%d leases from a pool of 30", got)
+	}
+}
+
+// TestTouchesELB: what wakes a placement pass. A task's record never does;
+// a scope's ELB state always does; its security groups, their members and
+// its container instances do only where it has load balancers.
+func TestTouchesELB(t *testing.T) {
+	s := &Service{}
+	ev := func(key string) []*clientv3.Event {
+		return []*clientv3.Event{{Kv: &mvccpb.KeyValue{Key: []byte(key)}}}
+	}
+	task := store.Scoped("111111111111", "us-east-1", "tasks", "default", "abc")
+	lb := store.Scoped("111111111111", "us-east-1", "elb", "cfg", "lb", "0123")
+	member := store.Scoped("111111111111", "us-east-1", "vpc", "sg-members", "sg-1", "att")
+	other := store.Scoped("222222222222", "us-east-1", "vpc", "sg-members", "sg-1", "att")
+	instance := store.Scoped("111111111111", "us-east-1", "instances", "default", "i-1")
+	for _, c := range []struct {
+		key        string
+		before, lb bool // before any pass; after a pass that found a load balancer in 111111111111/us-east-1
+	}{
+		{task, false, false},
+		{lb, true, true},
+		{member, true, true},
+		{other, true, false},
+		{instance, true, true},
+		{store.Key("nodes", "n1"), false, false},
+	} {
+		s.lbScopes.Store(nil)
+		if got := s.touchesELB(ev(c.key)); got != c.before {
+			t.Errorf("before a pass, %s: %v", c.key, got)
+		}
+		s.lbScopes.Store(&map[string]bool{"111111111111/us-east-1": true})
+		if got := s.touchesELB(ev(c.key)); got != c.lb {
+			t.Errorf("with load balancers in one scope, %s: %v", c.key, got)
+		}
 	}
 }

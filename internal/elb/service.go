@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/protocol"
@@ -115,6 +116,10 @@ type Service struct {
 	st  *store.Store
 	net Networks
 	log *slog.Logger
+
+	// lbScopes are the scopes ("account/region") that had a load balancer
+	// at the last placement pass (nil: no pass yet).
+	lbScopes atomic.Pointer[map[string]bool]
 }
 
 // New creates the ELB service.

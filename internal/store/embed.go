@@ -132,7 +132,9 @@ func startEmbedded(ctx context.Context, dir string, logger *slog.Logger, opts Em
 		return nil, ctx.Err()
 	}
 	logger.Debug("embedded etcd ready", "dir", dir, "client", curl.String())
-	return &Embedded{etcd: e, Client: v3client.New(e.Server), ClientURL: curl.String()}, nil
+	c := v3client.New(e.Server)
+	c.KV = localReads{c.KV}
+	return &Embedded{etcd: e, Client: c, ClientURL: curl.String()}, nil
 }
 
 // Close stops the embedded etcd.
@@ -199,4 +201,18 @@ func Connect(ctx context.Context, endpoints []string) (*clientv3.Client, error) 
 		return nil, fmt.Errorf("etcd %s: %w", endpoints[0], err)
 	}
 	return c, nil
+}
+
+// localReads makes every Get of the embedded etcd serializable: served
+// from the member's applied state, without the ReadIndex round through
+// raft that a linearizable read waits for (under a heavy write load, that
+// wait was most of RunTask's tail latency). On a single member, which the
+// embedded etcd always is, this loses nothing: a write is acknowledged only
+// once applied, so a serializable read sees every acknowledged write, and
+// the applied state only moves forward. Against an external cluster (store
+// Connect) reads stay linearizable: a follower's state may lag.
+type localReads struct{ clientv3.KV }
+
+func (k localReads) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	return k.KV.Get(ctx, key, append(opts, clientv3.WithSerializable())...)
 }

@@ -23,10 +23,25 @@ var (
 // Store reads and writes JSON documents in etcd.
 type Store struct {
 	C *clientv3.Client
+	// local: C is the embedded single-member etcd's client, whose reads
+	// are served locally (see localReads).
+	local bool
 }
 
 // New wraps an etcd client.
-func New(c *clientv3.Client) *Store { return &Store{C: c} }
+func New(c *clientv3.Client) *Store {
+	_, local := c.KV.(localReads)
+	return &Store{C: c, local: local}
+}
+
+// OpGet is clientv3.OpGet for a read-only transaction: on the embedded
+// etcd it is served locally, like Get (see localReads).
+func (s *Store) OpGet(key string, opts ...clientv3.OpOption) clientv3.Op {
+	if s.local {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	return clientv3.OpGet(key, opts...)
+}
 
 // StoredDecoder is a type that decodes its stored JSON itself (faster than
 // encoding/json's reflection for a record read on every report); Get uses

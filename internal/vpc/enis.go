@@ -94,6 +94,47 @@ func (s *Service) planAttach(ctx context.Context, sc scope, subnets, groups []st
 	return plan, nil
 }
 
+// planCacheSize bounds the plans kept: one per distinct network
+// configuration (scope, subnets, groups) in use.
+const planCacheSize = 1024
+
+// cachedPlan is planAttach, from memory when the same configuration was
+// planned before. A stale plan is safe: the attach transaction compares the
+// revisions of the subnet and the groups it read (the VPC's CIDR and
+// default group never change), and a failed comparison forgets the plan.
+func (s *Service) cachedPlan(ctx context.Context, sc scope, subnets, groups []string) (*attachPlan, error) {
+	key := sc.account + "/" + sc.region + "|" + strings.Join(dedupe(subnets), ",") + "|" + strings.Join(dedupe(groups), ",")
+	s.plansMu.Lock()
+	p := s.plans[key]
+	s.plansMu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	p, err := s.planAttach(ctx, sc, subnets, groups)
+	if err != nil {
+		return nil, err
+	}
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	if s.plans == nil || len(s.plans) >= planCacheSize {
+		s.plans = map[string]*attachPlan{}
+	}
+	s.plans[key] = p
+	return p, nil
+}
+
+// forgetPlans drops the cached plans of a scope.
+func (s *Service) forgetPlans(sc scope) {
+	prefix := sc.account + "/" + sc.region + "|"
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	for k := range s.plans {
+		if strings.HasPrefix(k, prefix) {
+			delete(s.plans, k)
+		}
+	}
+}
+
 func dedupe(ids []string) []string {
 	var out []string
 	for _, id := range ids {
@@ -143,24 +184,12 @@ func (s *Service) AttachENI(ctx context.Context, account, region, attachmentID, 
 // caller should try again.
 func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node string, subnets, groups []string,
 	assignPublicIP bool, attempt int) (agentapi.ENI, bool, error) {
-	existing, err := s.st.C.Get(ctx, sc.eniKey(attachmentID))
-	if err != nil {
-		return agentapi.ENI{}, false, fmt.Errorf("get eni: %w", err)
-	}
-	if len(existing.Kvs) > 0 {
-		var rec eniRecord
-		if err := json.Unmarshal(existing.Kvs[0].Value, &rec); err != nil {
-			return agentapi.ENI{}, false, fmt.Errorf("decode eni %s: %w", attachmentID, err)
-		}
-		return rec.ENI, true, nil
-	}
-	plan, err := s.planAttach(ctx, sc, subnets, groups)
+	// An ENI that exists already fails the transaction, which then returns
+	// it: a call repeated after a crash costs no extra read up front.
+	plan, err := s.cachedPlan(ctx, sc, subnets, groups)
 	if err != nil {
 		return agentapi.ENI{}, false, err
 	}
-	// The firewall's revision: the read above precedes every read of the
-	// plan, so the reconciler's later recomputations are all newer.
-	snapRev := existing.Header.Revision
 	var full []string
 	for _, cand := range plan.subnets {
 		sn := cand.v
@@ -190,7 +219,7 @@ func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node st
 			}
 		}
 		eni := s.newENI(sc, plan, sn, pfx, ip, pub, attachmentID)
-		return s.commitAttach(ctx, sc, plan, cand, eni, node, snapRev)
+		return s.commitAttach(ctx, sc, plan, cand, eni, node)
 	}
 	if len(full) == 1 {
 		return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnet %s has no free addresses", full[0])
@@ -220,13 +249,21 @@ func (s *Service) newENI(sc scope, plan *attachPlan, sn *subnetRecord, pfx netip
 // the lease cache and returns done=false. Either way it settles the
 // addresses tryAttach reserved.
 func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, cand versioned[subnetRecord],
-	eni agentapi.ENI, node string, snapRev int64) (agentapi.ENI, bool, error) {
+	eni agentapi.ENI, node string) (agentapi.ENI, bool, error) {
 	groups := map[string]*groupRecord{}
+	// The firewall's revision: that of the newest record it is computed
+	// from. No firewall of this ENI came before it, and the reconciler's
+	// later ones are computed from snapshots after the commit, so newer.
+	var fwRev int64
 	for _, g := range plan.groups {
 		groups[g.v.ID] = g.v
+		fwRev = max(fwRev, g.rev)
+	}
+	for _, sn := range plan.subnets {
+		fwRev = max(fwRev, sn.rev)
 	}
 	fw := computeFirewall(sc, &eni, groups)
-	fw.Revision = snapRev
+	fw.Revision = fwRev
 
 	rec := eniRecord{ENI: eni, Node: node, Attached: s.cfg.Now().UTC()}
 	leaseKey := sc.leaseKey(eni.SubnetID, eni.PrivateIP)
@@ -242,10 +279,10 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 	t.put(leaseKey, leaseRecord{AttachmentID: eni.AttachmentID, ENIID: eni.ID})
 	for _, g := range eni.SecurityGroups {
 		t.put(sc.memberKey(g, eni.AttachmentID), memberRecord{ENIID: eni.ID, IP: eni.PrivateIP})
-		t.put(setKey(sc.setName(g)), setRecord{})
+		t.put(setKey(sc.setName(g)), agentapi.AddressSetChange{Add: eni.PrivateIP})
 	}
 	t.put(fwKey(node, eni.ID), fw)
-	t.els = append(t.els, clientv3.OpGet(leaseKey, clientv3.WithCountOnly()))
+	t.els = append(t.els, clientv3.OpGet(leaseKey, clientv3.WithCountOnly()), clientv3.OpGet(sc.eniKey(eni.AttachmentID)))
 	if eni.PublicIP != "" {
 		pk := publicIPKey(eni.PublicIP)
 		t.ifRev(pk, 0)
@@ -254,9 +291,13 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 	}
 	ok, resp, err := s.commit(ctx, t)
 	privTaken, pubTaken := true, true // an unknown outcome: the next read of the leases tells
+	var existing []byte
 	if err == nil && !ok {
 		privTaken = resp.Responses[0].GetResponseRange().Count > 0
-		pubTaken = eni.PublicIP != "" && resp.Responses[1].GetResponseRange().Count > 0
+		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+			existing = kvs[0].Value
+		}
+		pubTaken = eni.PublicIP != "" && resp.Responses[2].GetResponseRange().Count > 0
 	}
 	s.settle(sc.leasePrefix(eni.SubnetID), netip.MustParseAddr(eni.PrivateIP), privTaken)
 	if eni.PublicIP != "" {
@@ -269,6 +310,18 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 		s.log.Info("attached eni", "account", sc.account, "region", sc.region, "attachment", eni.AttachmentID,
 			"eni", eni.ID, "subnet", eni.SubnetID, "ip", eni.PrivateIP, "publicIp", eni.PublicIP, "node", node)
 		return eni, true, nil
+	}
+	if existing != nil {
+		var rec eniRecord
+		if err := json.Unmarshal(existing, &rec); err != nil {
+			return agentapi.ENI{}, false, fmt.Errorf("decode eni %s: %w", eni.AttachmentID, err)
+		}
+		return rec.ENI, true, nil
+	}
+	if !privTaken && !pubTaken {
+		// Not a lost address: the subnet or a group changed since the plan
+		// was read.
+		s.forgetPlans(sc)
 	}
 	return agentapi.ENI{}, false, nil
 }
@@ -296,7 +349,7 @@ func (s *Service) ReleaseENI(ctx context.Context, account, region, attachmentID 
 		t.del(sc.leaseKey(e.SubnetID, e.PrivateIP))
 		for _, g := range e.SecurityGroups {
 			t.del(sc.memberKey(g, attachmentID))
-			t.put(setKey(sc.setName(g)), setRecord{})
+			t.put(setKey(sc.setName(g)), agentapi.AddressSetChange{Remove: e.PrivateIP})
 		}
 		if e.PublicIP != "" {
 			t.del(publicIPKey(e.PublicIP))

@@ -126,53 +126,83 @@ func (s *Service) GroupIngress(ctx context.Context, account, region string, grou
 	return agentapi.ResolveSets(rules, sets), nil
 }
 
+// readSet returns the members of a set at revision setRev (the set's last
+// change as of rev, so its members at rev), from the cache of the last
+// read of each set: the agents of every node that names a set ask for it
+// when it changes. Callers must not modify the addresses.
+func (s *Service) readSet(ctx context.Context, sc scope, group, name string, setRev, rev int64) (agentapi.AddressSet, error) {
+	s.setsMu.Lock()
+	if c, ok := s.sets[name]; ok && c.Revision == setRev {
+		s.setsMu.Unlock()
+		return c, nil
+	}
+	s.setsMu.Unlock()
+	members, err := s.st.C.Get(ctx, sc.memberPrefix(group), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	if err != nil {
+		return agentapi.AddressSet{}, fmt.Errorf("read members of %s: %w", name, err)
+	}
+	set := agentapi.AddressSet{Name: name, Revision: setRev, Addresses: make([]string, 0, len(members.Kvs))}
+	for _, kv := range members.Kvs {
+		var m memberRecord
+		if json.Unmarshal(kv.Value, &m) == nil && m.IP != "" {
+			set.Addresses = append(set.Addresses, m.IP)
+		}
+	}
+	slices.Sort(set.Addresses)
+	s.setsMu.Lock()
+	defer s.setsMu.Unlock()
+	if s.sets == nil {
+		s.sets = map[string]agentapi.AddressSet{}
+	}
+	if c, ok := s.sets[name]; !ok || c.Revision < setRev {
+		s.sets[name] = set
+	}
+	return set, nil
+}
+
 // AddressSets reads, as of revision rev, the named address sets (as
 // firewall rules name them) that changed after revision since: each with
 // the revision of its last change and its members' addresses, sorted. A
 // set that never had a member has revision 0 and no addresses. Names that
 // are not sets are skipped.
 func (s *Service) AddressSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error) {
-	type ref struct {
-		name  string
-		sc    scope
-		group string
-	}
-	var refs []ref
-	var ops []clientv3.Op
-	for _, n := range names {
-		if sc, g, ok := parseSetName(n); ok {
-			refs = append(refs, ref{n, sc, g})
-			ops = append(ops, clientv3.OpGet(setKey(n), clientv3.WithRev(rev), clientv3.WithKeysOnly()))
-		}
+	revs, err := s.AddressSetRevisions(ctx, names, rev)
+	if err != nil {
+		return nil, err
 	}
 	var out []agentapi.AddressSet
-	for lo := 0; lo < len(ops); lo += maxTxnOps {
-		resp, err := s.st.C.Txn(ctx).Then(ops[lo:min(lo+maxTxnOps, len(ops))]...).Commit()
+	for i, n := range names {
+		sc, g, ok := parseSetName(n)
+		if !ok || (since > 0 && revs[i] <= since) {
+			continue
+		}
+		set, err := s.readSet(ctx, sc, g, n, revs[i], rev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, set)
+	}
+	return out, nil
+}
+
+// AddressSetRevisions reads the revisions of the named sets as of revision
+// rev, in order: that of each one's last change (0: never a member, or not
+// a set).
+func (s *Service) AddressSetRevisions(ctx context.Context, names []string, rev int64) ([]int64, error) {
+	out := make([]int64, len(names))
+	for lo := 0; lo < len(names); lo += maxTxnOps {
+		var ops []clientv3.Op
+		for _, n := range names[lo:min(lo+maxTxnOps, len(names))] {
+			ops = append(ops, s.st.OpGet(setKey(n), clientv3.WithRev(rev), clientv3.WithKeysOnly()))
+		}
+		resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("read address sets: %w", err)
 		}
 		for i, rr := range resp.Responses {
-			var setRev int64
 			if kvs := rr.GetResponseRange().Kvs; len(kvs) > 0 {
-				setRev = kvs[0].ModRevision
+				out[lo+i] = kvs[0].ModRevision
 			}
-			if since > 0 && setRev <= since {
-				continue
-			}
-			r := refs[lo+i]
-			members, err := s.st.C.Get(ctx, r.sc.memberPrefix(r.group), clientv3.WithPrefix(), clientv3.WithRev(rev))
-			if err != nil {
-				return nil, fmt.Errorf("read members of %s: %w", r.name, err)
-			}
-			set := agentapi.AddressSet{Name: r.name, Revision: setRev, Addresses: make([]string, 0, len(members.Kvs))}
-			for _, kv := range members.Kvs {
-				var m memberRecord
-				if json.Unmarshal(kv.Value, &m) == nil && m.IP != "" {
-					set.Addresses = append(set.Addresses, m.IP)
-				}
-			}
-			slices.Sort(set.Addresses)
-			out = append(out, set)
 		}
 	}
 	return out, nil

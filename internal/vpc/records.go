@@ -30,8 +30,8 @@ import (
 //	vpc-scopes/<account>/<region>     the scope has VPC state (the reconciler's full pass lists these)
 //	publicip/<ip>                     publicIPRecord: a public address in use
 //	fw/<node>/<eni-id>                agentapi.Firewall of an ENI, for the node's agent
-//	sgsets/<account>/<region>/<sg-id> rewritten whenever the group gains or loses a member: its
-//	                                  revision is the revision of the group's address set
+//	sgsets/<account>/<region>/<sg-id> agentapi.AddressSetChange, rewritten whenever the group gains or
+//	                                  loses a member: its revision is that of the group's address set
 //
 // Consistency rules, which the transactions rely on:
 //   - creating a subnet or a security group rewrites its VPC's record, so a
@@ -188,10 +188,6 @@ type leaseRecord struct {
 	AttachmentID string `json:"attachmentId"`
 	ENIID        string `json:"eniId"`
 }
-
-// setRecord is the value of a group's address-set key; only its revision
-// matters.
-type setRecord struct{}
 
 type memberRecord struct {
 	ENIID string `json:"eniId"`

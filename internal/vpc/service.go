@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -79,6 +80,14 @@ type Service struct {
 
 	// leases is where attaches pick free addresses (leases.go).
 	leases leaseCache
+
+	// plans caches attach plans by configuration (cachedPlan).
+	plansMu sync.Mutex
+	plans   map[string]*attachPlan
+
+	// sets caches the last read of each address set (readSet).
+	setsMu sync.Mutex
+	sets   map[string]agentapi.AddressSet
 }
 
 // New creates the VPC service.

@@ -20,5 +20,5 @@ import (
 
 func main() {
 	os.Exit(bench.Main(os.Args, launch.New(), startup.New(), registry.New(), network.New(), alb.New(), logs.New(), density.New(),
-		scale.New(), scale.NewMillion(), throughput.New(), apiscale.New()))
+		scale.New(), scale.NewMillion(), throughput.New(), throughput.NewServer(), apiscale.New()))
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,23 +159,7 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	var firewalls []agentapi.Firewall
-	// The sets that firewalls changed after since name, less those that
-	// firewalls the agent had at since name (it holds those).
-	var forced, held []string
-	for _, kv := range read.firewalls {
-		var fw agentapi.Firewall
-		if json.Unmarshal(kv.Value, &fw) == nil {
-			firewalls = append(firewalls, fw)
-			if kv.ModRevision > since {
-				forced = append(forced, agentapi.SetNames([]agentapi.Firewall{fw})...)
-			} else {
-				held = append(held, agentapi.SetNames([]agentapi.Firewall{fw})...)
-			}
-		}
-	}
-	forced = slices.DeleteFunc(forced, func(n string) bool { return slices.Contains(held, n) })
-	sets, err := s.addressSets(r.Context(), node, firewalls, forced, read.rev, since, delta)
+	firewalls, sets, err := s.pollFirewalls(r.Context(), node, read, since, delta)
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -231,49 +213,6 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	agentReply(w, out)
-}
-
-// addressSets reads the address sets node's firewalls name, as of rev,
-// and tells the hub which they are. A delta sends only those that changed
-// after since, and those named by a firewall that changed after since (the
-// agent may not have them); the agent keeps the rest.
-func (s *Service) addressSets(ctx context.Context, node string, fws []agentapi.Firewall, forced []string, rev, since int64, delta bool) ([]agentapi.AddressSet, error) {
-	names := agentapi.SetNames(fws)
-	s.hub.refer(node, names)
-	if len(names) == 0 || s.cfg.Networks == nil {
-		return nil, nil
-	}
-	if !delta {
-		return s.cfg.Networks.AddressSets(ctx, names, rev, 0)
-	}
-	slices.Sort(forced)
-	forced = slices.Compact(forced)
-	out, err := s.cfg.Networks.AddressSets(ctx, forced, rev, 0)
-	if err != nil {
-		return nil, err
-	}
-	// The agent holds the other sets as of since: send what changed, as
-	// the hub saw it when it saw it all. A set of every task in a group
-	// would otherwise go whole to every node naming it each time one task
-	// starts or stops.
-	rest := slices.DeleteFunc(names, func(n string) bool { _, found := slices.BinarySearch(forced, n); return found })
-	revs, err := s.cfg.Networks.AddressSetRevisions(ctx, rest, rev)
-	if err != nil {
-		return nil, err
-	}
-	var whole []string
-	for i, name := range rest {
-		if revs[i] <= since {
-			continue
-		}
-		if added, removed, ok := s.hub.setDelta(name, since, revs[i]); ok {
-			out = append(out, agentapi.AddressSet{Name: name, Revision: revs[i], Delta: true, Addresses: added, Removed: removed})
-		} else {
-			whole = append(whole, name)
-		}
-	}
-	sets, err := s.cfg.Networks.AddressSets(ctx, whole, rev, 0)
-	return append(out, sets...), err
 }
 
 // nodeRead is what a poll of a node answers, read at one revision.
@@ -363,7 +302,7 @@ type tasksReply struct {
 	Delta         bool                        `json:"delta,omitempty"`
 	Present       []string                    `json:"present,omitempty"`
 	Known         []agentapi.KnownState       `json:"known"`
-	Firewalls     []agentapi.Firewall         `json:"firewalls,omitempty"`
+	Firewalls     []json.RawMessage           `json:"firewalls,omitempty"`
 	AddressSets   []agentapi.AddressSet       `json:"addressSets,omitempty"`
 	LoadBalancers []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
 }
@@ -398,20 +337,10 @@ func (s *Service) agentReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	var wasRunning bool
-	rec, err := store.Mutate(r.Context(), s.st, key, func(rec *taskRecord) ([]clientv3.Op, error) {
-		if rec.Node != rep.NodeID {
-			return nil, fmt.Errorf("%w %s", errNotOnNode, rep.NodeID)
-		}
-		wasRunning = agentapi.TaskStatusRank(rec.Task.LastStatus) >= agentapi.TaskStatusRank(agentapi.StatusRunning)
-		if !applyReport(rec, &rep, now) {
-			return nil, errStaleReport
-		}
-		if rec.Task.LastStatus == agentapi.StatusStopped {
-			return []clientv3.Op{clientv3.OpDelete(store.Key("assign", rec.Node, rec.Spec.TaskID))}, nil
-		}
-		return nil, nil
-	})
+	rec, wasRunning, err := s.applyAgentReport(r.Context(), key, rep, now)
+	if r.Context().Err() != nil {
+		return
+	}
 	if err == nil {
 		s.reportApplied(r.Context(), key, rec, wasRunning, now)
 	}

@@ -42,7 +42,11 @@ type nodeHub struct {
 	start    int64                      // revisions up to this are not known
 	rev      map[string]int64           // node → last revision that changed it
 	waiters  map[string][]waiter        // node → polls waiting for a change
-	setRev   map[string]int64           // address set → last revision that changed it
+	setSeen  map[string]int64           // address set → last revision that changed it
+	seen     chan struct{}              // closed (and replaced) when setSeen grows
+	setRev   map[string]int64           // address set → last change released to its nodes' polls
+	setDue   map[string]bool            // address sets changed since the last release
+	released time.Time                  // when set changes were last released
 	setLog   map[string][]setChange     // address set → the changes the hub saw, oldest first
 	setFloor map[string]int64           // address set → changes up to this were dropped from its log
 	nodeSets map[string][]string        // node → the sets its last poll's firewalls named
@@ -59,17 +63,39 @@ type setChange struct {
 	add  bool
 }
 
+// setDeltaWait is how long setDelta waits for the hub to see a set's
+// change before the poll sends the whole set instead.
+const setDeltaWait = 100 * time.Millisecond
+
 // maxSetLog is how many changes of a set the hub keeps for deltas; a poll
 // further behind gets the whole set.
 const maxSetLog = 4096
 
 // setDelta returns the net change of set name after revision since up to
-// upto, from the changes the hub saw. ok is false when the hub cannot tell
-// (it started after since, dropped some, or has not seen upto yet).
-func (h *nodeHub) setDelta(name string, since, upto int64) (added, removed []string, ok bool) {
+// upto, from the changes the hub saw, waiting up to a moment for the hub's
+// watch to bring upto (a poll's read is often ahead of it). ok is false
+// when the hub cannot tell (it started after since, dropped some, or has
+// not seen upto in time).
+func (h *nodeHub) setDelta(ctx context.Context, name string, since, upto int64) (added, removed []string, ok bool) {
+	t := time.NewTimer(setDeltaWait)
+	defer t.Stop()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if since < max(h.start, h.setFloor[name]) || h.setRev[name] < upto {
+	for h.setSeen[name] < upto && since >= max(h.start, h.setFloor[name]) {
+		seen := h.seen
+		h.mu.Unlock()
+		select {
+		case <-seen:
+			h.mu.Lock()
+		case <-t.C:
+			h.mu.Lock()
+			return nil, nil, false
+		case <-ctx.Done():
+			h.mu.Lock()
+			return nil, nil, false
+		}
+	}
+	if since < max(h.start, h.setFloor[name]) || h.setSeen[name] < upto {
 		return nil, nil, false
 	}
 	log := h.setLog[name]
@@ -119,7 +145,7 @@ const unknown = int64(1) << 62
 
 func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
 	return &nodeHub{st: st, log: log, prefixes: prefixes, ready: make(chan struct{}), start: unknown, rev: map[string]int64{},
-		waiters: map[string][]waiter{}, setRev: map[string]int64{}, setLog: map[string][]setChange{}, setFloor: map[string]int64{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
+		waiters: map[string][]waiter{}, seen: make(chan struct{}), setSeen: map[string]int64{}, setRev: map[string]int64{}, setDue: map[string]bool{}, setLog: map[string][]setChange{}, setFloor: map[string]int64{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
 }
 
 // refer records the address sets node's firewalls name, as of its poll:
@@ -255,12 +281,21 @@ func (h *nodeHub) follow(ctx context.Context) error {
 		}()
 	}
 	h.reset(from)
+	releaseTimer := time.NewTimer(time.Hour)
+	releaseTimer.Stop()
+	defer releaseTimer.Stop()
+	var release <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-errc:
 			return err
+		case <-release:
+			release = nil
+			h.mu.Lock()
+			h.releaseSets()
+			h.mu.Unlock()
 		case evs := <-events:
 			h.mu.Lock()
 			for _, ev := range evs {
@@ -268,17 +303,48 @@ func (h *nodeHub) follow(ctx context.Context) error {
 					h.changed(ev.node, ev.rev)
 					continue
 				}
-				if ev.rev > h.setRev[ev.set] {
-					h.setRev[ev.set] = ev.rev
+				if ev.rev > h.setSeen[ev.set] {
+					h.setSeen[ev.set] = ev.rev
 					h.logSet(ev.set, ev.rev, ev.value)
+					h.setDue[ev.set] = true
+					close(h.seen)
+					h.seen = make(chan struct{})
 				}
-				for node := range h.setNodes[ev.set] {
-					h.changed(node, ev.rev)
+			}
+			if len(h.setDue) > 0 && release == nil {
+				// At once if none went out lately, else together with
+				// what else changes until setRelease after the last.
+				wait := setRelease - time.Since(h.released)
+				if wait <= 0 {
+					h.releaseSets()
+				} else {
+					releaseTimer.Reset(wait)
+					release = releaseTimer.C
 				}
 			}
 			h.mu.Unlock()
 		}
 	}
+}
+
+// setRelease is how often changes of address sets wake the polls of the
+// nodes that name them, at most: a set of every task in a group changes
+// with every task that starts or stops, and each change would otherwise
+// wake every host running one of them, each reading its node again.
+const setRelease = 200 * time.Millisecond
+
+// releaseSets wakes the polls of the nodes naming a set that changed since
+// the last release. h.mu is held.
+func (h *nodeHub) releaseSets() {
+	for name := range h.setDue {
+		rev := h.setSeen[name]
+		h.setRev[name] = rev
+		for node := range h.setNodes[name] {
+			h.changed(node, rev)
+		}
+	}
+	h.setDue = map[string]bool{}
+	h.released = time.Now()
 }
 
 // reset forgets what is known: revisions up to start are treated as
@@ -294,7 +360,9 @@ func (h *nodeHub) reset(start int64) {
 	}
 	h.start = start
 	h.rev = map[string]int64{}
+	h.setSeen = map[string]int64{}
 	h.setRev = map[string]int64{}
+	h.setDue = map[string]bool{}
 	h.setLog = map[string][]setChange{}
 	h.setFloor = map[string]int64{}
 	for _, ws := range h.waiters {

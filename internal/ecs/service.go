@@ -85,9 +85,16 @@ type Service struct {
 	placeMu sync.Mutex    // one placement plan at a time (placePending, runEC2)
 	svcWake chan struct{} // wakes the service scheduler
 	hub     *nodeHub      // wakes agents' long polls
-	tasks   *taskIndex    // ListTasks' view of the stored tasks
-	usage   *usageIndex   // placement's view of what each host runs
-	metrics *metrics
+
+	// Agents' reports in batches (reportbatch.go): the queue, and a
+	// channel closed while no worker takes from it.
+	reports      chan *reportReq
+	reportersMu  sync.Mutex
+	reportersOff chan struct{}
+	fwNames      fwNames     // set names of stored firewalls (pollfirewalls.go)
+	tasks        *taskIndex  // ListTasks' view of the stored tasks
+	usage        *usageIndex // placement's view of what each host runs
+	metrics      *metrics
 }
 
 // New creates the ECS service.
@@ -114,6 +121,8 @@ func New(cfg Config) *Service {
 		hub:   newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs")),
 		tasks: newTaskIndex(cfg.Store, cfg.Logger), usage: newUsageIndex(cfg.Store, cfg.Logger)}
 	s.metrics = newMetrics(cfg.Registerer, s)
+	s.reports, s.reportersOff = make(chan *reportReq), make(chan struct{})
+	close(s.reportersOff)
 	return s
 }
 
@@ -170,8 +179,9 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(8)
+	wg.Add(9)
 	go func() { defer wg.Done(); s.hub.run(ctx) }()
+	go func() { defer wg.Done(); s.runReporters(ctx) }()
 	go func() { defer wg.Done(); s.tasks.run(ctx) }()
 	go func() { defer wg.Done(); s.usage.run(ctx) }()
 	go func() { defer wg.Done(); s.runSpotReclaim(ctx, s.cfg.SpotReclaimInterval) }()

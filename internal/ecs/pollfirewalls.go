@@ -1,0 +1,122 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+
+	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/berthdev/berth/internal/agentapi"
+)
+
+// The firewalls and address sets of an agent's poll.
+
+// fwNames remembers the address sets each stored firewall names, by its
+// key and revision: a poll sends a node's firewalls as stored, and would
+// otherwise decode every one of them each time the node is woken.
+type fwNames struct {
+	mu    sync.Mutex
+	names map[string]fwNamesEntry
+}
+
+type fwNamesEntry struct {
+	rev   int64
+	names []string
+}
+
+// maxFWNames bounds the cache; past it, it starts over.
+const maxFWNames = 1 << 17
+
+// of returns the sets the firewall kv names (ok false: not a firewall).
+func (c *fwNames) of(kv *mvccpb.KeyValue) ([]string, bool) {
+	key := string(kv.Key)
+	c.mu.Lock()
+	e, hit := c.names[key]
+	c.mu.Unlock()
+	if hit && e.rev == kv.ModRevision {
+		return e.names, true
+	}
+	var fw agentapi.Firewall
+	if json.Unmarshal(kv.Value, &fw) != nil {
+		return nil, false
+	}
+	names := agentapi.SetNames([]agentapi.Firewall{fw})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names == nil || len(c.names) >= maxFWNames {
+		c.names = map[string]fwNamesEntry{}
+	}
+	c.names[key] = fwNamesEntry{rev: kv.ModRevision, names: names}
+	return names, true
+}
+
+// pollFirewalls returns a poll's firewalls as stored and the address sets
+// they name (see addressSets).
+func (s *Service) pollFirewalls(ctx context.Context, node string, read nodeRead, since int64, delta bool) ([]json.RawMessage, []agentapi.AddressSet, error) {
+	var firewalls []json.RawMessage
+	// The sets that firewalls changed after since name, less those that
+	// firewalls the agent had at since name (it holds those).
+	var all, forced, held []string
+	for _, kv := range read.firewalls {
+		names, ok := s.fwNames.of(kv)
+		if !ok {
+			continue
+		}
+		firewalls = append(firewalls, kv.Value)
+		all = append(all, names...)
+		if kv.ModRevision > since {
+			forced = append(forced, names...)
+		} else {
+			held = append(held, names...)
+		}
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	forced = slices.DeleteFunc(forced, func(n string) bool { return slices.Contains(held, n) })
+	sets, err := s.addressSets(ctx, node, all, forced, read.rev, since, delta)
+	return firewalls, sets, err
+}
+
+// addressSets reads the address sets node's firewalls name, as of rev,
+// and tells the hub which they are. A delta sends only those that changed
+// after since, and those named by a firewall that changed after since (the
+// agent may not have them); the agent keeps the rest.
+func (s *Service) addressSets(ctx context.Context, node string, names, forced []string, rev, since int64, delta bool) ([]agentapi.AddressSet, error) {
+	s.hub.refer(node, names)
+	if len(names) == 0 || s.cfg.Networks == nil {
+		return nil, nil
+	}
+	if !delta {
+		return s.cfg.Networks.AddressSets(ctx, names, rev, 0)
+	}
+	slices.Sort(forced)
+	forced = slices.Compact(forced)
+	out, err := s.cfg.Networks.AddressSets(ctx, forced, rev, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The agent holds the other sets as of since: send what changed, as
+	// the hub saw it when it saw it all. A set of every task in a group
+	// would otherwise go whole to every node naming it each time one task
+	// starts or stops.
+	rest := slices.DeleteFunc(names, func(n string) bool { _, found := slices.BinarySearch(forced, n); return found })
+	revs, err := s.cfg.Networks.AddressSetRevisions(ctx, rest, rev)
+	if err != nil {
+		return nil, err
+	}
+	var whole []string
+	for i, name := range rest {
+		if revs[i] <= since {
+			continue
+		}
+		if added, removed, ok := s.hub.setDelta(ctx, name, since, revs[i]); ok {
+			out = append(out, agentapi.AddressSet{Name: name, Revision: revs[i], Delta: true, Addresses: added, Removed: removed})
+		} else {
+			whole = append(whole, name)
+		}
+	}
+	sets, err := s.cfg.Networks.AddressSets(ctx, whole, rev, 0)
+	return append(out, sets...), err
+}

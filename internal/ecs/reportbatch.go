@@ -1,0 +1,265 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Agents' state reports, committed in batches.
+//
+// Every task reports two or three transitions, each a rewrite of its
+// record: most of the store's writes when many tasks start at once, and
+// etcd applies writes one transaction after another. Reports that arrive
+// while others are being committed are gathered and committed together:
+// one read of their records, one transaction that requires each record
+// unchanged since. When a record changed meanwhile (StopTask, placement),
+// that batch falls back to applying its reports one by one, as a lone
+// report is. A report's answer waits for its batch's commit, so an agent
+// never hears "accepted" for a report that is not stored.
+
+// reportWorkers is how many batches are committed at once; reportBatch is
+// the most reports in one transaction (each takes a comparison and up to
+// two operations, within etcd's 128 per transaction).
+const (
+	reportWorkers = 4
+	reportBatch   = 48
+)
+
+// reportReq is one report waiting in the queue.
+type reportReq struct {
+	key  string
+	rep  agentapi.StateReport
+	now  time.Time
+	done chan struct{} // closed once rec, wasRunning and err are set
+
+	rec        *taskRecord
+	wasRunning bool
+	err        error
+}
+
+// applyAgentReport stores a report: through the batch workers while Run
+// runs them, else on its own.
+func (s *Service) applyAgentReport(ctx context.Context, key string, rep agentapi.StateReport, now time.Time) (*taskRecord, bool, error) {
+	req := &reportReq{key: key, rep: rep, now: now, done: make(chan struct{})}
+	select {
+	case s.reports <- req:
+	case <-s.reportersGone():
+		s.applyReportAlone(ctx, req)
+		return req.rec, req.wasRunning, req.err
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return req.rec, req.wasRunning, req.err
+	case <-ctx.Done():
+		// The batch still commits it; the agent, not hearing back, sends
+		// it again, which is then stale and accepted.
+		return nil, false, ctx.Err()
+	}
+}
+
+// reportersGone is closed while no batch worker runs.
+func (s *Service) reportersGone() <-chan struct{} {
+	s.reportersMu.Lock()
+	defer s.reportersMu.Unlock()
+	return s.reportersOff
+}
+
+// runReporters runs the batch workers until ctx ends; then the reports
+// still queued are applied one by one.
+func (s *Service) runReporters(ctx context.Context) {
+	s.reportersMu.Lock()
+	s.reportersOff = make(chan struct{}) // open: workers run
+	s.reportersMu.Unlock()
+	done := make(chan struct{})
+	for range reportWorkers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case req := <-s.reports:
+					s.commitReports(ctx, s.gatherReports(req))
+				}
+			}
+		}()
+	}
+	for range reportWorkers {
+		<-done
+	}
+	s.reportersMu.Lock()
+	close(s.reportersOff)
+	s.reportersMu.Unlock()
+	// Senders that got in before the close: answer them.
+	for {
+		select {
+		case req := <-s.reports:
+			req.err = fmt.Errorf("the control plane is stopping: %w", ctx.Err())
+			close(req.done)
+		default:
+			return
+		}
+	}
+}
+
+// gatherReports returns first and the reports queued behind it, up to
+// reportBatch.
+func (s *Service) gatherReports(first *reportReq) []*reportReq {
+	batch := []*reportReq{first}
+	for len(batch) < reportBatch {
+		select {
+		case req := <-s.reports:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// applyReportAlone stores one report in its own transaction.
+func (s *Service) applyReportAlone(ctx context.Context, req *reportReq) {
+	defer close(req.done)
+	req.rec, req.err = store.Mutate(ctx, s.st, req.key, func(rec *taskRecord) ([]clientv3.Op, error) {
+		ops, was, err := applyOne(rec, req)
+		req.wasRunning = was
+		return ops, err
+	})
+}
+
+// applyOne applies req to rec: the operations to commit with rec besides
+// its own write, and whether the task was RUNNING or later before.
+func applyOne(rec *taskRecord, req *reportReq) ([]clientv3.Op, bool, error) {
+	if rec.Node != req.rep.NodeID {
+		return nil, false, fmt.Errorf("%w %s", errNotOnNode, req.rep.NodeID)
+	}
+	was := agentapi.TaskStatusRank(rec.Task.LastStatus) >= agentapi.TaskStatusRank(agentapi.StatusRunning)
+	if !applyReport(rec, &req.rep, req.now) {
+		return nil, was, errStaleReport
+	}
+	if rec.Task.LastStatus == agentapi.StatusStopped {
+		return []clientv3.Op{clientv3.OpDelete(store.Key("assign", rec.Node, rec.Spec.TaskID))}, was, nil
+	}
+	return nil, was, nil
+}
+
+// commitReports stores a batch: one read of the records, one transaction.
+// Each report's answer is set and its done closed.
+func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
+	if len(batch) == 1 {
+		s.applyReportAlone(ctx, batch[0])
+		return
+	}
+	finish := func(err error) {
+		for _, req := range batch {
+			req.err = err
+			close(req.done)
+		}
+	}
+	type entry struct {
+		rec     *taskRecord
+		rev     int64
+		changed bool
+		extra   []clientv3.Op
+	}
+	entries := map[string]*entry{}
+	var keys []string
+	for _, req := range batch {
+		if _, ok := entries[req.key]; !ok {
+			entries[req.key] = nil
+			keys = append(keys, req.key)
+		}
+	}
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = s.st.OpGet(k)
+	}
+	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		finish(fmt.Errorf("read reported tasks: %w", err))
+		return
+	}
+	for i, rr := range resp.Responses {
+		kvs := rr.GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			continue
+		}
+		rec := new(taskRecord)
+		if err := unmarshalTask(kvs[0].Value, rec); err != nil {
+			continue // answered below as the lone path would: a decode error
+		}
+		entries[keys[i]] = &entry{rec: rec, rev: kvs[0].ModRevision}
+	}
+	// Apply in arrival order; each report's answer is the record as it
+	// left it (a shallow copy: later reports assign fields, never mutate
+	// what an earlier copy points to).
+	pending := batch[:0:0]
+	for _, req := range batch {
+		e := entries[req.key]
+		if e == nil {
+			s.applyReportAlone(ctx, req) // absent or undecodable: its own answer
+			continue
+		}
+		extra, was, err := applyOne(e.rec, req)
+		req.wasRunning = was
+		if err != nil {
+			req.err = err
+			close(req.done)
+			continue
+		}
+		e.changed = true
+		e.extra = append(e.extra, extra...)
+		cp := *e.rec
+		req.rec = &cp
+		pending = append(pending, req)
+	}
+	var cmps []clientv3.Cmp
+	var writes []clientv3.Op
+	for _, k := range keys {
+		e := entries[k]
+		if e == nil || !e.changed {
+			continue
+		}
+		b, err := json.Marshal(e.rec)
+		if err != nil {
+			for _, req := range pending {
+				req.err = fmt.Errorf("encode %s: %w", k, err)
+				close(req.done)
+			}
+			return
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", e.rev))
+		writes = append(writes, clientv3.OpPut(k, string(b)))
+		writes = append(writes, e.extra...)
+	}
+	if len(writes) == 0 {
+		return
+	}
+	tr, err := s.st.C.Txn(ctx).If(cmps...).Then(writes...).Commit()
+	switch {
+	case err != nil:
+		for _, req := range pending {
+			req.err = fmt.Errorf("store reports: %w", err)
+			close(req.done)
+		}
+	case tr.Succeeded:
+		for _, req := range pending {
+			close(req.done)
+		}
+	default:
+		// A record changed since it was read: apply these one by one.
+		for _, req := range pending {
+			req.rec, req.wasRunning, req.err = nil, false, nil
+			s.applyReportAlone(ctx, req)
+		}
+	}
+}

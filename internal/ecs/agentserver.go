@@ -100,9 +100,10 @@ func (s *Service) agentRegister(w http.ResponseWriter, r *http.Request, heartbea
 	}
 	key := store.Key("nodes", req.NodeID)
 	if heartbeat {
-		var n nodeRecord
-		if _, err := s.st.Get(ctx, key, &n); err == nil {
-			if _, err := s.st.C.KeepAliveOnce(ctx, clientv3.LeaseID(n.LeaseID)); err == nil {
+		// The key names its lease: a heartbeat renews it without reading
+		// the record.
+		if resp, err := s.st.C.Get(ctx, key, clientv3.WithKeysOnly()); err == nil && len(resp.Kvs) > 0 && resp.Kvs[0].Lease != 0 {
+			if _, err := s.st.C.KeepAliveOnce(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err == nil {
 				agentReply(w, struct{}{})
 				return
 			}

@@ -331,7 +331,7 @@ func (h *nodeHub) follow(ctx context.Context) error {
 // nodes that name them, at most: a set of every task in a group changes
 // with every task that starts or stops, and each change would otherwise
 // wake every host running one of them, each reading its node again.
-const setRelease = 200 * time.Millisecond
+const setRelease = time.Second
 
 // releaseSets wakes the polls of the nodes naming a set that changed since
 // the last release. h.mu is held.

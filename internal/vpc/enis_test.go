@@ -129,9 +129,10 @@ func TestAttachENI(t *testing.T) {
 	if got := e.subnet(sn).AvailableIPAddressCount; got != 250 {
 		t.Errorf("AvailableIpAddressCount %d after release, want 250", got)
 	}
-	// The lowest free address is reused.
-	if again := e.mustAttach("att-3", []string{sn}, nil, false); again.PrivateIP != "10.0.1.4" {
-		t.Errorf("after release got %s, want 10.0.1.4 again", again.PrivateIP)
+	// The freed address is quarantined while others are free: the next
+	// lowest is handed out.
+	if again := e.mustAttach("att-3", []string{sn}, nil, false); again.PrivateIP != "10.0.1.6" {
+		t.Errorf("after release got %s, want 10.0.1.6 (10.0.1.4 freed a moment ago, 10.0.1.5 leased)", again.PrivateIP)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParsePermissions: any form either fails with an API error or yields
@@ -95,10 +96,10 @@ func FuzzParseIPv4Prefix(f *testing.F) {
 			return
 		}
 		first, last, ok := subnetRange(p)
-		pool := &leasePool{leased: map[uint32]bool{}, pending: map[uint32]bool{}}
+		pool := &leasePool{leased: map[uint32]bool{}, pending: map[uint32]bool{}, cooling: map[uint32]time.Time{}}
 		var free []uint32
 		if ok {
-			free = pool.free(first, last, 1<<10)
+			free = pool.free(first, last, 1<<10, time.Now())
 		}
 		if len(free) != usableCount(p) {
 			t.Fatalf("%s: %d free of %d usable", p, len(free), usableCount(p))

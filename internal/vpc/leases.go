@@ -25,6 +25,15 @@ import (
 // it is read again.
 const leaseCacheTTL = 30 * time.Second
 
+// releaseQuarantine is how long an address this process freed is not
+// handed out again while others are free. A peer's firewall learns that
+// the address left a security group's set within about a second (the node
+// hub releases set changes at most every second under load); an interface
+// of another group taking the address at once would be admitted by the
+// stale set meanwhile. (Another replica learns of the release only when it
+// re-reads the leases, later still.)
+const releaseQuarantine = 10 * time.Second
+
 type leaseCache struct {
 	mu    sync.Mutex
 	pools map[string]*leasePool // by lease prefix
@@ -34,10 +43,11 @@ type leaseCache struct {
 // so attachers of one subnet wait for one read instead of each making it.
 type leasePool struct {
 	mu      sync.Mutex
-	leased  map[uint32]bool // leased as of the last read, or since by this process
-	pending map[uint32]bool // reserved by an attach not yet settled
-	low     uint32          // no address below it is free
-	loaded  time.Time       // zero: never read
+	leased  map[uint32]bool      // leased as of the last read, or since by this process
+	pending map[uint32]bool      // reserved by an attach not yet settled
+	cooling map[uint32]time.Time // freed here, not handed out before then while others are free
+	low     uint32               // no address below it is free
+	loaded  time.Time            // zero: never read
 }
 
 func (c *leaseCache) pool(prefix string) *leasePool {
@@ -48,7 +58,7 @@ func (c *leaseCache) pool(prefix string) *leasePool {
 	}
 	p := c.pools[prefix]
 	if p == nil {
-		p = &leasePool{leased: map[uint32]bool{}, pending: map[uint32]bool{}}
+		p = &leasePool{leased: map[uint32]bool{}, pending: map[uint32]bool{}, cooling: map[uint32]time.Time{}}
 		c.pools[prefix] = p
 	}
 	return p
@@ -79,7 +89,11 @@ func (s *Service) reserve(ctx context.Context, prefix string, first, last uint32
 	}
 	spread := min(attempt+1, 16)
 	for {
-		if cands := p.free(first, last, spread); len(cands) > 0 {
+		cands := p.free(first, last, spread, time.Now())
+		if len(cands) == 0 && len(p.cooling) > 0 {
+			cands = p.free(first, last, spread, time.Time{}) // only quarantined ones are left
+		}
+		if len(cands) > 0 {
 			n := cands[rand.IntN(len(cands))]
 			p.pending[n] = true
 			return addrOf(n), true, nil
@@ -108,12 +122,20 @@ func (s *Service) settle(prefix string, a netip.Addr, leased bool) {
 	p.mark(n, leased)
 }
 
-// released records that this process freed a leased address.
+// released records that this process freed a leased address, which is
+// quarantined for a while.
 func (s *Service) released(prefix string, a netip.Addr) {
 	p := s.leases.pool(prefix)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mark(u32(a), false)
+	now := time.Now()
+	for n, until := range p.cooling {
+		if !until.After(now) {
+			delete(p.cooling, n)
+		}
+	}
+	p.cooling[u32(a)] = now.Add(releaseQuarantine)
 }
 
 func (p *leasePool) mark(n uint32, leased bool) {
@@ -144,18 +166,28 @@ func (s *Service) reloadPool(ctx context.Context, prefix string, p *leasePool) e
 	return nil
 }
 
-// free returns up to limit addresses of [first, last] neither leased nor
-// pending, lowest first, and moves low up to the first of them.
-func (p *leasePool) free(first, last uint32, limit int) []uint32 {
+// free returns up to limit addresses of [first, last] neither leased,
+// pending nor quarantined at now (zero now: none is), lowest first, and
+// moves low up to the first address neither leased nor pending.
+func (p *leasePool) free(first, last uint32, limit int, now time.Time) []uint32 {
 	var out []uint32
+	lowest, found := uint32(0), false
 	for n := uint64(max(first, p.low)); n <= uint64(last) && len(out) < limit; n++ {
-		if !p.leased[uint32(n)] && !p.pending[uint32(n)] {
-			out = append(out, uint32(n))
+		a := uint32(n)
+		if p.leased[a] || p.pending[a] {
+			continue
 		}
+		if !found {
+			lowest, found = a, true
+		}
+		if until, ok := p.cooling[a]; ok && !now.IsZero() && until.After(now) {
+			continue
+		}
+		out = append(out, a)
 	}
-	if len(out) > 0 {
-		p.low = out[0]
-	} else if last >= p.low {
+	if found {
+		p.low = lowest
+	} else if len(out) == 0 && last >= p.low {
 		p.low = last + 1 // none free up to last (wraps only at 255.255.255.255, which no range reaches)
 	}
 	return out

@@ -24,11 +24,13 @@ import (
 // report is. A report's answer waits for its batch's commit, so an agent
 // never hears "accepted" for a report that is not stored.
 
-// reportWorkers is how many batches are committed at once; reportBatch is
-// the most reports in one transaction (each takes a comparison and up to
-// two operations, within etcd's 128 per transaction).
+// reportWorkers is how many batches are committed at once: batches form
+// only when more reports than that are being stored, so a report under
+// light load is committed alone, as at once as before. reportBatch is the
+// most reports in one transaction (each takes a comparison and up to two
+// operations, within etcd's 128 per transaction).
 const (
-	reportWorkers = 4
+	reportWorkers = 32
 	reportBatch   = 48
 )
 

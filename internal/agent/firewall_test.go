@@ -43,7 +43,10 @@ func (s *fwSandboxes) revisions(eni string) []int64 {
 	return append([]int64(nil), s.applied[eni]...)
 }
 
-func TestFirewallsFollowTheNewestPolicy(t *testing.T) {
+// runFirewalls returns an agent whose firewall worker runs until the test
+// ends, and the sandboxes that record what it applies.
+func runFirewalls(t *testing.T) (*Agent, *fwSandboxes) {
+	t.Helper()
 	sb := &fwSandboxes{applied: map[string][]int64{}}
 	a := New(Config{Node: agentapi.RegisterRequest{NodeID: "n"}, DataDir: t.TempDir(), Sandboxes: sb,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -51,6 +54,11 @@ func TestFirewallsFollowTheNewestPolicy(t *testing.T) {
 	done := make(chan struct{})
 	go func() { a.fw.run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return a, sb
+}
+
+func TestFirewallsFollowTheNewestPolicy(t *testing.T) {
+	a, sb := runFirewalls(t)
 
 	spec := agentapi.TaskSpec{TaskID: "t1", ENI: &agentapi.ENI{ID: "eni-1"}}
 	fw := func(rev int64) agentapi.Firewall { return agentapi.Firewall{ENIID: "eni-1", Revision: rev} }
@@ -101,13 +109,7 @@ func TestFirewallsFollowTheNewestPolicy(t *testing.T) {
 // TestFirewallsFollowAddressSets: a change of a set re-applies the policy
 // of each ENI that names it, with the set's addresses, and of no other.
 func TestFirewallsFollowAddressSets(t *testing.T) {
-	sb := &fwSandboxes{applied: map[string][]int64{}}
-	a := New(Config{Node: agentapi.RegisterRequest{NodeID: "n"}, DataDir: t.TempDir(), Sandboxes: sb,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.fw.run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	a, sb := runFirewalls(t)
 
 	const web = "123456789012/us-east-1/sg-web"
 	named := agentapi.Firewall{ENIID: "eni-1", Revision: 10, Ingress: []agentapi.FirewallRule{

@@ -154,18 +154,20 @@ func applyOne(rec *taskRecord, req *reportReq) ([]clientv3.Op, bool, error) {
 	return nil, was, nil
 }
 
+// failReports answers reqs with err.
+func failReports(reqs []*reportReq, err error) {
+	for _, req := range reqs {
+		req.err = err
+		close(req.done)
+	}
+}
+
 // commitReports stores a batch: one read of the records, one transaction.
 // Each report's answer is set and its done closed.
 func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 	if len(batch) == 1 {
 		s.applyReportAlone(ctx, batch[0])
 		return
-	}
-	finish := func(err error) {
-		for _, req := range batch {
-			req.err = err
-			close(req.done)
-		}
 	}
 	type entry struct {
 		rec     *taskRecord
@@ -187,7 +189,7 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 	}
 	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
-		finish(fmt.Errorf("read reported tasks: %w", err))
+		failReports(batch, fmt.Errorf("read reported tasks: %w", err))
 		return
 	}
 	for i, rr := range resp.Responses {
@@ -233,10 +235,7 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 		}
 		b, err := json.Marshal(e.rec)
 		if err != nil {
-			for _, req := range pending {
-				req.err = fmt.Errorf("encode %s: %w", k, err)
-				close(req.done)
-			}
+			failReports(pending, fmt.Errorf("encode %s: %w", k, err))
 			return
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", e.rev))
@@ -249,10 +248,7 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 	tr, err := s.st.C.Txn(ctx).If(cmps...).Then(writes...).Commit()
 	switch {
 	case err != nil:
-		for _, req := range pending {
-			req.err = fmt.Errorf("store reports: %w", err)
-			close(req.done)
-		}
+		failReports(pending, fmt.Errorf("store reports: %w", err))
 	case tr.Succeeded:
 		for _, req := range pending {
 			close(req.done)

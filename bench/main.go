@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,7 @@ func Main(args []string, benches ...Benchmark) int {
 	timeout := fs.Duration("timeout", 30*time.Minute, "bound on the whole run")
 	verbose := fs.Bool("v", false, "debug logging")
 	merge := fs.Bool("merge", false, "replace only the sections and summary rows of the benchmarks that ran in -out, keep the rest (with -run)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this driver (its simulated hosts and clients, not berth) to this file")
 	for _, b := range benches {
 		b.Flags(fs)
 	}
@@ -51,6 +53,19 @@ func Main(args []string, benches ...Benchmark) int {
 			return 2
 		}
 		opts.Run = re
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Error("cpu profile", "err", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Error("cpu profile", "err", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	// The signal handler stays installed until cleanups are done, so a
 	// second Ctrl-C does not kill the driver halfway through them.

@@ -34,6 +34,12 @@ type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:4566
 	Token   string // join token, sent as a bearer token
 	HTTP    *http.Client
+	// DiscardAddressSets: Tasks neither keeps nor returns the address sets
+	// that polls carry. For a caller that enforces no firewall (a simulated
+	// host): merging each delta into a set of thousands of members, on
+	// each of thousands of simulated hosts in one process, is work no real
+	// host shares with another.
+	DiscardAddressSets bool
 
 	mu    sync.Mutex
 	specs map[string]*nodeSpecs // by node: the task specs of its last poll
@@ -45,6 +51,7 @@ type nodeSpecs struct {
 	mu   sync.Mutex
 	rev  int64
 	byID map[string]TaskSpec
+	fws  map[string]Firewall   // by ENI id
 	sets map[string]AddressSet // by name: the address sets the firewalls name
 }
 
@@ -147,6 +154,7 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 	defer ns.mu.Unlock()
 	if since > 0 && since == ns.rev {
 		q.Set("delta", "1")
+		q.Set("fwdelta", "1")
 	}
 	var out TasksResponse
 	if err := c.do(ctx, http.MethodGet, PathTasks+"?"+q.Encode(), nil, &out); err != nil {
@@ -157,9 +165,18 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 		for _, t := range out.Tasks {
 			ns.byID[t.TaskID] = t
 		}
+		ns.fws = make(map[string]Firewall, len(out.Firewalls))
+		for _, fw := range out.Firewalls {
+			ns.fws[fw.ENIID] = fw
+		}
 		ns.sets = make(map[string]AddressSet, len(out.AddressSets))
 		for _, set := range out.AddressSets {
-			ns.sets[set.Name] = set
+			if !c.DiscardAddressSets {
+				ns.sets[set.Name] = sortedSet(set)
+			}
+		}
+		if c.DiscardAddressSets {
+			out.AddressSets = nil
 		}
 		ns.rev = out.Revision
 		return out, nil
@@ -167,35 +184,74 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 	if q.Get("delta") == "" {
 		return out, fmt.Errorf("GET %s: a delta answered a request for every task", PathTasks)
 	}
-	for _, t := range out.Tasks {
-		ns.byID[t.TaskID] = t
-	}
-	present := make(map[string]bool, len(out.Present))
-	whole := make([]TaskSpec, 0, len(out.Present))
-	for _, id := range out.Present {
-		present[id] = true
-		if t, ok := ns.byID[id]; ok {
-			whole = append(whole, t)
-		}
-	}
-	for id := range ns.byID {
-		if !present[id] {
-			delete(ns.byID, id)
-		}
-	}
-	if len(whole) != len(out.Present) {
+	whole, lacking := mergeDelta(ns.byID, out.Tasks, func(t TaskSpec) string { return t.TaskID }, out.Present)
+	if lacking > 0 {
 		// A task this client never saw and the delta lacks: ask again for all.
 		ns.rev = 0
-		return out, fmt.Errorf("GET %s: the delta lacks %d of node %s's tasks", PathTasks, len(out.Present)-len(whole), node)
+		return out, fmt.Errorf("GET %s: the delta lacks %d of node %s's tasks", PathTasks, lacking, node)
 	}
-	sets, err := ns.mergeSets(out)
+	fws, err := ns.mergeFirewalls(out)
 	if err != nil {
 		ns.rev = 0
 		return out, fmt.Errorf("GET %s: node %s: %w", PathTasks, node, err)
 	}
+	out.Firewalls = fws
+	var sets []AddressSet
+	if !c.DiscardAddressSets {
+		if sets, err = ns.mergeSets(out); err != nil {
+			ns.rev = 0
+			return out, fmt.Errorf("GET %s: node %s: %w", PathTasks, node, err)
+		}
+	}
 	ns.rev = out.Revision
 	out.Tasks, out.Present, out.Delta, out.AddressSets = whole, nil, false, sets
+	out.FirewallsDelta, out.FirewallsPresent = false, nil
 	return out, nil
+}
+
+// mergeFirewalls applies a delta's firewalls to those held and returns
+// every firewall of the node; a reply that is not a firewall delta carries
+// them all.
+func (ns *nodeSpecs) mergeFirewalls(out TasksResponse) ([]Firewall, error) {
+	if !out.FirewallsDelta {
+		ns.fws = make(map[string]Firewall, len(out.Firewalls))
+		for _, fw := range out.Firewalls {
+			ns.fws[fw.ENIID] = fw
+		}
+		return out.Firewalls, nil
+	}
+	if ns.fws == nil {
+		ns.fws = map[string]Firewall{}
+	}
+	whole, lacking := mergeDelta(ns.fws, out.Firewalls, func(fw Firewall) string { return fw.ENIID }, out.FirewallsPresent)
+	if lacking > 0 {
+		return nil, fmt.Errorf("the delta lacks %d of the node's firewalls", lacking)
+	}
+	return whole, nil
+}
+
+// mergeDelta applies a delta to held (by id): the changed items replace
+// or join those held, and those whose ids are not in present are dropped.
+// It returns every present item in present's order, and how many present
+// ids neither the delta nor held had.
+func mergeDelta[T any](held map[string]T, changed []T, id func(T) string, present []string) (whole []T, lacking int) {
+	for _, v := range changed {
+		held[id(v)] = v
+	}
+	in := make(map[string]bool, len(present))
+	whole = make([]T, 0, len(present))
+	for _, k := range present {
+		in[k] = true
+		if v, ok := held[k]; ok {
+			whole = append(whole, v)
+		}
+	}
+	for k := range held {
+		if !in[k] {
+			delete(held, k)
+		}
+	}
+	return whole, len(present) - len(whole)
 }
 
 // mergeSets applies a delta's address sets to those held and returns every
@@ -215,7 +271,7 @@ func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
 			}
 			set = applySetDelta(old, set)
 		}
-		ns.sets[set.Name] = set
+		ns.sets[set.Name] = sortedSet(set)
 	}
 	names := SetNames(out.Firewalls)
 	whole := make([]AddressSet, 0, len(names))
@@ -239,21 +295,42 @@ func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
 }
 
 // applySetDelta returns set old with delta's additions and removals, at
-// delta's revision.
+// delta's revision. old's addresses are sorted (a whole set is sent so, and
+// every set this returns is), so this merges in one pass: sorting the whole
+// set on each delta made a set of a few thousand members most of a host's
+// poll, at one delta a second.
 func applySetDelta(old, delta AddressSet) AddressSet {
-	removed := make(map[string]bool, len(delta.Removed))
-	for _, a := range delta.Removed {
-		removed[a] = true
-	}
-	addrs := make([]string, 0, len(old.Addresses)+len(delta.Addresses))
-	for _, a := range old.Addresses {
-		if !removed[a] {
+	removed := slices.Sorted(slices.Values(delta.Removed))
+	added := slices.Compact(slices.Sorted(slices.Values(delta.Addresses)))
+	gone := func(a string) bool { _, found := slices.BinarySearch(removed, a); return found }
+	addrs := make([]string, 0, len(old.Addresses)+len(added))
+	emit := func(a string) {
+		if n := len(addrs); n == 0 || addrs[n-1] != a {
 			addrs = append(addrs, a)
 		}
 	}
-	addrs = append(addrs, delta.Addresses...)
-	slices.Sort(addrs)
-	return AddressSet{Name: old.Name, Revision: delta.Revision, Addresses: slices.Compact(addrs)}
+	i := 0
+	for _, a := range old.Addresses {
+		for ; i < len(added) && added[i] < a; i++ {
+			emit(added[i])
+		}
+		if !gone(a) {
+			emit(a)
+		}
+	}
+	for ; i < len(added); i++ {
+		emit(added[i])
+	}
+	return AddressSet{Name: old.Name, Revision: delta.Revision, Addresses: addrs}
+}
+
+// sortedSet returns set with its addresses sorted, as applySetDelta needs
+// them (a check only, for a set the control plane sent sorted).
+func sortedSet(set AddressSet) AddressSet {
+	if !slices.IsSorted(set.Addresses) {
+		set.Addresses = slices.Sorted(slices.Values(set.Addresses))
+	}
+	return set
 }
 
 // Report sends one state transition of a task.

@@ -186,6 +186,12 @@ type TasksResponse struct {
 	Known []KnownState `json:"known"`
 	// Firewalls are the security-group policies of the ENIs on the node.
 	Firewalls []Firewall `json:"firewalls,omitempty"`
+	// FirewallsDelta (asked for with fwdelta=1 beside delta=1): Firewalls
+	// are only those that changed after since, and FirewallsPresent are the
+	// ENI ids of every firewall of the node; the rest are as the caller
+	// last saw them. Client.Tasks asks for these and hands out whole lists.
+	FirewallsDelta   bool     `json:"firewallsDelta,omitempty"`
+	FirewallsPresent []string `json:"firewallsPresent,omitempty"`
 	// AddressSets are the sets the firewalls name (a delta: those that
 	// changed after since, or that a firewall changed after since names;
 	// the caller keeps the others from earlier polls).

@@ -3,6 +3,7 @@ package ecs_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -292,6 +293,16 @@ func TestAgentPollAddressSets(t *testing.T) {
 	if len(next.Firewalls) != 2 || len(next.AddressSets) != 1 || !slices.Equal(next.AddressSets[0].Addresses, []string{"10.0.0.4", "10.0.0.9"}) {
 		t.Fatalf("after an unrelated firewall: firewalls %d, sets %+v", len(next.Firewalls), next.AddressSets)
 	}
+	// Only the new firewall went on the wire, with the ids of both.
+	lastBody := func() string {
+		bodiesMu.Lock()
+		defer bodiesMu.Unlock()
+		return bodies[len(bodies)-1]
+	}
+	if b := lastBody(); !strings.Contains(b, `"firewallsDelta":true,"firewallsPresent":["eni-1","eni-2"]`) ||
+		strings.Contains(b, `"eniId":"eni-1"`) || !strings.Contains(b, `"eniId":"eni-2"`) {
+		t.Errorf("a new firewall did not go as a firewall delta of it alone: %s", b)
+	}
 	// A member leaves: the delta removes it.
 	r = next
 	time.AfterFunc(100*time.Millisecond, func() { nets.setTo(t, web, "10.0.0.9") })
@@ -305,4 +316,30 @@ func TestAgentPollAddressSets(t *testing.T) {
 	if !strings.Contains(last, `"removed":["10.0.0.4"]`) {
 		t.Errorf("the set did not go as a delta removing the member: %s", last)
 	}
+	if strings.Contains(last, `"firewalls":`) || !slices.Equal(firewallIDs(next.Firewalls), []string{"eni-1", "eni-2"}) {
+		t.Errorf("a set change sent firewalls, or the client lost them (%v): %s", firewallIDs(next.Firewalls), last)
+	}
+	// A firewall changes and another goes: only the changed one is sent,
+	// and the client drops the other.
+	r = next
+	fw.Revision = 3
+	fwJSON, _ := json.Marshal(fw)
+	if _, err := e.st.C.Txn(ctx).Then(clientv3.OpDelete(store.Key("fw", "n1", "eni-2")), clientv3.OpPut(store.Key("fw", "n1", "eni-1"), string(fwJSON))).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	next, _ = poll(10 * time.Second)
+	if len(next.Firewalls) != 1 || next.Firewalls[0].ENIID != "eni-1" || next.Firewalls[0].Revision != 3 || len(next.AddressSets) != 1 {
+		t.Fatalf("after a firewall changed and another was deleted: firewalls %+v, sets %+v", next.Firewalls, next.AddressSets)
+	}
+	if b := lastBody(); !strings.Contains(b, `"firewallsPresent":["eni-1"]`) || strings.Count(b, `"eniId"`) != 1 {
+		t.Errorf("the changed firewall did not go alone: %s", b)
+	}
+}
+
+func firewallIDs(fws []agentapi.Firewall) []string {
+	ids := make([]string, len(fws))
+	for i, fw := range fws {
+		ids[i] = fw.ENIID
+	}
+	return ids
 }

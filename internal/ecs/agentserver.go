@@ -155,7 +155,7 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	// A delta sends only the specs that changed after since, with the ids of
 	// all: the agent has the rest from its earlier polls.
 	delta := q.Get("delta") == "1" && since > 0
-	read, err := s.readNode(r.Context(), node, since, delta)
+	read, err := s.readNode(r.Context(), node, since, delta, delta && q.Get("fwdelta") == "1")
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -175,7 +175,8 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	// The specs go out as stored: decoding and encoding every spec of the
 	// node on every wake was most of a poll's cost.
 	out := tasksReply{Revision: read.rev, Tasks: make([]json.RawMessage, 0, len(read.tasks)), Known: []agentapi.KnownState{},
-		Firewalls: firewalls, AddressSets: sets, LoadBalancers: lbs, Delta: delta, Present: read.present}
+		Firewalls: firewalls, AddressSets: sets, LoadBalancers: lbs, Delta: delta, Present: read.present,
+		FirewallsDelta: read.fwDelta, FirewallsPresent: read.fwPresent}
 	var gets []clientv3.Op
 	for _, kv := range read.tasks {
 		out.Tasks = append(out.Tasks, kv.Value)
@@ -222,29 +223,47 @@ type nodeRead struct {
 	tasks          []*mvccpb.KeyValue // the assign keys' values (a delta: only those changed after since)
 	present        []string           // a delta: every task's id, in order
 	firewalls, lbs []*mvccpb.KeyValue
+	// fwDelta: firewalls are every firewall of the node by key and mod
+	// revision, with values only where a poll needs them (deltaFirewalls);
+	// fwNames are the address sets each names, and fwPresent their ENIs.
+	fwDelta   bool
+	fwNames   [][]string
+	fwPresent []string
 }
 
 // readNode reads what a poll of node answers. A delta takes the node's
 // tasks and their revisions from placement's usage index, once it has
 // applied every change the hub woke the poll for, and reads only the
-// changed specs; without the index it reads the node's keys from etcd.
-func (s *Service) readNode(ctx context.Context, node string, since int64, delta bool) (nodeRead, error) {
+// changed specs; without the index it reads the node's keys from etcd. A
+// firewall delta (fwDelta, with delta) likewise reads only the firewalls
+// that changed, from the firewall key index.
+func (s *Service) readNode(ctx context.Context, node string, since int64, delta, fwDelta bool) (nodeRead, error) {
 	prefix, fwPrefix, lbPrefix := store.Prefix("assign", node), store.Prefix("fw", node), store.Prefix("lbs", node)
 	if delta {
 		ids, changed, rev, ok := s.usage.nodeTasks(ctx, node, since, max(since, s.hub.lastRev(node)), 2*time.Second)
 		if ok {
-			snap, err := s.st.C.Txn(ctx).Then(s.st.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)),
-				s.st.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))).Commit()
+			read := nodeRead{rev: rev, present: ids}
+			ops := []clientv3.Op{s.st.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))}
+			if fwDelta {
+				read.fwDelta = s.deltaFirewalls(ctx, node, since, rev, &read)
+			}
+			if !read.fwDelta {
+				ops = append(ops, s.st.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)))
+			}
+			snap, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 			if err != nil {
 				return nodeRead{}, err
+			}
+			read.lbs = snap.Responses[0].GetResponseRange().Kvs
+			if !read.fwDelta {
+				read.firewalls = snap.Responses[1].GetResponseRange().Kvs
 			}
 			keys := make([]*mvccpb.KeyValue, len(changed))
 			for i, id := range changed {
 				keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + id)}
 			}
-			tasks, err := s.valuesAt(ctx, keys, rev)
-			return nodeRead{rev: rev, tasks: tasks, present: ids, firewalls: snap.Responses[0].GetResponseRange().Kvs,
-				lbs: snap.Responses[1].GetResponseRange().Kvs}, err
+			read.tasks, err = s.valuesAt(ctx, keys, rev)
+			return read, err
 		}
 	}
 	assignOpts := []clientv3.OpOption{clientv3.WithPrefix()}
@@ -298,14 +317,16 @@ func (s *Service) valuesAt(ctx context.Context, kvs []*mvccpb.KeyValue, rev int6
 // tasksReply is agentapi.TasksResponse on the wire with the task specs as
 // stored (each written by json.Marshal of an agentapi.TaskSpec).
 type tasksReply struct {
-	Revision      int64                       `json:"revision"`
-	Tasks         []json.RawMessage           `json:"tasks"`
-	Delta         bool                        `json:"delta,omitempty"`
-	Present       []string                    `json:"present,omitempty"`
-	Known         []agentapi.KnownState       `json:"known"`
-	Firewalls     []json.RawMessage           `json:"firewalls,omitempty"`
-	AddressSets   []agentapi.AddressSet       `json:"addressSets,omitempty"`
-	LoadBalancers []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
+	Revision         int64                       `json:"revision"`
+	Tasks            []json.RawMessage           `json:"tasks"`
+	Delta            bool                        `json:"delta,omitempty"`
+	Present          []string                    `json:"present,omitempty"`
+	Known            []agentapi.KnownState       `json:"known"`
+	Firewalls        []json.RawMessage           `json:"firewalls,omitempty"`
+	FirewallsDelta   bool                        `json:"firewallsDelta,omitempty"`
+	FirewallsPresent []string                    `json:"firewallsPresent,omitempty"`
+	AddressSets      []agentapi.AddressSet       `json:"addressSets,omitempty"`
+	LoadBalancers    []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
 }
 
 // knownStatus is the last status the task's host reached, as it resumes

@@ -138,26 +138,15 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	var bound []scheduler.Placement
-	for _, p := range ps {
+	enis, attached := s.attachBatch(ctx, ps, read)
+	for i, p := range ps {
 		pt := read[p.TaskID]
 		r := *pt.rec // shallow: the fallback reads only fields bindTask leaves alone
 		key, _ := taskKeyFromArn(p.TaskID)
-		var eni *agentapi.ENI
-		if r.Awsvpc != nil && s.cfg.Networks != nil {
-			a, err := s.cfg.Networks.AttachENI(ctx, r.Spec.Account, r.Spec.Region, r.eniAttachmentID(), p.NodeID,
-				r.Awsvpc.subnetsIn(p.AZ), r.Awsvpc.Groups, r.Awsvpc.AssignPublicIP)
-			if reason, ok := failureReason(err); ok {
-				if err := s.failToStart(ctx, key, reason); err != nil {
-					s.log.Warn("fail task to start", "task", p.TaskID, "err", err)
-				}
-				continue
-			}
-			if err != nil {
-				s.log.Warn("attach network interface", "task", p.TaskID, "err", err)
-				continue // still pending: the next pass retries
-			}
-			eni = &a
+		if !attached[i] {
+			continue
 		}
+		eni := enis[i]
 		assign, err := bindTask(&r, p, "", eni)
 		if err != nil {
 			return err
@@ -187,6 +176,49 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// attachConcurrency is how many of a batch's interfaces are attached at
+// once: one after another, a batch of 40 awsvpc tasks waited for 40 etcd
+// round trips before its own commit.
+const attachConcurrency = 8
+
+// attachBatch attaches the interfaces of ps's awsvpc tasks, several at
+// once. attached[i] is false for a task that must not be bound now: its
+// attach failed (it stays pending, and the next pass retries) or cannot
+// succeed (it is stopped, as RunTask's asynchronous failures are).
+func (s *Service) attachBatch(ctx context.Context, ps []scheduler.Placement, read map[string]pendingTask) (enis []*agentapi.ENI, attached []bool) {
+	enis, attached = make([]*agentapi.ENI, len(ps)), make([]bool, len(ps))
+	sem := make(chan struct{}, attachConcurrency)
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		r := read[p.TaskID].rec
+		if r.Awsvpc == nil || s.cfg.Networks == nil {
+			attached[i] = true
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			a, err := s.cfg.Networks.AttachENI(ctx, r.Spec.Account, r.Spec.Region, r.eniAttachmentID(), p.NodeID,
+				r.Awsvpc.subnetsIn(p.AZ), r.Awsvpc.Groups, r.Awsvpc.AssignPublicIP)
+			if reason, ok := failureReason(err); ok {
+				key, _ := taskKeyFromArn(p.TaskID)
+				if err := s.failToStart(ctx, key, reason); err != nil {
+					s.log.Warn("fail task to start", "task", p.TaskID, "err", err)
+				}
+				return
+			}
+			if err != nil {
+				s.log.Warn("attach network interface", "task", p.TaskID, "err", err)
+				return
+			}
+			enis[i], attached[i] = &a, true
+		}()
+	}
+	wg.Wait()
+	return enis, attached
 }
 
 // bindTask gives a task without a host its node, zone, container instance

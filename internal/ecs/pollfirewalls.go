@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"slices"
 	"sync"
+	"time"
 
 	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // The firewalls and address sets of an agent's poll.
@@ -17,7 +19,7 @@ import (
 // key and revision: a poll sends a node's firewalls as stored, and would
 // otherwise decode every one of them each time the node is woken.
 type fwNames struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	names map[string]fwNamesEntry
 }
 
@@ -29,14 +31,20 @@ type fwNamesEntry struct {
 // maxFWNames bounds the cache; past it, it starts over.
 const maxFWNames = 1 << 17
 
+// cached returns the sets the firewall stored under key at rev names, if
+// this cache knows.
+func (c *fwNames) cached(key string, rev int64) ([]string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, hit := c.names[key]
+	return e.names, hit && e.rev == rev
+}
+
 // of returns the sets the firewall kv names (ok false: not a firewall).
 func (c *fwNames) of(kv *mvccpb.KeyValue) ([]string, bool) {
 	key := string(kv.Key)
-	c.mu.Lock()
-	e, hit := c.names[key]
-	c.mu.Unlock()
-	if hit && e.rev == kv.ModRevision {
-		return e.names, true
+	if names, hit := c.cached(key, kv.ModRevision); hit {
+		return names, true
 	}
 	var fw agentapi.Firewall
 	if json.Unmarshal(kv.Value, &fw) != nil {
@@ -52,19 +60,78 @@ func (c *fwNames) of(kv *mvccpb.KeyValue) ([]string, bool) {
 	return names, true
 }
 
+// deltaFirewalls fills read's firewalls for a firewall delta from the
+// firewall key index, once it has applied rev: every firewall of node by
+// key and mod revision, with the value of those changed after since (the
+// poll sends them) and of those whose set names the cache lacks. It
+// reports false if the index cannot tell, and the poll reads the node's
+// whole fw/ prefix instead.
+func (s *Service) deltaFirewalls(ctx context.Context, node string, since, rev int64, read *nodeRead) bool {
+	keys, at, ok := s.fwKeys.node(ctx, node, rev, 2*time.Second)
+	if !ok {
+		return false
+	}
+	prefix := store.Prefix("fw", node)
+	kvs := make([]*mvccpb.KeyValue, len(keys))
+	names := make([][]string, len(keys))
+	present := make([]string, len(keys))
+	var need []*mvccpb.KeyValue
+	for i, k := range keys {
+		kv := &mvccpb.KeyValue{Key: []byte(prefix + k.id), ModRevision: k.rev}
+		kvs[i], present[i] = kv, k.id
+		var hit bool
+		if names[i], hit = s.fwNames.cached(string(kv.Key), k.rev); !hit || k.rev > since {
+			need = append(need, kv)
+		}
+	}
+	// The index had applied at, not rev: the values are read as of at, so
+	// that each is the one of the revision the index gave. A firewall that
+	// changed after rev goes out now, and again in the next poll.
+	got, err := s.valuesAt(ctx, need, at)
+	if err != nil {
+		s.log.Warn("read changed firewalls", "node", node, "err", err)
+		return false
+	}
+	byKey := make(map[string]*mvccpb.KeyValue, len(got))
+	for _, kv := range got {
+		byKey[string(kv.Key)] = kv
+	}
+	for i, kv := range kvs {
+		v, ok := byKey[string(kv.Key)]
+		if !ok {
+			continue
+		}
+		kvs[i] = v
+		if names[i], ok = s.fwNames.of(v); !ok {
+			names[i] = nil
+		}
+	}
+	read.firewalls, read.fwNames, read.fwPresent = kvs, names, present
+	return true
+}
+
 // pollFirewalls returns a poll's firewalls as stored and the address sets
-// they name (see addressSets).
+// they name (see addressSets). A firewall delta returns only the firewalls
+// changed after since (read.fwPresent names them all).
 func (s *Service) pollFirewalls(ctx context.Context, node string, read nodeRead, since int64, delta bool) ([]json.RawMessage, []agentapi.AddressSet, error) {
 	var firewalls []json.RawMessage
 	// The sets that firewalls changed after since name, less those that
 	// firewalls the agent had at since name (it holds those).
 	var all, forced, held []string
-	for _, kv := range read.firewalls {
-		names, ok := s.fwNames.of(kv)
-		if !ok {
-			continue
+	for i, kv := range read.firewalls {
+		var names []string
+		if read.fwDelta {
+			names = read.fwNames[i]
+			if kv.ModRevision > since && kv.Value != nil {
+				firewalls = append(firewalls, kv.Value)
+			}
+		} else {
+			var ok bool
+			if names, ok = s.fwNames.of(kv); !ok {
+				continue
+			}
+			firewalls = append(firewalls, kv.Value)
 		}
-		firewalls = append(firewalls, kv.Value)
 		all = append(all, names...)
 		if kv.ModRevision > since {
 			forced = append(forced, names...)

@@ -30,7 +30,7 @@ import (
 // most reports in one transaction (each takes a comparison and up to two
 // operations, within etcd's 128 per transaction).
 const (
-	reportWorkers = 32
+	reportWorkers = 8
 	reportBatch   = 48
 )
 

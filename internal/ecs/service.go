@@ -94,6 +94,7 @@ type Service struct {
 	fwNames      fwNames     // set names of stored firewalls (pollfirewalls.go)
 	tasks        *taskIndex  // ListTasks' view of the stored tasks
 	usage        *usageIndex // placement's view of what each host runs
+	fwKeys       *nodeKeys   // each node's firewall keys, for delta polls
 	metrics      *metrics
 }
 
@@ -119,7 +120,8 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
 		hub:   newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs")),
-		tasks: newTaskIndex(cfg.Store, cfg.Logger), usage: newUsageIndex(cfg.Store, cfg.Logger)}
+		tasks: newTaskIndex(cfg.Store, cfg.Logger), usage: newUsageIndex(cfg.Store, cfg.Logger),
+		fwKeys: newNodeKeys(cfg.Store, cfg.Logger, store.Prefix("fw"), "firewall key index")}
 	s.metrics = newMetrics(cfg.Registerer, s)
 	s.reports, s.reportersOff = make(chan *reportReq), make(chan struct{})
 	close(s.reportersOff)
@@ -179,11 +181,12 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(9)
+	wg.Add(10)
 	go func() { defer wg.Done(); s.hub.run(ctx) }()
 	go func() { defer wg.Done(); s.runReporters(ctx) }()
 	go func() { defer wg.Done(); s.tasks.run(ctx) }()
 	go func() { defer wg.Done(); s.usage.run(ctx) }()
+	go func() { defer wg.Done(); s.fwKeys.run(ctx) }()
 	go func() { defer wg.Done(); s.runSpotReclaim(ctx, s.cfg.SpotReclaimInterval) }()
 	go func() { defer wg.Done(); s.runHostLoss(ctx) }()
 	go func() { defer wg.Done(); s.runServices(ctx) }()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -271,17 +270,15 @@ func (x *usageIndex) nodeTasks(ctx context.Context, node string, since, want int
 	}
 	x.mu.RLock()
 	rev = x.progress.applied()
-	m := x.tasks[node]
-	ids = make([]string, 0, len(m))
-	for id, r := range m {
-		ids = append(ids, id)
-		if r > since {
-			changed = append(changed, id)
+	keys := sortedKeyRevs(x.tasks[node])
+	x.mu.RUnlock()
+	ids = make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.id
+		if k.rev > since {
+			changed = append(changed, k.id)
 		}
 	}
-	x.mu.RUnlock()
-	slices.Sort(ids)
-	slices.Sort(changed)
 	return ids, changed, rev, rev >= want
 }
 

@@ -131,7 +131,7 @@ func (e *devEnv) start() {
 		// runs) on one host never hand out the same loopback address.
 		e.pool = 1 + mrand.IntN(254)
 	}
-	cmd := exec.Command(berthBin, "dev", "--data-dir", e.DataDir, "--listen", strings.TrimPrefix(e.URL, "http://"),
+	cmd := exec.Command(berthBin, "-v", "dev", "--data-dir", e.DataDir, "--listen", strings.TrimPrefix(e.URL, "http://"),
 		"--public-ip-pool", fmt.Sprintf("127.100.%d.0/24", e.pool), "--lb-address-pool", fmt.Sprintf("127.101.%d.0/24", e.pool))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,0 +1,66 @@
+package agentapi
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestApplySetDelta(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		old, added, removed []string
+		want                []string
+	}{
+		{"empty", nil, nil, nil, []string{}},
+		{"add to empty", nil, []string{"10.0.0.9", "10.0.0.1"}, nil, []string{"10.0.0.1", "10.0.0.9"}},
+		{"add between", []string{"10.0.0.1", "10.0.0.3"}, []string{"10.0.0.2"}, nil, []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}},
+		{"add after", []string{"10.0.0.1"}, []string{"10.0.0.4"}, nil, []string{"10.0.0.1", "10.0.0.4"}},
+		{"add one held", []string{"10.0.0.1", "10.0.0.2"}, []string{"10.0.0.2", "10.0.0.2"}, nil, []string{"10.0.0.1", "10.0.0.2"}},
+		{"remove", []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}, nil, []string{"10.0.0.2"}, []string{"10.0.0.1", "10.0.0.3"}},
+		{"remove absent", []string{"10.0.0.1"}, nil, []string{"10.0.0.7"}, []string{"10.0.0.1"}},
+		{"removed and added back", []string{"10.0.0.1", "10.0.0.2"}, []string{"10.0.0.2"}, []string{"10.0.0.2"}, []string{"10.0.0.1", "10.0.0.2"}},
+		{"remove all, add new", []string{"10.0.0.5"}, []string{"10.0.0.6"}, []string{"10.0.0.5"}, []string{"10.0.0.6"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := applySetDelta(AddressSet{Name: "s", Revision: 1, Addresses: tc.old},
+				AddressSet{Name: "s", Revision: 2, Delta: true, Addresses: tc.added, Removed: tc.removed})
+			if !slices.Equal(got.Addresses, tc.want) || got.Revision != 2 || got.Name != "s" || got.Delta {
+				t.Errorf("got %+v, want addresses %v at revision 2", got, tc.want)
+			}
+		})
+	}
+}
+
+// The merge agrees with the plain way (a map of members) on random sets.
+func TestApplySetDeltaRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	addr := func() string { return fmt.Sprintf("10.0.%d.%d", r.IntN(4), r.IntN(40)) }
+	for i := range 500 {
+		members := map[string]bool{}
+		for range r.IntN(60) {
+			members[addr()] = true
+		}
+		old := slices.Sorted(maps.Keys(members))
+		var added, removed []string
+		for range r.IntN(8) {
+			added = append(added, addr())
+		}
+		for range r.IntN(8) {
+			removed = append(removed, addr())
+		}
+		for _, a := range removed {
+			delete(members, a)
+		}
+		for _, a := range added {
+			members[a] = true
+		}
+		want := slices.Sorted(maps.Keys(members))
+		got := applySetDelta(AddressSet{Addresses: old}, AddressSet{Revision: 1, Addresses: added, Removed: removed})
+		if !slices.Equal(got.Addresses, want) && (len(want) != 0 || len(got.Addresses) != 0) {
+			t.Fatalf("case %d: old %v + %v - %v = %v, want %v", i, old, added, removed, got.Addresses, want)
+		}
+	}
+}

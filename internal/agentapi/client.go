@@ -269,7 +269,7 @@ func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
 			if !ok {
 				return nil, fmt.Errorf("the delta changes address set %s, which this client does not hold", set.Name)
 			}
-			set = applySetDelta(old, set)
+			set = ApplySetDelta(old, set)
 		}
 		ns.sets[set.Name] = sortedSet(set)
 	}
@@ -294,12 +294,12 @@ func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
 	return whole, nil
 }
 
-// applySetDelta returns set old with delta's additions and removals, at
-// delta's revision. old's addresses are sorted (a whole set is sent so, and
+// ApplySetDelta returns set old with delta's additions and removals, at
+// delta's revision (Delta false: a whole set). old's addresses are sorted (a whole set is sent so, and
 // every set this returns is), so this merges in one pass: sorting the whole
 // set on each delta made a set of a few thousand members most of a host's
 // poll, at one delta a second.
-func applySetDelta(old, delta AddressSet) AddressSet {
+func ApplySetDelta(old, delta AddressSet) AddressSet {
 	removed := slices.Sorted(slices.Values(delta.Removed))
 	added := slices.Compact(slices.Sorted(slices.Values(delta.Addresses)))
 	gone := func(a string) bool { _, found := slices.BinarySearch(removed, a); return found }
@@ -324,7 +324,7 @@ func applySetDelta(old, delta AddressSet) AddressSet {
 	return AddressSet{Name: old.Name, Revision: delta.Revision, Addresses: addrs}
 }
 
-// sortedSet returns set with its addresses sorted, as applySetDelta needs
+// sortedSet returns set with its addresses sorted, as ApplySetDelta needs
 // them (a check only, for a set the control plane sent sorted).
 func sortedSet(set AddressSet) AddressSet {
 	if !slices.IsSorted(set.Addresses) {

@@ -25,7 +25,7 @@ func TestApplySetDelta(t *testing.T) {
 		{"remove all, add new", []string{"10.0.0.5"}, []string{"10.0.0.6"}, []string{"10.0.0.5"}, []string{"10.0.0.6"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := applySetDelta(AddressSet{Name: "s", Revision: 1, Addresses: tc.old},
+			got := ApplySetDelta(AddressSet{Name: "s", Revision: 1, Addresses: tc.old},
 				AddressSet{Name: "s", Revision: 2, Delta: true, Addresses: tc.added, Removed: tc.removed})
 			if !slices.Equal(got.Addresses, tc.want) || got.Revision != 2 || got.Name != "s" || got.Delta {
 				t.Errorf("got %+v, want addresses %v at revision 2", got, tc.want)
@@ -58,7 +58,7 @@ func TestApplySetDeltaRandom(t *testing.T) {
 			members[a] = true
 		}
 		want := slices.Sorted(maps.Keys(members))
-		got := applySetDelta(AddressSet{Addresses: old}, AddressSet{Revision: 1, Addresses: added, Removed: removed})
+		got := ApplySetDelta(AddressSet{Addresses: old}, AddressSet{Revision: 1, Addresses: added, Removed: removed})
 		if !slices.Equal(got.Addresses, want) && (len(want) != 0 || len(got.Addresses) != 0) {
 			t.Fatalf("case %d: old %v + %v - %v = %v, want %v", i, old, added, removed, got.Addresses, want)
 		}

@@ -147,9 +147,10 @@ func TestReportFromAnotherNode(t *testing.T) {
 // key in the store, as the VPC control plane does.
 type setNetworks struct {
 	fakeNetworks
-	st   *store.Store
-	mu   sync.Mutex
-	sets map[string][]string
+	st    *store.Store
+	mu    sync.Mutex
+	sets  map[string][]string
+	reads int // sets AddressSets was asked for
 }
 
 // setTo changes a set's addresses to addrs, one store write per address
@@ -177,7 +178,7 @@ func (f *setNetworks) setTo(t *testing.T, name string, addrs ...string) {
 }
 
 func (f *setNetworks) AddressSetRevisions(ctx context.Context, names []string, rev int64) ([]int64, error) {
-	sets, err := f.AddressSets(ctx, names, rev, 0)
+	sets, err := f.readSets(ctx, names, rev, 0)
 	revs := make([]int64, len(sets))
 	for i, s := range sets {
 		revs[i] = s.Revision
@@ -186,6 +187,19 @@ func (f *setNetworks) AddressSetRevisions(ctx context.Context, names []string, r
 }
 
 func (f *setNetworks) AddressSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error) {
+	f.mu.Lock()
+	f.reads += len(names)
+	f.mu.Unlock()
+	return f.readSets(ctx, names, rev, since)
+}
+
+func (f *setNetworks) wholeReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
+}
+
+func (f *setNetworks) readSets(ctx context.Context, names []string, rev, since int64) ([]agentapi.AddressSet, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []agentapi.AddressSet
@@ -342,4 +356,44 @@ func firewallIDs(fws []agentapi.Firewall) []string {
 		ids[i] = fw.ENIID
 	}
 	return ids
+}
+
+// A set a poll sends whole is read once: a later poll that needs it whole
+// gets the copy with the changes since applied.
+func TestPollSetsWholeFromCopy(t *testing.T) {
+	nets := &setNetworks{sets: map[string][]string{}}
+	e := newEnvWith(t, becs.Config{Networks: nets})
+	nets.st = e.st
+	ctx := ctxT(t)
+	const web = "123456789012/us-east-1/sg-web"
+	nets.setTo(t, web, "10.0.0.4")
+	for _, node := range []string{"n1", "n2"} {
+		if _, err := e.agent.Register(ctx, agentapi.RegisterRequest{NodeID: node, AvailabilityZones: []string{"us-east-1a"}, CPU: 4096, MemoryMiB: 8192}); err != nil {
+			t.Fatal(err)
+		}
+		fw := agentapi.Firewall{ENIID: "eni-" + node, Revision: 1, Ingress: []agentapi.FirewallRule{{Protocol: "-1", CIDRs: []string{}, Sets: []string{web}}}}
+		if err := e.st.Put(ctx, store.Key("fw", node, fw.ENIID), fw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := e.agent.Tasks(ctx, "n1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.AddressSets) != 1 || !slices.Equal(first.AddressSets[0].Addresses, []string{"10.0.0.4"}) || nets.wholeReads() != 1 {
+		t.Fatalf("first poll: sets %+v after %d whole reads", first.AddressSets, nets.wholeReads())
+	}
+	nets.setTo(t, web, "10.0.0.4", "10.0.0.7", "10.0.0.2")
+	nets.setTo(t, web, "10.0.0.7", "10.0.0.2")
+	second, err := e.agent.Tasks(ctx, "n2", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.AddressSets) != 1 || !slices.Equal(second.AddressSets[0].Addresses, []string{"10.0.0.2", "10.0.0.7"}) ||
+		second.AddressSets[0].Revision <= first.AddressSets[0].Revision {
+		t.Fatalf("second node's whole set %+v (first %+v)", second.AddressSets, first.AddressSets)
+	}
+	if n := nets.wholeReads(); n != 1 {
+		t.Errorf("the set was read whole %d times, want once", n)
+	}
 }

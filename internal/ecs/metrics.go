@@ -18,8 +18,12 @@ import (
 //	berth_task_launch_seconds                histogram: RunTask accepted (createdAt) → the RUNNING
 //	                                         report applied, observed once per task by the replica
 //	                                         whose transaction applied it
+//	berth_agent_poll_address_sets_total{form} counter: address sets the agents' polls carried,
+//	                                         form "delta" (the changes since the agent's last poll)
+//	                                         or "whole" (every member)
 type metrics struct {
-	launch prometheus.Histogram
+	launch   prometheus.Histogram
+	pollSets *prometheus.CounterVec
 }
 
 var taskStates = []string{agentapi.StatusProvisioning, agentapi.StatusPending, agentapi.StatusActivating, agentapi.StatusRunning,
@@ -29,12 +33,28 @@ func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 	m := &metrics{launch: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "berth_task_launch_seconds", Help: "Time from RunTask (or the service scheduler) accepting a task to its RUNNING report being applied.",
 		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14), // 50 ms … 7 min
-	})}
+	}), pollSets: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "berth_agent_poll_address_sets_total", Help: "Address sets the agents' polls carried, as deltas or whole.",
+	}, []string{"form"})}
 	if reg != nil {
-		reg.MustRegister(m.launch, &taskStateCollector{s: s, desc: prometheus.NewDesc("berth_tasks",
+		reg.MustRegister(m.launch, m.pollSets, &taskStateCollector{s: s, desc: prometheus.NewDesc("berth_tasks",
 			"Tasks by last status, as the control plane's store has them.", []string{"state"}, nil)})
 	}
 	return m
+}
+
+// sentSets counts the address sets of one poll.
+func (m *metrics) sentSets(sets []agentapi.AddressSet) {
+	if m == nil {
+		return
+	}
+	for _, set := range sets {
+		form := "whole"
+		if set.Delta {
+			form = "delta"
+		}
+		m.pollSets.WithLabelValues(form).Inc()
+	}
 }
 
 func (m *metrics) launched(created *Time, now time.Time) {

@@ -69,7 +69,7 @@ const setDeltaWait = 100 * time.Millisecond
 
 // maxSetLog is how many changes of a set the hub keeps for deltas; a poll
 // further behind gets the whole set.
-const maxSetLog = 4096
+const maxSetLog = 16384
 
 // setDelta returns the net change of set name after revision since up to
 // upto, from the changes the hub saw, waiting up to a moment for the hub's

@@ -143,6 +143,7 @@ func (s *Service) pollFirewalls(ctx context.Context, node string, read nodeRead,
 	all = slices.Compact(all)
 	forced = slices.DeleteFunc(forced, func(n string) bool { return slices.Contains(held, n) })
 	sets, err := s.addressSets(ctx, node, all, forced, read.rev, since, delta)
+	s.metrics.sentSets(sets)
 	return firewalls, sets, err
 }
 
@@ -156,11 +157,11 @@ func (s *Service) addressSets(ctx context.Context, node string, names, forced []
 		return nil, nil
 	}
 	if !delta {
-		return s.cfg.Networks.AddressSets(ctx, names, rev, 0)
+		return s.wholeSets(ctx, names, rev)
 	}
 	slices.Sort(forced)
 	forced = slices.Compact(forced)
-	out, err := s.cfg.Networks.AddressSets(ctx, forced, rev, 0)
+	out, err := s.wholeSets(ctx, forced, rev)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +185,75 @@ func (s *Service) addressSets(ctx context.Context, node string, names, forced []
 			whole = append(whole, name)
 		}
 	}
-	sets, err := s.cfg.Networks.AddressSets(ctx, whole, rev, 0)
+	sets, err := s.wholeSets(ctx, whole, rev)
 	return append(out, sets...), err
+}
+
+// wholeSets returns the named address sets whole, as of rev. A set this
+// server sent whole before is that copy with the changes the hub saw since
+// applied; only the others are read. Reading a set whole reads a key per
+// member: a set of every task in a group, read for each host that needed
+// it whole (its first task in the group, or a poll whose delta the hub
+// could not tell), was most of a loaded server's work.
+func (s *Service) wholeSets(ctx context.Context, names []string, rev int64) ([]agentapi.AddressSet, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	revs, err := s.cfg.Networks.AddressSetRevisions(ctx, names, rev)
+	if err != nil {
+		return nil, err
+	}
+	var out []agentapi.AddressSet
+	var read []string
+	for i, name := range names {
+		if set, ok := s.setCopy(ctx, name, revs[i]); ok {
+			out = append(out, set)
+		} else {
+			read = append(read, name)
+		}
+	}
+	sets, err := s.cfg.Networks.AddressSets(ctx, read, rev, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.wholeSetsMu.Lock()
+	if s.wholeSetCopies == nil || len(s.wholeSetCopies) >= maxWholeSetCopies {
+		s.wholeSetCopies = map[string]agentapi.AddressSet{}
+	}
+	for _, set := range sets {
+		if c, ok := s.wholeSetCopies[set.Name]; !ok || c.Revision < set.Revision {
+			s.wholeSetCopies[set.Name] = set
+		}
+	}
+	s.wholeSetsMu.Unlock()
+	return append(out, sets...), nil
+}
+
+// maxWholeSetCopies bounds the copies wholeSets keeps; past it, it starts
+// over.
+const maxWholeSetCopies = 4096
+
+// setCopy is set name whole at revision rev from the copy kept, if the
+// copy is at rev or the hub can tell the changes from its revision to rev.
+func (s *Service) setCopy(ctx context.Context, name string, rev int64) (agentapi.AddressSet, bool) {
+	s.wholeSetsMu.Lock()
+	c, ok := s.wholeSetCopies[name]
+	s.wholeSetsMu.Unlock()
+	if !ok || c.Revision > rev {
+		return agentapi.AddressSet{}, false
+	}
+	if c.Revision == rev {
+		return c, true
+	}
+	added, removed, ok := s.hub.setDelta(ctx, name, c.Revision, rev)
+	if !ok {
+		return agentapi.AddressSet{}, false
+	}
+	set := agentapi.ApplySetDelta(c, agentapi.AddressSet{Revision: rev, Addresses: added, Removed: removed})
+	s.wholeSetsMu.Lock()
+	if cur, ok := s.wholeSetCopies[name]; ok && cur.Revision < rev {
+		s.wholeSetCopies[name] = set
+	}
+	s.wholeSetsMu.Unlock()
+	return set, true
 }

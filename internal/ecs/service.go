@@ -91,11 +91,14 @@ type Service struct {
 	reports      chan *reportReq
 	reportersMu  sync.Mutex
 	reportersOff chan struct{}
-	fwNames      fwNames     // set names of stored firewalls (pollfirewalls.go)
-	tasks        *taskIndex  // ListTasks' view of the stored tasks
-	usage        *usageIndex // placement's view of what each host runs
-	fwKeys       *nodeKeys   // each node's firewall keys, for delta polls
-	metrics      *metrics
+	fwNames      fwNames // set names of stored firewalls (pollfirewalls.go)
+	// The address sets polls last sent whole, by name (wholeSets).
+	wholeSetsMu    sync.Mutex
+	wholeSetCopies map[string]agentapi.AddressSet
+	tasks          *taskIndex  // ListTasks' view of the stored tasks
+	usage          *usageIndex // placement's view of what each host runs
+	fwKeys         *nodeKeys   // each node's firewall keys, for delta polls
+	metrics        *metrics
 }
 
 // New creates the ECS service.

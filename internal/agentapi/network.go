@@ -91,10 +91,34 @@ type AddressSet struct {
 
 // AddressSetChange is the value of a set's key (store key
 // sgsets/<name>): the change that made its revision, one member's address
-// added or removed.
+// added or removed, or several members' addresses added (Added: one
+// transaction attached several interfaces in the group).
 type AddressSetChange struct {
-	Add    string `json:"add,omitempty"`
-	Remove string `json:"remove,omitempty"`
+	Add    string   `json:"add,omitempty"`
+	Remove string   `json:"remove,omitempty"`
+	Added  []string `json:"added,omitempty"`
+}
+
+// Members returns the addresses the change adds (add) or removes; ok is
+// false when it is not one member's or several members' change (a set's
+// deletion).
+func (c AddressSetChange) Members() (addrs []string, add, ok bool) {
+	switch {
+	case c.Add != "" && c.Remove == "" && len(c.Added) == 0:
+		return []string{c.Add}, true, true
+	case c.Remove != "" && c.Add == "" && len(c.Added) == 0:
+		return []string{c.Remove}, false, true
+	case len(c.Added) > 0 && c.Add == "" && c.Remove == "":
+		return c.Added, true, true
+	}
+	return nil, false, false
+}
+
+// ENIRequest is what attaching one task's interface asks for.
+type ENIRequest struct {
+	Account, Region, AttachmentID, Node string
+	Subnets, Groups                     []string
+	AssignPublicIP                      bool
 }
 
 // ResolveSets returns rules with every set name replaced by the /32 of

@@ -118,14 +118,21 @@ func (h *nodeHub) setDelta(ctx context.Context, name string, since, upto int64) 
 // logSet records a change of set name. h.mu is held.
 func (h *nodeHub) logSet(name string, rev int64, value []byte) {
 	var c agentapi.AddressSetChange
-	if len(value) == 0 || json.Unmarshal(value, &c) != nil || (c.Add == "") == (c.Remove == "") {
+	addrs, add, ok := []string(nil), false, false
+	if len(value) > 0 && json.Unmarshal(value, &c) == nil {
+		addrs, add, ok = c.Members()
+	}
+	if !ok {
 		// Not a member's change (the set was deleted): deltas across it
 		// cannot be told.
 		delete(h.setLog, name)
 		h.setFloor[name] = rev
 		return
 	}
-	log := append(h.setLog[name], setChange{rev: rev, addr: c.Add + c.Remove, add: c.Add != ""})
+	log := h.setLog[name]
+	for _, a := range addrs {
+		log = append(log, setChange{rev: rev, addr: a, add: add})
+	}
 	if len(log) > maxSetLog {
 		h.setFloor[name] = log[len(log)-maxSetLog/2-1].rev
 		log = slices.Clone(log[len(log)-maxSetLog/2:])

@@ -32,6 +32,13 @@ const (
 	// of 128 ops per transaction (--max-txn-ops), and about 4 KiB each,
 	// well under its 1.5 MiB request limit.
 	batchTasks = 40
+	// batchENITasks is how many tasks one transaction binds when it also
+	// attaches their interfaces (eniBatcher): 3 ops each, and 4 for the
+	// interface and one per security group.
+	batchENITasks = 12
+	// maxTxnOps is etcd's default limit of operations (and comparisons)
+	// in one transaction.
+	maxTxnOps = 128
 	// batchReads is how many task records one read transaction fetches.
 	batchReads = 128
 	// inFlight is how many batches are read or committed at once.
@@ -123,7 +130,11 @@ func (s *Service) commitPlan(ctx context.Context, ps []scheduler.Placement, read
 			s.log.Warn("commit placement", "task", p.TaskID, "err", err)
 		}
 	}
-	s.forChunks(len(batch), batchTasks, func(lo, hi int) {
+	size := batchTasks
+	if _, ok := s.cfg.Networks.(eniBatcher); ok {
+		size = batchENITasks
+	}
+	s.forChunks(len(batch), size, func(lo, hi int) {
 		if err := s.commitBatch(ctx, batch[lo:hi], read); err != nil {
 			s.log.Warn("commit placement batch", "tasks", hi-lo, "err", err)
 		}
@@ -138,7 +149,24 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	var bound []scheduler.Placement
-	enis, attached := s.attachBatch(ctx, ps, read)
+	var enis []*agentapi.ENI
+	var attached []bool
+	var part store.TxnPart
+	if b, ok := s.cfg.Networks.(eniBatcher); ok {
+		enis, attached, part = s.prepareBatch(ctx, b, ps, read)
+	} else {
+		enis, attached = s.attachBatch(ctx, ps, read)
+	}
+	// The preparer hears the outcome once, also when this returns early.
+	var once sync.Once
+	finish := func(committed bool) {
+		once.Do(func() {
+			if part.Done != nil {
+				part.Done(committed)
+			}
+		})
+	}
+	defer finish(false)
 	for i, p := range ps {
 		pt := read[p.TaskID]
 		r := *pt.rec // shallow: the fallback reads only fields bindTask leaves alone
@@ -159,10 +187,18 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 		ops = append(ops, clientv3.OpPut(key, string(b)), assign, clientv3.OpDelete(store.Key("pending", r.Spec.TaskID)))
 		bound = append(bound, p)
 	}
+	cmps, ops = append(cmps, part.Cmps...), append(ops, part.Ops...)
 	if len(ops) == 0 {
 		return nil
 	}
+	if (len(ops) > maxTxnOps || len(cmps) > maxTxnOps) && len(ps) > 1 {
+		// Tasks in many groups, with public addresses: in halves.
+		finish(false)
+		mid := len(ps) / 2
+		return errors.Join(s.commitBatch(ctx, ps[:mid], read), s.commitBatch(ctx, ps[mid:], read))
+	}
 	resp, err := s.st.C.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	finish(err == nil && resp.Succeeded)
 	if err != nil {
 		return fmt.Errorf("commit %d placements: %w", len(bound), err)
 	}
@@ -176,6 +212,52 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// eniBatcher is a Networks that can prepare the interfaces of a batch of
+// tasks for the placement's own transaction (internal/vpc does): one
+// transaction binds the batch and attaches its interfaces, where one per
+// interface came before it.
+type eniBatcher interface {
+	PrepareENIs(ctx context.Context, reqs []agentapi.ENIRequest) ([]agentapi.ENI, []error, store.TxnPart)
+}
+
+// prepareBatch prepares the interfaces of ps's awsvpc tasks (see
+// eniBatcher), with attachBatch's results; part holds their writes.
+func (s *Service) prepareBatch(ctx context.Context, b eniBatcher, ps []scheduler.Placement, read map[string]pendingTask) (enis []*agentapi.ENI, attached []bool, part store.TxnPart) {
+	enis, attached = make([]*agentapi.ENI, len(ps)), make([]bool, len(ps))
+	var reqs []agentapi.ENIRequest
+	var at []int // reqs[j] is ps[at[j]]'s
+	for i, p := range ps {
+		r := read[p.TaskID].rec
+		if r.Awsvpc == nil {
+			attached[i] = true
+			continue
+		}
+		reqs = append(reqs, agentapi.ENIRequest{Account: r.Spec.Account, Region: r.Spec.Region, AttachmentID: r.eniAttachmentID(),
+			Node: p.NodeID, Subnets: r.Awsvpc.subnetsIn(p.AZ), Groups: r.Awsvpc.Groups, AssignPublicIP: r.Awsvpc.AssignPublicIP})
+		at = append(at, i)
+	}
+	if len(reqs) == 0 {
+		return enis, attached, store.TxnPart{}
+	}
+	got, errs, part := b.PrepareENIs(ctx, reqs)
+	for j, i := range at {
+		p := ps[i]
+		if reason, ok := failureReason(errs[j]); ok {
+			key, _ := taskKeyFromArn(p.TaskID)
+			if err := s.failToStart(ctx, key, reason); err != nil {
+				s.log.Warn("fail task to start", "task", p.TaskID, "err", err)
+			}
+			continue
+		}
+		if errs[j] != nil {
+			s.log.Warn("attach network interface", "task", p.TaskID, "err", errs[j])
+			continue // still pending: the next pass retries
+		}
+		enis[i], attached[i] = &got[j], true
+	}
+	return enis, attached, part
 }
 
 // attachConcurrency is how many of a batch's interfaces are attached at

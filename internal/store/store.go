@@ -215,3 +215,13 @@ func ListJSON[T any](ctx context.Context, s *Store, prefix string) ([]T, error) 
 	})
 	return out, err
 }
+
+// TxnPart is part of a transaction that one service prepares for another
+// to commit with its own: Cmps and Ops join the committer's transaction,
+// and Done tells the preparer the outcome (committed: the transaction
+// succeeded; false also when it failed or its outcome is unknown).
+type TxnPart struct {
+	Cmps []clientv3.Cmp
+	Ops  []clientv3.Op
+	Done func(committed bool)
+}

@@ -190,17 +190,29 @@ func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node st
 	if err != nil {
 		return agentapi.ENI{}, false, err
 	}
+	cand, eni, err := s.pickAddresses(ctx, sc, plan, attachmentID, assignPublicIP, attempt)
+	if err != nil {
+		return agentapi.ENI{}, false, err
+	}
+	return s.commitAttach(ctx, sc, plan, cand, eni, node)
+}
+
+// pickAddresses reserves the interface's addresses: the lowest free one of
+// the first of plan's subnets with room, and a public one if asked. The
+// caller settles them (s.settleENI) once its transaction's outcome is known.
+func (s *Service) pickAddresses(ctx context.Context, sc scope, plan *attachPlan, attachmentID string, assignPublicIP bool,
+	attempt int) (versioned[subnetRecord], agentapi.ENI, error) {
 	var full []string
 	for _, cand := range plan.subnets {
 		sn := cand.v
 		pfx, err := netip.ParsePrefix(sn.CIDR)
 		if err != nil {
-			return agentapi.ENI{}, false, fmt.Errorf("subnet %s: %w", sn.ID, err)
+			return cand, agentapi.ENI{}, fmt.Errorf("subnet %s: %w", sn.ID, err)
 		}
 		ip, ok := netip.Addr{}, false
 		if first, last, any := subnetRange(pfx); any {
 			if ip, ok, err = s.reserve(ctx, sc.leasePrefix(sn.ID), first, last, attempt); err != nil {
-				return agentapi.ENI{}, false, err
+				return cand, agentapi.ENI{}, err
 			}
 		}
 		if !ok {
@@ -213,18 +225,26 @@ func (s *Service) tryAttach(ctx context.Context, sc scope, attachmentID, node st
 			if pub, ok, err = s.reserve(ctx, publicIPPrefix(), first, last, attempt); err != nil || !ok {
 				s.settle(sc.leasePrefix(sn.ID), ip, false)
 				if err != nil {
-					return agentapi.ENI{}, false, err
+					return cand, agentapi.ENI{}, err
 				}
-				return agentapi.ENI{}, false, stopErr("unable to assign a public IP address: the public address pool %s has no free addresses", s.cfg.PublicIPPool)
+				return cand, agentapi.ENI{}, stopErr("unable to assign a public IP address: the public address pool %s has no free addresses", s.cfg.PublicIPPool)
 			}
 		}
-		eni := s.newENI(sc, plan, sn, pfx, ip, pub, attachmentID)
-		return s.commitAttach(ctx, sc, plan, cand, eni, node)
+		return cand, s.newENI(sc, plan, sn, pfx, ip, pub, attachmentID), nil
 	}
 	if len(full) == 1 {
-		return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnet %s has no free addresses", full[0])
+		return versioned[subnetRecord]{}, agentapi.ENI{}, stopErr("unable to assign an IP address: subnet %s has no free addresses", full[0])
 	}
-	return agentapi.ENI{}, false, stopErr("unable to assign an IP address: subnets %s have no free addresses", strings.Join(full, ", "))
+	return versioned[subnetRecord]{}, agentapi.ENI{}, stopErr("unable to assign an IP address: subnets %s have no free addresses", strings.Join(full, ", "))
+}
+
+// settleENI settles the addresses pickAddresses reserved for eni: leased
+// tells whether each is now taken (by eni or, after a lost race, by another).
+func (s *Service) settleENI(sc scope, eni agentapi.ENI, privLeased, pubLeased bool) {
+	s.settle(sc.leasePrefix(eni.SubnetID), netip.MustParseAddr(eni.PrivateIP), privLeased)
+	if eni.PublicIP != "" {
+		s.settle(publicIPPrefix(), netip.MustParseAddr(eni.PublicIP), pubLeased)
+	}
 }
 
 func (s *Service) newENI(sc scope, plan *attachPlan, sn *subnetRecord, pfx netip.Prefix, ip, pub netip.Addr, attachmentID string) agentapi.ENI {
@@ -244,12 +264,12 @@ func (s *Service) newENI(sc scope, plan *attachPlan, sn *subnetRecord, pfx netip
 	return eni
 }
 
-// commitAttach writes the ENI, its leases, memberships and firewall in one
-// transaction. On a lost race it records the addresses that were taken in
-// the lease cache and returns done=false. Either way it settles the
-// addresses tryAttach reserved.
-func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, cand versioned[subnetRecord],
-	eni agentapi.ENI, node string) (agentapi.ENI, bool, error) {
+// attachOps adds to t what attaching eni on node writes: the ENI record,
+// its leases, group memberships and firewall, each required absent (the
+// subnet and groups unchanged since plan was read). It returns the keys of
+// the address sets eni joins: their puts are the caller's, as a
+// transaction of several attaches puts each key once.
+func (s *Service) attachOps(t *txn, sc scope, plan *attachPlan, cand versioned[subnetRecord], eni agentapi.ENI, node string) []string {
 	groups := map[string]*groupRecord{}
 	// The firewall's revision: that of the newest record it is computed
 	// from. No firewall of this ENI came before it, and the reconciler's
@@ -267,7 +287,6 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 
 	rec := eniRecord{ENI: eni, Node: node, Attached: s.cfg.Now().UTC()}
 	leaseKey := sc.leaseKey(eni.SubnetID, eni.PrivateIP)
-	t := &txn{}
 	t.ifRev(sc.eniKey(eni.AttachmentID), 0)
 	t.ifRev(leaseKey, 0)
 	t.ifRev(sc.subnetKey(cand.v.ID), cand.rev)
@@ -277,17 +296,34 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 	t.ifRev(fwKey(node, eni.ID), 0)
 	t.put(sc.eniKey(eni.AttachmentID), rec)
 	t.put(leaseKey, leaseRecord{AttachmentID: eni.AttachmentID, ENIID: eni.ID})
+	var sets []string
 	for _, g := range eni.SecurityGroups {
 		t.put(sc.memberKey(g, eni.AttachmentID), memberRecord{ENIID: eni.ID, IP: eni.PrivateIP})
-		t.put(setKey(sc.setName(g)), agentapi.AddressSetChange{Add: eni.PrivateIP})
+		sets = append(sets, setKey(sc.setName(g)))
 	}
 	t.put(fwKey(node, eni.ID), fw)
-	t.els = append(t.els, clientv3.OpGet(leaseKey, clientv3.WithCountOnly()), clientv3.OpGet(sc.eniKey(eni.AttachmentID)))
 	if eni.PublicIP != "" {
 		pk := publicIPKey(eni.PublicIP)
 		t.ifRev(pk, 0)
 		t.put(pk, publicIPRecord{Account: sc.account, Region: sc.region, AttachmentID: eni.AttachmentID})
-		t.els = append(t.els, clientv3.OpGet(pk, clientv3.WithCountOnly()))
+	}
+	return sets
+}
+
+// commitAttach writes the ENI, its leases, memberships and firewall in one
+// transaction. On a lost race it records the addresses that were taken in
+// the lease cache and returns done=false. Either way it settles the
+// addresses tryAttach reserved.
+func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, cand versioned[subnetRecord],
+	eni agentapi.ENI, node string) (agentapi.ENI, bool, error) {
+	t := &txn{}
+	for _, key := range s.attachOps(t, sc, plan, cand, eni, node) {
+		t.put(key, agentapi.AddressSetChange{Add: eni.PrivateIP})
+	}
+	leaseKey := sc.leaseKey(eni.SubnetID, eni.PrivateIP)
+	t.els = append(t.els, clientv3.OpGet(leaseKey, clientv3.WithCountOnly()), clientv3.OpGet(sc.eniKey(eni.AttachmentID)))
+	if eni.PublicIP != "" {
+		t.els = append(t.els, clientv3.OpGet(publicIPKey(eni.PublicIP), clientv3.WithCountOnly()))
 	}
 	ok, resp, err := s.commit(ctx, t)
 	privTaken, pubTaken := true, true // an unknown outcome: the next read of the leases tells
@@ -299,16 +335,12 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 		}
 		pubTaken = eni.PublicIP != "" && resp.Responses[2].GetResponseRange().Count > 0
 	}
-	s.settle(sc.leasePrefix(eni.SubnetID), netip.MustParseAddr(eni.PrivateIP), privTaken)
-	if eni.PublicIP != "" {
-		s.settle(publicIPPrefix(), netip.MustParseAddr(eni.PublicIP), pubTaken)
-	}
+	s.settleENI(sc, eni, privTaken, pubTaken)
 	if err != nil {
 		return agentapi.ENI{}, false, err
 	}
 	if ok {
-		s.log.Info("attached eni", "account", sc.account, "region", sc.region, "attachment", eni.AttachmentID,
-			"eni", eni.ID, "subnet", eni.SubnetID, "ip", eni.PrivateIP, "publicIp", eni.PublicIP, "node", node)
+		s.logAttached(sc, eni, node)
 		return eni, true, nil
 	}
 	if existing != nil {
@@ -324,6 +356,11 @@ func (s *Service) commitAttach(ctx context.Context, sc scope, plan *attachPlan, 
 		s.forgetPlans(sc)
 	}
 	return agentapi.ENI{}, false, nil
+}
+
+func (s *Service) logAttached(sc scope, eni agentapi.ENI, node string) {
+	s.log.Info("attached eni", "account", sc.account, "region", sc.region, "attachment", eni.AttachmentID,
+		"eni", eni.ID, "subnet", eni.SubnetID, "ip", eni.PrivateIP, "publicIp", eni.PublicIP, "node", node)
 }
 
 // errReleased ends ReleaseENI's update when there is nothing to release.

@@ -30,7 +30,7 @@ import (
 // most reports in one transaction (each takes a comparison and up to two
 // operations, within etcd's 128 per transaction).
 const (
-	reportWorkers = 8
+	reportWorkers = 32
 	reportBatch   = 48
 )
 

@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -77,19 +76,10 @@ func (x *nodeKeys) follow(ctx context.Context) error {
 	x.mu.Lock()
 	x.keys = keys
 	x.mu.Unlock()
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	w := x.st.C.Watcher
-	wch := w.Watch(wctx, x.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
-	x.progress.started(w, rev)
-	defer x.progress.stopped()
-	for wr := range wch {
-		if err := wr.Err(); err != nil {
-			return err
-		}
-		x.apply(wr.Events, wr.Header.Revision)
-	}
-	return errors.New("watch closed")
+	return x.progress.follow(ctx, x.st, x.prefix, rev, false, func(evs []*clientv3.Event, rev int64) error {
+		x.apply(evs, rev)
+		return nil
+	})
 }
 
 // apply applies one watch response's events and its revision rev (0:

@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -95,23 +94,12 @@ func (x *taskIndex) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	// The client's own watcher: an embedded etcd's in-process client has
-	// no connection a watcher of its own could use.
-	w := x.st.C.Watcher
-	wch := w.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	x.mu.Lock()
 	x.clusters, x.counts = clusters, counts
 	x.mu.Unlock()
-	x.progress.started(w, rev)
-	defer x.progress.stopped()
-	for wr := range wch {
-		if err := wr.Err(); err != nil {
-			return err
-		}
+	return x.progress.follow(ctx, x.st, prefix, rev, false, func(evs []*clientv3.Event, rev int64) error {
 		x.mu.Lock()
-		for _, ev := range wr.Events {
+		for _, ev := range evs {
 			c, id, ok := taskKeyParts(string(ev.Kv.Key))
 			if !ok {
 				continue
@@ -123,9 +111,9 @@ func (x *taskIndex) follow(ctx context.Context) error {
 			}
 		}
 		x.mu.Unlock()
-		x.progress.advance(wr.Header.Revision)
-	}
-	return errors.New("watch closed")
+		x.progress.advance(rev)
+		return nil
+	})
 }
 
 // indexedRecord is the part of a stored taskRecord the index keeps: decoding

@@ -170,21 +170,7 @@ func (x *usageIndex) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	w := x.st.C.Watcher
-	wch := w.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV(), clientv3.WithProgressNotify())
-	x.progress.started(w, rev)
-	defer x.progress.stopped()
-	for wr := range wch {
-		if err := wr.Err(); err != nil {
-			return err
-		}
-		if err := x.apply(wr.Events, wr.Header.Revision); err != nil {
-			return err
-		}
-	}
-	return errors.New("watch closed")
+	return x.progress.follow(ctx, x.st, prefix, rev, true, x.apply)
 }
 
 // apply applies one watch response's events and its revision rev (0:

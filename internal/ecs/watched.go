@@ -120,6 +120,36 @@ func (p *watchProgress) catchUpTo(ctx context.Context, want int64, timeout time.
 	}
 }
 
+// follow watches prefix from the revision after rev (the one the index was
+// built at), marks the index built, and hands each response's events and
+// revision to apply until the watch fails, apply fails or ctx ends; the
+// index is marked unbuilt when it returns. prevKV asks for each event's
+// previous value.
+func (p *watchProgress) follow(ctx context.Context, st *store.Store, prefix string, rev int64, prevKV bool,
+	apply func(evs []*clientv3.Event, rev int64) error) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	// The client's own watcher: an embedded etcd's in-process client has
+	// no connection a watcher of its own could use.
+	w := st.C.Watcher
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithRev(rev + 1), clientv3.WithProgressNotify()}
+	if prevKV {
+		opts = append(opts, clientv3.WithPrevKV())
+	}
+	wch := w.Watch(wctx, prefix, opts...)
+	p.started(w, rev)
+	defer p.stopped()
+	for wr := range wch {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		if err := apply(wr.Events, wr.Header.Revision); err != nil {
+			return err
+		}
+	}
+	return errors.New("watch closed")
+}
+
 // listAt reads every key under prefix at one revision, in pages (a page
 // of a million keys would be one huge response), and returns that revision.
 func listAt(ctx context.Context, st *store.Store, prefix string, each func(*mvccpb.KeyValue)) (int64, error) {

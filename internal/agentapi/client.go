@@ -165,18 +165,16 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 		for _, t := range out.Tasks {
 			ns.byID[t.TaskID] = t
 		}
-		ns.fws = make(map[string]Firewall, len(out.Firewalls))
-		for _, fw := range out.Firewalls {
-			ns.fws[fw.ENIID] = fw
-		}
-		ns.sets = make(map[string]AddressSet, len(out.AddressSets))
-		for _, set := range out.AddressSets {
-			if !c.DiscardAddressSets {
-				ns.sets[set.Name] = sortedSet(set)
-			}
+		if _, err := ns.mergeFirewalls(out); err != nil { // a whole reply: every firewall
+			ns.rev = 0
+			return out, fmt.Errorf("GET %s: node %s: %w", PathTasks, node, err)
 		}
 		if c.DiscardAddressSets {
 			out.AddressSets = nil
+		}
+		ns.sets = make(map[string]AddressSet, len(out.AddressSets))
+		for _, set := range out.AddressSets {
+			ns.sets[set.Name] = sortedSet(set)
 		}
 		ns.rev = out.Revision
 		return out, nil

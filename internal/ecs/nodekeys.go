@@ -54,14 +54,7 @@ func (x *nodeKeys) run(ctx context.Context) {
 }
 
 // nodeID splits a key under the prefix into its node and id.
-func (x *nodeKeys) nodeID(key string) (node, id string, ok bool) {
-	rest, ok := strings.CutPrefix(key, x.prefix)
-	if !ok {
-		return "", "", false
-	}
-	node, id, ok = strings.Cut(rest, "/")
-	return node, id, ok && node != "" && id != ""
-}
+func (x *nodeKeys) nodeID(key string) (node, id string, ok bool) { return splitNodeKey(x.prefix, key) }
 
 func (x *nodeKeys) follow(ctx context.Context) error {
 	keys := map[string]map[string]int64{}

@@ -65,7 +65,12 @@ func assignNode(key string) (string, bool) {
 
 // assignNodeTask is the node and task id of an assign key.
 func assignNodeTask(key string) (node, id string, ok bool) {
-	rest, ok := strings.CutPrefix(key, store.Prefix("assign"))
+	return splitNodeKey(store.Prefix("assign"), key)
+}
+
+// splitNodeKey splits a key <prefix><node>/<id> into its node and id.
+func splitNodeKey(prefix, key string) (node, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
 	if !ok {
 		return "", "", false
 	}

@@ -267,9 +267,11 @@ func (ns *nodeSpecs) mergeSets(out TasksResponse) ([]AddressSet, error) {
 			if !ok {
 				return nil, fmt.Errorf("the delta changes address set %s, which this client does not hold", set.Name)
 			}
-			set = ApplySetDelta(old, set)
+			set = ApplySetDelta(old, set) // sorted already
+		} else {
+			set = sortedSet(set)
 		}
-		ns.sets[set.Name] = sortedSet(set)
+		ns.sets[set.Name] = set
 	}
 	names := SetNames(out.Firewalls)
 	whole := make([]AddressSet, 0, len(names))

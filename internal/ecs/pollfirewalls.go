@@ -175,6 +175,7 @@ func (s *Service) addressSets(ctx context.Context, node string, names, forced []
 		return nil, err
 	}
 	var whole []string
+	var wholeRevs []int64
 	for i, name := range rest {
 		if revs[i] <= since {
 			continue
@@ -182,10 +183,10 @@ func (s *Service) addressSets(ctx context.Context, node string, names, forced []
 		if added, removed, ok := s.hub.setDelta(ctx, name, since, revs[i]); ok {
 			out = append(out, agentapi.AddressSet{Name: name, Revision: revs[i], Delta: true, Addresses: added, Removed: removed})
 		} else {
-			whole = append(whole, name)
+			whole, wholeRevs = append(whole, name), append(wholeRevs, revs[i])
 		}
 	}
-	sets, err := s.wholeSets(ctx, whole, rev)
+	sets, err := s.wholeSetsAt(ctx, whole, wholeRevs, rev)
 	return append(out, sets...), err
 }
 
@@ -202,6 +203,15 @@ func (s *Service) wholeSets(ctx context.Context, names []string, rev int64) ([]a
 	revs, err := s.cfg.Networks.AddressSetRevisions(ctx, names, rev)
 	if err != nil {
 		return nil, err
+	}
+	return s.wholeSetsAt(ctx, names, revs, rev)
+}
+
+// wholeSetsAt is wholeSets for a caller that has read the sets' revisions
+// as of rev (revs[i] is names[i]'s).
+func (s *Service) wholeSetsAt(ctx context.Context, names []string, revs []int64, rev int64) ([]agentapi.AddressSet, error) {
+	if len(names) == 0 {
+		return nil, nil
 	}
 	var out []agentapi.AddressSet
 	var read []string

@@ -135,8 +135,13 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		}
 		launched += int64(l.tasks)
 		start := time.Now().Add(-b.step)
-		if err := fleet.WaitRunning(ctx, launched, 20*time.Millisecond); err != nil {
-			return nil, err
+		// A task that fails to start (its subnets full, say) never runs:
+		// give up rather than wait for it.
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err = fleet.WaitRunning(wctx, launched, 20*time.Millisecond)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("throughput: after the step of %d clients: %w (the server's log says why)", n, err)
 		}
 		l.launchesPerSec = float64(l.tasks) / time.Since(start).Seconds()
 		h.Log.Info("throughput step", "clients", n, "calls_per_s", int(l.callsPerSec), "launches_per_s", int(l.launchesPerSec), "p99", l.p99)

@@ -64,3 +64,46 @@ func TestApplySetDeltaRandom(t *testing.T) {
 		}
 	}
 }
+
+// A client rebuilds a node's whole list from what it held and a delta:
+// with the ids of all (present), or with word that none left (same).
+func TestHeldMerge(t *testing.T) {
+	id := func(s string) string { return s[:1] }
+	for _, tc := range []struct {
+		name     string
+		held     []string
+		changed  []string
+		present  []string
+		same     bool
+		want     []string
+		wantHeld []string
+		lacking  int
+	}{
+		{name: "one changed, one left", held: []string{"a1", "b1", "c1"}, changed: []string{"b2"}, present: []string{"a", "b"},
+			want: []string{"a1", "b2"}, wantHeld: []string{"a1", "b2"}},
+		{name: "one joined, none left", held: []string{"c1", "a1"}, changed: []string{"b1"}, same: true,
+			want: []string{"a1", "b1", "c1"}, wantHeld: []string{"a1", "b1", "c1"}},
+		{name: "nothing changed, none left", held: []string{"b1", "a1"}, same: true,
+			want: []string{"a1", "b1"}, wantHeld: []string{"a1", "b1"}},
+		{name: "all left", held: []string{"a1"}, present: []string{},
+			want: []string{}, wantHeld: []string{}},
+		{name: "a present id never seen", held: []string{"a1"}, present: []string{"a", "z"},
+			want: []string{"a1"}, wantHeld: []string{"a1"}, lacking: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := held[string]{id: id}
+			h.reset(tc.held)
+			whole, lacking := h.merge(tc.changed, tc.present, tc.same)
+			if !slices.Equal(whole, tc.want) || lacking != tc.lacking {
+				t.Errorf("whole %v lacking %d, want %v lacking %d", whole, lacking, tc.want, tc.lacking)
+			}
+			if got := slices.Sorted(maps.Values(h.byID)); !slices.Equal(got, tc.wantHeld) {
+				t.Errorf("held %v after, want %v", got, tc.wantHeld)
+			}
+			// Nothing changes and none leave: the same list again.
+			if again, _ := h.merge(nil, nil, true); !slices.Equal(again, whole) {
+				t.Errorf("the next empty delta gives %v, want %v", again, whole)
+			}
+		})
+	}
+}

@@ -180,6 +180,12 @@ type TasksResponse struct {
 	// them. Client.Tasks asks for deltas and hands its caller whole lists.
 	Delta   bool     `json:"delta,omitempty"`
 	Present []string `json:"present,omitempty"`
+	// PresentSame (asked for with keep=1 beside delta=1): Present is left
+	// out, for no task left the node after since: the tasks placed on it
+	// are those the caller held and those in Tasks. A host's list grows
+	// with its tasks; sending it on every poll made each poll's cost grow
+	// with them.
+	PresentSame bool `json:"presentSame,omitempty"`
 	// Known are the last accepted statuses of the tasks whose spec changed
 	// after the poll's since (every task when since is 0): a task new to the
 	// agent is always among them.
@@ -192,6 +198,9 @@ type TasksResponse struct {
 	// last saw them. Client.Tasks asks for these and hands out whole lists.
 	FirewallsDelta   bool     `json:"firewallsDelta,omitempty"`
 	FirewallsPresent []string `json:"firewallsPresent,omitempty"`
+	// FirewallsPresentSame (with keep=1): FirewallsPresent is left out, as
+	// Present is with PresentSame.
+	FirewallsPresentSame bool `json:"firewallsPresentSame,omitempty"`
 	// AddressSets are the sets the firewalls name (a delta: those that
 	// changed after since, or that a firewall changed after since names;
 	// the caller keeps the others from earlier polls).

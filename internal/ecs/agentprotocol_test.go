@@ -39,11 +39,20 @@ func TestAgentPollDeltas(t *testing.T) {
 	}
 	// Count the specs on the wire through a proxy in front of the server.
 	target, _ := url.Parse(e.url)
-	var deltas atomic.Int64
+	var deltas, kept atomic.Int64
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(r *http.Response) error {
-		if r.Request.URL.Query().Get("delta") == "1" {
-			deltas.Add(1)
+		if r.Request.URL.Query().Get("delta") != "1" {
+			return nil
+		}
+		deltas.Add(1)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if bytes.Contains(b, []byte(`"presentSame":true`)) && !bytes.Contains(b, []byte(`"present":`)) {
+			kept.Add(1) // no task left: the ids of all stayed home
 		}
 		return nil
 	}
@@ -110,8 +119,8 @@ func TestAgentPollDeltas(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll("one stopped", 4)
-	if deltas.Load() == 0 {
-		t.Fatal("no poll asked for a delta")
+	if deltas.Load() == 0 || kept.Load() == 0 {
+		t.Fatalf("%d polls asked for a delta, %d were answered without the ids of all", deltas.Load(), kept.Load())
 	}
 }
 
@@ -307,13 +316,14 @@ func TestAgentPollAddressSets(t *testing.T) {
 	if len(next.Firewalls) != 2 || len(next.AddressSets) != 1 || !slices.Equal(next.AddressSets[0].Addresses, []string{"10.0.0.4", "10.0.0.9"}) {
 		t.Fatalf("after an unrelated firewall: firewalls %d, sets %+v", len(next.Firewalls), next.AddressSets)
 	}
-	// Only the new firewall went on the wire, with the ids of both.
+	// Only the new firewall went on the wire.
 	lastBody := func() string {
 		bodiesMu.Lock()
 		defer bodiesMu.Unlock()
 		return bodies[len(bodies)-1]
 	}
-	if b := lastBody(); !strings.Contains(b, `"firewallsDelta":true,"firewallsPresent":["eni-1","eni-2"]`) ||
+	// None left, so their ids stayed home too.
+	if b := lastBody(); !strings.Contains(b, `"firewallsDelta":true,"firewallsPresentSame":true`) || strings.Contains(b, `"firewallsPresent":`) ||
 		strings.Contains(b, `"eniId":"eni-1"`) || !strings.Contains(b, `"eniId":"eni-2"`) {
 		t.Errorf("a new firewall did not go as a firewall delta of it alone: %s", b)
 	}
@@ -345,8 +355,8 @@ func TestAgentPollAddressSets(t *testing.T) {
 	if len(next.Firewalls) != 1 || next.Firewalls[0].ENIID != "eni-1" || next.Firewalls[0].Revision != 3 || len(next.AddressSets) != 1 {
 		t.Fatalf("after a firewall changed and another was deleted: firewalls %+v, sets %+v", next.Firewalls, next.AddressSets)
 	}
-	if b := lastBody(); !strings.Contains(b, `"firewallsPresent":["eni-1"]`) || strings.Count(b, `"eniId"`) != 1 {
-		t.Errorf("the changed firewall did not go alone: %s", b)
+	if b := lastBody(); !strings.Contains(b, `"firewallsPresent":["eni-1"]`) || strings.Contains(b, `"firewallsPresentSame"`) || strings.Count(b, `"eniId"`) != 1 {
+		t.Errorf("the changed firewall did not go alone, with the ids of those left: %s", b)
 	}
 }
 

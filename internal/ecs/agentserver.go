@@ -153,9 +153,11 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// A delta sends only the specs that changed after since, with the ids of
-	// all: the agent has the rest from its earlier polls.
+	// all (or, asked to keep, word that none left): the agent has the rest
+	// from its earlier polls.
 	delta := q.Get("delta") == "1" && since > 0
-	read, err := s.readNode(r.Context(), node, since, delta, delta && q.Get("fwdelta") == "1")
+	form := pollForm{since: since, delta: delta, fwDelta: delta && q.Get("fwdelta") == "1", keep: delta && q.Get("keep") == "1"}
+	read, err := s.readNode(r.Context(), node, form)
 	if err != nil {
 		agentError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -175,8 +177,8 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	// The specs go out as stored: decoding and encoding every spec of the
 	// node on every wake was most of a poll's cost.
 	out := tasksReply{Revision: read.rev, Tasks: make([]json.RawMessage, 0, len(read.tasks)), Known: []agentapi.KnownState{},
-		Firewalls: firewalls, AddressSets: sets, LoadBalancers: lbs, Delta: delta, Present: read.present,
-		FirewallsDelta: read.fwDelta, FirewallsPresent: read.fwPresent}
+		Firewalls: firewalls, AddressSets: sets, LoadBalancers: lbs, Delta: delta, Present: read.present, PresentSame: read.presentSame,
+		FirewallsDelta: read.fwDelta, FirewallsPresent: read.fwPresent, FirewallsPresentSame: read.fwPresentSame}
 	var gets []clientv3.Op
 	for _, kv := range read.tasks {
 		out.Tasks = append(out.Tasks, kv.Value)
@@ -217,38 +219,53 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 	agentReply(w, out)
 }
 
+// pollForm is what a poll asked for (see agentapi.TasksResponse).
+type pollForm struct {
+	since   int64
+	delta   bool // only the specs changed after since
+	fwDelta bool // only the firewalls changed after since (with delta)
+	keep    bool // the ids of all may be left out when none left (with delta)
+}
+
 // nodeRead is what a poll of a node answers, read at one revision.
 type nodeRead struct {
-	rev            int64
-	tasks          []*mvccpb.KeyValue // the assign keys' values (a delta: only those changed after since)
-	present        []string           // a delta: every task's id, in order
+	rev   int64
+	tasks []*mvccpb.KeyValue // the assign keys' values (a delta: only those changed after since)
+	// A delta: every task's id, in order, unless presentSame (no task left
+	// the node after since, and the poll may keep its own).
+	present        []string
+	presentSame    bool
 	firewalls, lbs []*mvccpb.KeyValue
-	// fwDelta: firewalls are every firewall of the node by key and mod
-	// revision, with values only where a poll needs them (deltaFirewalls);
-	// fwNames are the address sets each names, and fwPresent their ENIs.
-	fwDelta   bool
-	fwNames   [][]string
-	fwPresent []string
+	// fwDelta: firewalls are only those changed after since, fwNames the
+	// address sets each names, and fwPresent every firewall's ENI (unless
+	// fwPresentSame, as presentSame). fwSets are the sets every firewall of
+	// the node names, fwHeld those an unchanged firewall names.
+	fwDelta        bool
+	fwNames        [][]string
+	fwPresent      []string
+	fwPresentSame  bool
+	fwSets, fwHeld []string
 }
 
 // readNode reads what a poll of node answers. A delta takes the node's
 // tasks and their revisions from placement's usage index, once it has
 // applied every change the hub woke the poll for, and reads only the
 // changed specs; without the index it reads the node's keys from etcd. A
-// firewall delta (fwDelta, with delta) likewise reads only the firewalls
-// that changed, from the firewall key index.
-func (s *Service) readNode(ctx context.Context, node string, since int64, delta, fwDelta bool) (nodeRead, error) {
+// firewall delta likewise reads only the firewalls that changed, from the
+// firewall key index.
+func (s *Service) readNode(ctx context.Context, node string, form pollForm) (nodeRead, error) {
+	since, delta := form.since, form.delta
 	prefix, fwPrefix, lbPrefix := store.Prefix("assign", node), store.Prefix("fw", node), store.Prefix("lbs", node)
 	if delta {
-		ids, changed, rev, ok := s.usage.nodeTasks(ctx, node, since, max(since, s.hub.lastRev(node)), 2*time.Second)
+		d, ok := s.usage.nodeTasks(ctx, node, since, max(since, s.hub.lastRev(node)), form.keep, 2*time.Second)
 		if ok {
-			read := nodeRead{rev: rev, present: ids}
-			ops := []clientv3.Op{s.st.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))}
-			if fwDelta {
-				read.fwDelta = s.deltaFirewalls(ctx, node, since, rev, &read)
+			read := nodeRead{rev: d.rev, present: d.all, presentSame: d.same && form.keep}
+			ops := []clientv3.Op{s.st.OpGet(lbPrefix, clientv3.WithPrefix(), clientv3.WithRev(d.rev))}
+			if form.fwDelta {
+				read.fwDelta = s.deltaFirewalls(ctx, node, since, d.rev, form.keep, &read)
 			}
 			if !read.fwDelta {
-				ops = append(ops, s.st.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev)))
+				ops = append(ops, s.st.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(d.rev)))
 			}
 			snap, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 			if err != nil {
@@ -258,11 +275,11 @@ func (s *Service) readNode(ctx context.Context, node string, since int64, delta,
 			if !read.fwDelta {
 				read.firewalls = snap.Responses[1].GetResponseRange().Kvs
 			}
-			keys := make([]*mvccpb.KeyValue, len(changed))
-			for i, id := range changed {
-				keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + id)}
+			keys := make([]*mvccpb.KeyValue, len(d.changed))
+			for i, k := range d.changed {
+				keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + k.id)}
 			}
-			read.tasks, err = s.valuesAt(ctx, keys, rev)
+			read.tasks, err = s.valuesAt(ctx, keys, d.rev)
 			return read, err
 		}
 	}
@@ -317,16 +334,18 @@ func (s *Service) valuesAt(ctx context.Context, kvs []*mvccpb.KeyValue, rev int6
 // tasksReply is agentapi.TasksResponse on the wire with the task specs as
 // stored (each written by json.Marshal of an agentapi.TaskSpec).
 type tasksReply struct {
-	Revision         int64                       `json:"revision"`
-	Tasks            []json.RawMessage           `json:"tasks"`
-	Delta            bool                        `json:"delta,omitempty"`
-	Present          []string                    `json:"present,omitempty"`
-	Known            []agentapi.KnownState       `json:"known"`
-	Firewalls        []json.RawMessage           `json:"firewalls,omitempty"`
-	FirewallsDelta   bool                        `json:"firewallsDelta,omitempty"`
-	FirewallsPresent []string                    `json:"firewallsPresent,omitempty"`
-	AddressSets      []agentapi.AddressSet       `json:"addressSets,omitempty"`
-	LoadBalancers    []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
+	Revision             int64                       `json:"revision"`
+	Tasks                []json.RawMessage           `json:"tasks"`
+	Delta                bool                        `json:"delta,omitempty"`
+	Present              []string                    `json:"present,omitempty"`
+	PresentSame          bool                        `json:"presentSame,omitempty"`
+	Known                []agentapi.KnownState       `json:"known"`
+	Firewalls            []json.RawMessage           `json:"firewalls,omitempty"`
+	FirewallsDelta       bool                        `json:"firewallsDelta,omitempty"`
+	FirewallsPresent     []string                    `json:"firewallsPresent,omitempty"`
+	FirewallsPresentSame bool                        `json:"firewallsPresentSame,omitempty"`
+	AddressSets          []agentapi.AddressSet       `json:"addressSets,omitempty"`
+	LoadBalancers        []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
 }
 
 // knownStatus is the last status the task's host reached, as it resumes

@@ -2,11 +2,9 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -38,107 +36,24 @@ type nodeHub struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	ready    chan struct{}              // closed while the watch runs
-	start    int64                      // revisions up to this are not known
-	rev      map[string]int64           // node → last revision that changed it
-	waiters  map[string][]waiter        // node → polls waiting for a change
-	setSeen  map[string]int64           // address set → last revision that changed it
-	seen     chan struct{}              // closed (and replaced) when setSeen grows
-	setRev   map[string]int64           // address set → last change released to its nodes' polls
-	setDue   map[string]bool            // address sets changed since the last release
-	released time.Time                  // when set changes were last released
-	setLog   map[string][]setChange     // address set → the changes the hub saw, oldest first
-	setFloor map[string]int64           // address set → changes up to this were dropped from its log
-	nodeSets map[string][]string        // node → the sets its last poll's firewalls named
-	setNodes map[string]map[string]bool // address set → the nodes that name it
+	ready    chan struct{}                  // closed while the watch runs
+	start    int64                          // revisions up to this are not known
+	rev      map[string]int64               // node → last revision that changed it
+	waiters  map[string][]waiter            // node → polls waiting for a change
+	setSeen  map[string]int64               // address set → last revision that changed it
+	seen     chan struct{}                  // closed (and replaced) when setSeen grows
+	setRev   map[string]int64               // address set → last change released to its nodes' polls
+	setDue   map[string]bool                // address sets changed since the last release
+	released time.Time                      // when set changes were last released
+	setLog   map[string][]setChange         // address set → the changes the hub saw, oldest first
+	setFloor map[string]int64               // address set → changes up to this were dropped from its log
+	copies   map[string]agentapi.AddressSet // address set → a whole copy, kept current (hubsets.go)
+	nodeSets map[string][]string            // node → the sets its last poll's firewalls named
+	setNodes map[string]map[string]bool     // address set → the nodes that name it
 }
 
 // setPrefix is where address sets' revisions live (vpc.AddressSetPrefix).
 var setPrefix = store.Prefix("sgsets")
-
-// setChange is one member's address joining (add) or leaving a set.
-type setChange struct {
-	rev  int64
-	addr string
-	add  bool
-}
-
-// setDeltaWait is how long setDelta waits for the hub to see a set's
-// change before the poll sends the whole set instead.
-const setDeltaWait = 100 * time.Millisecond
-
-// maxSetLog is how many changes of a set the hub keeps for deltas; a poll
-// further behind gets the whole set.
-const maxSetLog = 16384
-
-// setDelta returns the net change of set name after revision since up to
-// upto, from the changes the hub saw, waiting up to a moment for the hub's
-// watch to bring upto (a poll's read is often ahead of it). ok is false
-// when the hub cannot tell (it started after since, dropped some, or has
-// not seen upto in time).
-func (h *nodeHub) setDelta(ctx context.Context, name string, since, upto int64) (added, removed []string, ok bool) {
-	t := time.NewTimer(setDeltaWait)
-	defer t.Stop()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for h.setSeen[name] < upto && since >= max(h.start, h.setFloor[name]) {
-		seen := h.seen
-		h.mu.Unlock()
-		select {
-		case <-seen:
-			h.mu.Lock()
-		case <-t.C:
-			h.mu.Lock()
-			return nil, nil, false
-		case <-ctx.Done():
-			h.mu.Lock()
-			return nil, nil, false
-		}
-	}
-	if since < max(h.start, h.setFloor[name]) || h.setSeen[name] < upto {
-		return nil, nil, false
-	}
-	log := h.setLog[name]
-	net := map[string]bool{}
-	for i := sort.Search(len(log), func(i int) bool { return log[i].rev > since }); i < len(log) && log[i].rev <= upto; i++ {
-		net[log[i].addr] = log[i].add
-	}
-	for a, add := range net {
-		if add {
-			added = append(added, a)
-		} else {
-			removed = append(removed, a)
-		}
-	}
-	slices.Sort(added)
-	slices.Sort(removed)
-	return added, removed, true
-}
-
-// logSet records a change of set name. h.mu is held.
-func (h *nodeHub) logSet(name string, rev int64, value []byte) {
-	var c agentapi.AddressSetChange
-	addrs, add, ok := []string(nil), false, false
-	if len(value) > 0 && json.Unmarshal(value, &c) == nil {
-		addrs, add, ok = c.Members()
-	}
-	if !ok {
-		// Not a member's change (the set was deleted): deltas across it
-		// cannot be told.
-		delete(h.setLog, name)
-		h.setFloor[name] = rev
-		return
-	}
-	log := h.setLog[name]
-	for _, a := range addrs {
-		log = append(log, setChange{rev: rev, addr: a, add: add})
-	}
-	if len(log) > maxSetLog {
-		h.setFloor[name] = log[len(log)-maxSetLog/2-1].rev
-		log = slices.Clone(log[len(log)-maxSetLog/2:])
-	}
-	h.setLog[name] = log
-}
 
 // waiter is a poll waiting for a change of its node after revision since.
 type waiter struct {
@@ -152,7 +67,7 @@ const unknown = int64(1) << 62
 
 func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
 	return &nodeHub{st: st, log: log, prefixes: prefixes, ready: make(chan struct{}), start: unknown, rev: map[string]int64{},
-		waiters: map[string][]waiter{}, seen: make(chan struct{}), setSeen: map[string]int64{}, setRev: map[string]int64{}, setDue: map[string]bool{}, setLog: map[string][]setChange{}, setFloor: map[string]int64{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
+		waiters: map[string][]waiter{}, seen: make(chan struct{}), setSeen: map[string]int64{}, setRev: map[string]int64{}, setDue: map[string]bool{}, setLog: map[string][]setChange{}, setFloor: map[string]int64{}, copies: map[string]agentapi.AddressSet{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
 }
 
 // refer records the address sets node's firewalls name, as of its poll:
@@ -372,6 +287,7 @@ func (h *nodeHub) reset(start int64) {
 	h.setDue = map[string]bool{}
 	h.setLog = map[string][]setChange{}
 	h.setFloor = map[string]int64{}
+	h.copies = map[string]agentapi.AddressSet{}
 	for _, ws := range h.waiters {
 		for _, w := range ws {
 			close(w.ch)

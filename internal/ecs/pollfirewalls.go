@@ -16,8 +16,10 @@ import (
 // The firewalls and address sets of an agent's poll.
 
 // fwNames remembers the address sets each stored firewall names, by its
-// key and revision: a poll sends a node's firewalls as stored, and would
-// otherwise decode every one of them each time the node is woken.
+// key and revision: a poll that is not a firewall delta sends a node's
+// firewalls as stored, and would otherwise decode every one of them each
+// time the node is woken. (A firewall delta has them from the firewall key
+// index.)
 type fwNames struct {
 	mu    sync.RWMutex
 	names map[string]fwNamesEntry
@@ -46,11 +48,10 @@ func (c *fwNames) of(kv *mvccpb.KeyValue) ([]string, bool) {
 	if names, hit := c.cached(key, kv.ModRevision); hit {
 		return names, true
 	}
-	var fw agentapi.Firewall
-	if json.Unmarshal(kv.Value, &fw) != nil {
+	names, ok := firewallSets(kv.Value)
+	if !ok {
 		return nil, false
 	}
-	names := agentapi.SetNames([]agentapi.Firewall{fw})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.names == nil || len(c.names) >= maxFWNames {
@@ -60,87 +61,80 @@ func (c *fwNames) of(kv *mvccpb.KeyValue) ([]string, bool) {
 	return names, true
 }
 
+// firewallSets returns the address sets a stored firewall names (ok false:
+// the value is not a firewall).
+func firewallSets(val []byte) ([]string, bool) {
+	var fw agentapi.Firewall
+	if json.Unmarshal(val, &fw) != nil {
+		return nil, false
+	}
+	return agentapi.SetNames([]agentapi.Firewall{fw}), true
+}
+
 // deltaFirewalls fills read's firewalls for a firewall delta from the
-// firewall key index, once it has applied rev: every firewall of node by
-// key and mod revision, with the value of those changed after since (the
-// poll sends them) and of those whose set names the cache lacks. It
+// firewall key index, once it has applied rev: the firewalls changed after
+// since (read as of the revision the index had applied, so that each is
+// the one the index gave: a firewall that changed after rev goes out now,
+// and again in the next poll), the sets they name and those every firewall
+// of the node names, and the ENIs of all unless keep and none left. It
 // reports false if the index cannot tell, and the poll reads the node's
 // whole fw/ prefix instead.
-func (s *Service) deltaFirewalls(ctx context.Context, node string, since, rev int64, read *nodeRead) bool {
-	keys, at, ok := s.fwKeys.node(ctx, node, rev, 2*time.Second)
+func (s *Service) deltaFirewalls(ctx context.Context, node string, since, rev int64, keep bool, read *nodeRead) bool {
+	d, ok := s.fwKeys.delta(ctx, node, since, rev, keep, 2*time.Second)
 	if !ok {
 		return false
 	}
 	prefix := store.Prefix("fw", node)
-	kvs := make([]*mvccpb.KeyValue, len(keys))
-	names := make([][]string, len(keys))
-	present := make([]string, len(keys))
-	var need []*mvccpb.KeyValue
-	for i, k := range keys {
-		kv := &mvccpb.KeyValue{Key: []byte(prefix + k.id), ModRevision: k.rev}
-		kvs[i], present[i] = kv, k.id
-		var hit bool
-		if names[i], hit = s.fwNames.cached(string(kv.Key), k.rev); !hit || k.rev > since {
-			need = append(need, kv)
-		}
+	keys := make([]*mvccpb.KeyValue, len(d.changed))
+	for i, k := range d.changed {
+		keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + k.id)}
 	}
-	// The index had applied at, not rev: the values are read as of at, so
-	// that each is the one of the revision the index gave. A firewall that
-	// changed after rev goes out now, and again in the next poll.
-	got, err := s.valuesAt(ctx, need, at)
+	got, err := s.valuesAt(ctx, keys, d.rev)
 	if err != nil {
 		s.log.Warn("read changed firewalls", "node", node, "err", err)
 		return false
 	}
-	byKey := make(map[string]*mvccpb.KeyValue, len(got))
-	for _, kv := range got {
-		byKey[string(kv.Key)] = kv
+	if len(got) != len(keys) { // the index and the store disagree
+		s.log.Warn("firewall key index lacks a value the store has", "node", node, "rev", d.rev)
+		return false
 	}
-	for i, kv := range kvs {
-		v, ok := byKey[string(kv.Key)]
-		if !ok {
-			continue
-		}
-		kvs[i] = v
-		if names[i], ok = s.fwNames.of(v); !ok {
-			names[i] = nil
-		}
-	}
-	read.firewalls, read.fwNames, read.fwPresent = kvs, names, present
+	read.firewalls, read.fwNames = got, d.refs
+	read.fwPresent, read.fwPresentSame = d.all, d.same && keep
+	read.fwSets, read.fwHeld = d.names, d.held
 	return true
 }
 
 // pollFirewalls returns a poll's firewalls as stored and the address sets
 // they name (see addressSets). A firewall delta returns only the firewalls
-// changed after since (read.fwPresent names them all).
+// changed after since.
 func (s *Service) pollFirewalls(ctx context.Context, node string, read nodeRead, since int64, delta bool) ([]json.RawMessage, []agentapi.AddressSet, error) {
 	var firewalls []json.RawMessage
 	// The sets that firewalls changed after since name, less those that
 	// firewalls the agent had at since name (it holds those).
 	var all, forced, held []string
-	for i, kv := range read.firewalls {
-		var names []string
-		if read.fwDelta {
-			names = read.fwNames[i]
-			if kv.ModRevision > since && kv.Value != nil {
-				firewalls = append(firewalls, kv.Value)
-			}
-		} else {
-			var ok bool
-			if names, ok = s.fwNames.of(kv); !ok {
+	if read.fwDelta {
+		for i, kv := range read.firewalls {
+			firewalls = append(firewalls, kv.Value)
+			forced = append(forced, read.fwNames[i]...)
+		}
+		all, held = read.fwSets, read.fwHeld
+	} else {
+		for _, kv := range read.firewalls {
+			names, ok := s.fwNames.of(kv)
+			if !ok {
 				continue
 			}
 			firewalls = append(firewalls, kv.Value)
+			all = append(all, names...)
+			if kv.ModRevision > since {
+				forced = append(forced, names...)
+			} else {
+				held = append(held, names...)
+			}
 		}
-		all = append(all, names...)
-		if kv.ModRevision > since {
-			forced = append(forced, names...)
-		} else {
-			held = append(held, names...)
-		}
+		slices.Sort(all)
+		all = slices.Compact(all)
 	}
-	slices.Sort(all)
-	all = slices.Compact(all)
 	forced = slices.DeleteFunc(forced, func(n string) bool { return slices.Contains(held, n) })
 	sets, err := s.addressSets(ctx, node, all, forced, read.rev, since, delta)
 	s.metrics.sentSets(sets)
@@ -190,12 +184,13 @@ func (s *Service) addressSets(ctx context.Context, node string, names, forced []
 	return append(out, sets...), err
 }
 
-// wholeSets returns the named address sets whole, as of rev. A set this
-// server sent whole before is that copy with the changes the hub saw since
-// applied; only the others are read. Reading a set whole reads a key per
-// member: a set of every task in a group, read for each host that needed
-// it whole (its first task in the group, or a poll whose delta the hub
-// could not tell), was most of a loaded server's work.
+// wholeSets returns the named address sets whole, as of rev. A set the
+// hub keeps a copy of is that copy with the changes the hub saw since
+// applied; only the others are read, one read of each at a time however
+// many polls want it. Reading a set whole reads a key per member: a set
+// of every task in a group, read for each host that needed it whole (its
+// first task in the group, or a poll whose delta the hub could not tell),
+// was most of a loaded server's work.
 func (s *Service) wholeSets(ctx context.Context, names []string, rev int64) ([]agentapi.AddressSet, error) {
 	if len(names) == 0 {
 		return nil, nil
@@ -210,60 +205,56 @@ func (s *Service) wholeSets(ctx context.Context, names []string, rev int64) ([]a
 // wholeSetsAt is wholeSets for a caller that has read the sets' revisions
 // as of rev (revs[i] is names[i]'s).
 func (s *Service) wholeSetsAt(ctx context.Context, names []string, revs []int64, rev int64) ([]agentapi.AddressSet, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
 	var out []agentapi.AddressSet
-	var read []string
 	for i, name := range names {
-		if set, ok := s.setCopy(ctx, name, revs[i]); ok {
+		set, ok := s.hub.wholeSet(ctx, name, revs[i])
+		if !ok {
+			var err error
+			if set, ok, err = s.readSet(ctx, name, revs[i], rev); err != nil {
+				return nil, err
+			}
+		}
+		if ok {
 			out = append(out, set)
-		} else {
-			read = append(read, name)
 		}
 	}
-	sets, err := s.cfg.Networks.AddressSets(ctx, read, rev, 0)
-	if err != nil {
-		return nil, err
-	}
-	s.wholeSetsMu.Lock()
-	if s.wholeSetCopies == nil || len(s.wholeSetCopies) >= maxWholeSetCopies {
-		s.wholeSetCopies = map[string]agentapi.AddressSet{}
-	}
-	for _, set := range sets {
-		if c, ok := s.wholeSetCopies[set.Name]; !ok || c.Revision < set.Revision {
-			s.wholeSetCopies[set.Name] = set
-		}
-	}
-	s.wholeSetsMu.Unlock()
-	return append(out, sets...), nil
+	return out, nil
 }
 
-// maxWholeSetCopies bounds the copies wholeSets keeps; past it, it starts
-// over.
-const maxWholeSetCopies = 4096
-
-// setCopy is set name whole at revision rev from the copy kept, if the
-// copy is at rev or the hub can tell the changes from its revision to rev.
-func (s *Service) setCopy(ctx context.Context, name string, rev int64) (agentapi.AddressSet, bool) {
-	s.wholeSetsMu.Lock()
-	c, ok := s.wholeSetCopies[name]
-	s.wholeSetsMu.Unlock()
-	if !ok || c.Revision > rev {
+// readSet reads set name whole as of rev (its revision then is setRev)
+// and gives the hub a copy; ok is false if name is not a set. A poll that
+// finds another reading the set waits for that read, and takes its copy
+// if that is as of setRev, or from the hub if that is older (the hub
+// brings it to setRev); otherwise it reads the set itself.
+func (s *Service) readSet(ctx context.Context, name string, setRev, rev int64) (set agentapi.AddressSet, ok bool, err error) {
+	read := func() (any, error) {
+		sets, err := s.cfg.Networks.AddressSets(ctx, []string{name}, rev, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, set := range sets {
+			s.hub.keepCopy(set)
+		}
+		return sets, nil
+	}
+	first := func(v any) (agentapi.AddressSet, bool) {
+		if sets := v.([]agentapi.AddressSet); len(sets) > 0 {
+			return sets[0], true
+		}
 		return agentapi.AddressSet{}, false
 	}
-	if c.Revision == rev {
-		return c, true
+	v, err, _ := s.setReads.Do(name, read)
+	if err == nil {
+		if set, ok := first(v); !ok || set.Revision == setRev {
+			return set, ok, nil
+		}
 	}
-	added, removed, ok := s.hub.setDelta(ctx, name, c.Revision, rev)
-	if !ok {
-		return agentapi.AddressSet{}, false
+	if set, ok := s.hub.wholeSet(ctx, name, setRev); ok {
+		return set, true, nil
 	}
-	set := agentapi.ApplySetDelta(c, agentapi.AddressSet{Revision: rev, Addresses: added, Removed: removed})
-	s.wholeSetsMu.Lock()
-	if cur, ok := s.wholeSetCopies[name]; ok && cur.Revision < rev {
-		s.wholeSetCopies[name] = set
+	if v, err = read(); err != nil {
+		return agentapi.AddressSet{}, false, err
 	}
-	s.wholeSetsMu.Unlock()
-	return set, true
+	set, ok = first(v)
+	return set, ok, nil
 }

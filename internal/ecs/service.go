@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/protocol"
@@ -91,14 +92,12 @@ type Service struct {
 	reports      chan *reportReq
 	reportersMu  sync.Mutex
 	reportersOff chan struct{}
-	fwNames      fwNames // set names of stored firewalls (pollfirewalls.go)
-	// The address sets polls last sent whole, by name (wholeSets).
-	wholeSetsMu    sync.Mutex
-	wholeSetCopies map[string]agentapi.AddressSet
-	tasks          *taskIndex  // ListTasks' view of the stored tasks
-	usage          *usageIndex // placement's view of what each host runs
-	fwKeys         *nodeKeys   // each node's firewall keys, for delta polls
-	metrics        *metrics
+	fwNames      fwNames            // set names of stored firewalls (pollfirewalls.go)
+	setReads     singleflight.Group // whole reads of address sets, by name (wholeSets)
+	tasks        *taskIndex         // ListTasks' view of the stored tasks
+	usage        *usageIndex        // placement's view of what each host runs
+	fwKeys       *nodeKeys          // each node's firewall keys, for delta polls
+	metrics      *metrics
 }
 
 // New creates the ECS service.
@@ -124,7 +123,10 @@ func New(cfg Config) *Service {
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
 		hub:   newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs")),
 		tasks: newTaskIndex(cfg.Store, cfg.Logger), usage: newUsageIndex(cfg.Store, cfg.Logger),
-		fwKeys: newNodeKeys(cfg.Store, cfg.Logger, store.Prefix("fw"), "firewall key index")}
+		fwKeys: newNodeKeys(cfg.Store, cfg.Logger, store.Prefix("fw"), "firewall key index", func(v []byte) []string {
+			names, _ := firewallSets(v)
+			return names
+		})}
 	s.metrics = newMetrics(cfg.Registerer, s)
 	s.reports, s.reportersOff = make(chan *reportReq), make(chan struct{})
 	close(s.reportersOff)

@@ -38,9 +38,10 @@ type usageIndex struct {
 
 	mu    sync.RWMutex
 	nodes map[string]*nodeUsage
-	// tasks are each node's assigned tasks and their keys' mod revisions:
-	// what a delta poll needs without reading the node's keys from etcd.
-	tasks map[string]map[string]int64
+	// tasks are each node's assigned tasks, their keys' mod revisions and
+	// the node's last removal: what a delta poll needs without reading the
+	// node's keys from etcd.
+	tasks keyRevs
 	// strs interns groups and zones: a million tasks share a few of each.
 	strs interner
 }
@@ -54,7 +55,7 @@ type nodeUsage struct {
 }
 
 func newUsageIndex(st *store.Store, log interface{ Warn(string, ...any) }) *usageIndex {
-	return &usageIndex{st: st, log: log, nodes: map[string]*nodeUsage{}, tasks: map[string]map[string]int64{}, strs: interner{}}
+	return &usageIndex{st: st, log: log, nodes: map[string]*nodeUsage{}, tasks: newKeyRevs(), strs: interner{}}
 }
 
 // assignNode is the node of an assign key (assign/<node>/<task>).
@@ -76,26 +77,6 @@ func splitNodeKey(prefix, key string) (node, id string, ok bool) {
 	}
 	node, id, ok = strings.Cut(rest, "/")
 	return node, id, ok && node != "" && id != ""
-}
-
-// setTask records task id of node at revision rev (0: removed).
-func setTask(tasks map[string]map[string]int64, node, id string, rev int64) {
-	m := tasks[node]
-	if rev == 0 {
-		delete(m, id)
-		if len(m) == 0 {
-			delete(tasks, node)
-		}
-		return
-	}
-	if m == nil {
-		m = map[string]int64{}
-		tasks[node] = m
-	}
-	if _, ok := m[id]; !ok {
-		id = strings.Clone(id) // not a slice of the whole key
-	}
-	m[id] = rev
 }
 
 func decodeUsage(val []byte) (assignedUsage, bool) {
@@ -157,18 +138,19 @@ func (x *usageIndex) run(ctx context.Context) {
 var errPrevCompacted = errors.New("an assign key's previous value is compacted")
 
 func (x *usageIndex) follow(ctx context.Context) error {
-	nodes, tasks := map[string]*nodeUsage{}, map[string]map[string]int64{}
+	nodes, tasks := map[string]*nodeUsage{}, newKeyRevs()
 	prefix := store.Prefix("assign")
 	x.mu.Lock() // intern from this goroutine only, under the lock readers share
 	rev, err := listAt(ctx, x.st, prefix, func(kv *mvccpb.KeyValue) {
 		if node, id, ok := assignNodeTask(string(kv.Key)); ok {
-			setTask(tasks, node, id, kv.ModRevision)
+			tasks.set(node, id, kv.ModRevision)
 			if u, ok := decodeUsage(kv.Value); ok {
 				x.add(nodes, node, &u, 1)
 			}
 		}
 	})
 	if err == nil {
+		tasks.from = rev
 		x.nodes, x.tasks = nodes, tasks
 	}
 	x.mu.Unlock()
@@ -190,9 +172,9 @@ func (x *usageIndex) apply(evs []*clientv3.Event, rev int64) error {
 			continue
 		}
 		if ev.Type == clientv3.EventTypeDelete {
-			setTask(x.tasks, node, id, 0)
+			x.tasks.remove(node, id, ev.Kv.ModRevision)
 		} else {
-			setTask(x.tasks, node, id, ev.Kv.ModRevision)
+			x.tasks.set(node, id, ev.Kv.ModRevision)
 		}
 		if ev.PrevKv != nil {
 			if u, ok := decodeUsage(ev.PrevKv.Value); ok {
@@ -251,26 +233,20 @@ func (x *usageIndex) fill(ctx context.Context, nodes []*scheduler.Node, timeout 
 }
 
 // nodeTasks is what a delta poll of node needs, once the index has applied
-// revision want: the ids of every task on the node in order, those whose
-// key changed after since, and the revision the index had applied then (at
-// least want), at which the poll reads their specs. ok is false if the
-// index is not built or did not catch up within timeout.
-func (x *usageIndex) nodeTasks(ctx context.Context, node string, since, want int64, timeout time.Duration) (ids, changed []string, rev int64, ok bool) {
+// revision want: the tasks whose key changed after since, and the ids of
+// all unless keep and none left the node after since (keyRevs.delta), as
+// of d.rev, the revision the index had applied then (at least want), at
+// which the poll reads their specs. ok is false if the index is not built
+// or did not catch up within timeout.
+func (x *usageIndex) nodeTasks(ctx context.Context, node string, since, want int64, keep bool, timeout time.Duration) (d keysDelta, ok bool) {
 	if !x.running.Load() || x.progress.catchUpTo(ctx, want, timeout) != nil {
-		return nil, nil, 0, false
+		return keysDelta{}, false
 	}
 	x.mu.RLock()
-	rev = x.progress.applied()
-	keys := sortedKeyRevs(x.tasks[node])
+	d = x.tasks.delta(node, since, keep)
+	d.rev = x.progress.applied()
 	x.mu.RUnlock()
-	ids = make([]string, len(keys))
-	for i, k := range keys {
-		ids[i] = k.id
-		if k.rev > since {
-			changed = append(changed, k.id)
-		}
-	}
-	return ids, changed, rev, rev >= want
+	return d, d.rev >= want
 }
 
 // nodesWithTasks are the nodes that have tasks assigned, as far as the

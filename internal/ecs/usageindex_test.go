@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	mvccpb "go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -96,10 +98,52 @@ func TestUsageIndexMatchesStore(t *testing.T) {
 					changed = append(changed, id)
 				}
 			}
-			gotIDs, gotChanged, rev, ok := s.usage.nodeTasks(ctx, n.ID, mid, resp.Header.Revision, 5*time.Second)
-			if !ok || rev < resp.Header.Revision || strings.Join(gotIDs, ",") != strings.Join(ids, ",") || strings.Join(gotChanged, ",") != strings.Join(changed, ",") {
+			d, ok := s.usage.nodeTasks(ctx, n.ID, mid, resp.Header.Revision, false, 5*time.Second)
+			var gotChanged []string
+			for _, k := range d.changed {
+				gotChanged = append(gotChanged, k.id)
+			}
+			if !ok || d.rev < resp.Header.Revision || strings.Join(d.all, ",") != strings.Join(ids, ",") || strings.Join(gotChanged, ",") != strings.Join(changed, ",") {
 				t.Fatalf("%s: node %s: nodeTasks = %v, changed %v at %d (ok %v); etcd has %v, changed %v at %d",
-					step, n.ID, gotIDs, gotChanged, rev, ok, ids, changed, resp.Header.Revision)
+					step, n.ID, d.all, gotChanged, d.rev, ok, ids, changed, resp.Header.Revision)
+			}
+			// Keeping: the ids are left out only when the node's tasks
+			// are those it had at mid and the changed ones.
+			kept, ok := s.usage.nodeTasks(ctx, n.ID, mid, resp.Header.Revision, true, 5*time.Second)
+			s.usage.mu.RLock()
+			from := s.usage.tasks.from
+			s.usage.mu.RUnlock()
+			old, err := st.C.Get(ctx, store.Prefix("assign", n.ID), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithRev(mid))
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				continue // what the node had at mid is gone
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			union := map[string]bool{}
+			for _, kv := range old.Kvs {
+				_, id, _ := assignNodeTask(string(kv.Key))
+				union[id] = true
+			}
+			left := len(union) // of mid's tasks, those still there
+			for _, id := range ids {
+				if union[id] {
+					left--
+				}
+			}
+			for _, id := range changed {
+				union[id] = true
+			}
+			sameSet := len(union) == len(ids) && left == 0
+			switch {
+			case !ok:
+				t.Fatalf("%s: node %s: nodeTasks keeping: not ok", step, n.ID)
+			case kept.same && (kept.all != nil || !sameSet):
+				t.Fatalf("%s: node %s: nodeTasks keeping says no task left after %d (ids %v); etcd had %d then, has %v now", step, n.ID, mid, kept.all, len(old.Kvs), ids)
+			case !kept.same && strings.Join(kept.all, ",") != strings.Join(ids, ","):
+				t.Fatalf("%s: node %s: nodeTasks keeping, a task left: ids %v, etcd has %v", step, n.ID, kept.all, ids)
+			case !kept.same && sameSet && mid >= from:
+				t.Fatalf("%s: node %s: nodeTasks keeping says a task left after %d, none did", step, n.ID, mid)
 			}
 		}
 	}

@@ -224,19 +224,8 @@ func (s *Service) Place(ctx context.Context) error {
 	if s.cfg.Nodes == nil || s.cfg.ENIs == nil {
 		return nil
 	}
-	nodes, err := s.cfg.Nodes(ctx)
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
-	}
 	pc := &placeCtx{alive: map[string]bool{}, counts: map[string]int{}, leases: map[string]leaseEntry{},
 		byLB: map[string][]leaseEntry{}, specs: map[string][]specEntry{}}
-	for _, n := range nodes {
-		if n != "" && !pc.alive[n] {
-			pc.alive[n] = true
-			pc.nodes = append(pc.nodes, n)
-		}
-	}
-	sort.Strings(pc.nodes)
 	// Leases and specs first, then the load balancers: one absent at the
 	// later read is gone for good (ids are never reused).
 	resp, err := s.st.C.Get(ctx, store.Prefix("lbaddr"), clientv3.WithPrefix())
@@ -283,7 +272,24 @@ func (s *Service) Place(ctx context.Context) error {
 		for _, lb := range st.lbs {
 			items = append(items, item{st, lb})
 			live[lb.ID] = sc
-			if p := lb.Placement; p != nil && pc.alive[p.Node] {
+		}
+	}
+	// The hosts, only when there is a load balancer to place: a pass runs
+	// every second, and most scopes have none.
+	if len(items) > 0 {
+		nodes, err := s.cfg.Nodes(ctx)
+		if err != nil {
+			return fmt.Errorf("list nodes: %w", err)
+		}
+		for _, n := range nodes {
+			if n != "" && !pc.alive[n] {
+				pc.alive[n] = true
+				pc.nodes = append(pc.nodes, n)
+			}
+		}
+		sort.Strings(pc.nodes)
+		for _, it := range items {
+			if p := it.lb.Placement; p != nil && pc.alive[p.Node] {
 				pc.counts[p.Node]++
 			}
 		}

@@ -65,9 +65,26 @@ func (h *nodeHub) waitSeen(ctx context.Context, name string, since, upto int64, 
 
 // netChange is the net change of log after revision since up to upto.
 func netChange(log []setChange, since, upto int64) (added, removed []string) {
+	lo := sort.Search(len(log), func(i int) bool { return log[i].rev > since })
+	hi := lo + sort.Search(len(log)-lo, func(i int) bool { return log[lo+i].rev > upto })
+	span := log[lo:hi]
+	if len(span) == 0 {
+		return nil, nil
+	}
+	if !slices.ContainsFunc(span, func(c setChange) bool { return !c.add }) {
+		// Only joins, the common case while tasks start: no map of the
+		// last change of each address (one per poll was 4% of a loaded
+		// server's CPU).
+		added = make([]string, len(span))
+		for i, c := range span {
+			added[i] = c.addr
+		}
+		slices.Sort(added)
+		return slices.Compact(added), nil
+	}
 	net := map[string]bool{}
-	for i := sort.Search(len(log), func(i int) bool { return log[i].rev > since }); i < len(log) && log[i].rev <= upto; i++ {
-		net[log[i].addr] = log[i].add
+	for _, c := range span {
+		net[c.addr] = c.add
 	}
 	for a, add := range net {
 		if add {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,12 +25,20 @@ import (
 // report is. A report's answer waits for its batch's commit, so an agent
 // never hears "accepted" for a report that is not stored.
 
-// reportWorkers is how many batches are committed at once: batches form
-// only when more reports than that are being stored, so a report under
-// light load is committed alone, as at once as before. reportBatch is the
-// most reports in one transaction (each takes a comparison and up to two
-// operations, within etcd's 128 per transaction).
+// How reports become batches. A dispatcher queues the reports as they
+// come and hands a batch (all queued, up to reportBatch) to a committer
+// while fewer than reportEager batches are being committed, or, once a
+// whole batch is queued, while fewer than reportWorkers are. Under light
+// load a report is committed at once, alone or with the few that came
+// during the commits in flight: etcd applies one transaction after
+// another, and a report per transaction (1,500 a second at 500 launches a
+// second) queued RunTask's writes behind them. Under a backlog (a million
+// tasks starting) up to reportWorkers full batches are committed at once,
+// as etcd's latency then bounds each. reportBatch is the most reports in
+// one transaction (each takes a comparison and up to two operations,
+// within etcd's 128 per transaction).
 const (
+	reportEager   = 4
 	reportWorkers = 32
 	reportBatch   = 48
 )
@@ -75,57 +84,67 @@ func (s *Service) reportersGone() <-chan struct{} {
 	return s.reportersOff
 }
 
-// runReporters runs the batch workers until ctx ends; then the reports
-// still queued are applied one by one.
+// runReporters runs the dispatcher and the committers until ctx ends;
+// then the reports still queued are answered with an error.
 func (s *Service) runReporters(ctx context.Context) {
 	s.reportersMu.Lock()
-	s.reportersOff = make(chan struct{}) // open: workers run
+	s.reportersOff = make(chan struct{}) // open: committers run
 	s.reportersMu.Unlock()
-	done := make(chan struct{})
+	batches := make(chan []*reportReq)
+	finished := make(chan struct{}, reportWorkers) // a committer finished a batch
+	var wg sync.WaitGroup
 	for range reportWorkers {
+		wg.Add(1)
 		go func() {
-			defer func() { done <- struct{}{} }()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case req := <-s.reports:
-					s.commitReports(ctx, s.gatherReports(req))
-				}
+			defer wg.Done()
+			for b := range batches {
+				s.commitReports(ctx, b)
+				finished <- struct{}{}
 			}
 		}()
 	}
-	for range reportWorkers {
-		<-done
-	}
+	queue := s.dispatchReports(ctx, batches, finished)
+	close(batches)
+	wg.Wait()
 	s.reportersMu.Lock()
 	close(s.reportersOff)
 	s.reportersMu.Unlock()
-	// Senders that got in before the close: answer them.
+	// Those still queued, and senders that got in before the close.
+	err := fmt.Errorf("the control plane is stopping: %w", ctx.Err())
+	failReports(queue, err)
 	for {
 		select {
 		case req := <-s.reports:
-			req.err = fmt.Errorf("the control plane is stopping: %w", ctx.Err())
-			close(req.done)
+			failReports([]*reportReq{req}, err)
 		default:
 			return
 		}
 	}
 }
 
-// gatherReports returns first and the reports queued behind it, up to
-// reportBatch.
-func (s *Service) gatherReports(first *reportReq) []*reportReq {
-	batch := []*reportReq{first}
-	for len(batch) < reportBatch {
+// dispatchReports queues reports and hands them to the committers in
+// batches (see reportEager) until ctx ends; it returns those still queued.
+func (s *Service) dispatchReports(ctx context.Context, batches chan<- []*reportReq, finished <-chan struct{}) []*reportReq {
+	var queue []*reportReq
+	inflight := 0
+	for {
+		var out chan<- []*reportReq
+		var next []*reportReq
+		if len(queue) > 0 && (inflight < reportEager || (len(queue) >= reportBatch && inflight < reportWorkers)) {
+			out, next = batches, queue[:min(len(queue), reportBatch)]
+		}
 		select {
+		case <-ctx.Done():
+			return queue
 		case req := <-s.reports:
-			batch = append(batch, req)
-		default:
-			return batch
+			queue = append(queue, req)
+		case out <- next:
+			queue = queue[len(next):] // next keeps its part; appends go after it
+			inflight++
+		case <-finished:
+			inflight--
 		}
 	}
-	return batch
 }
 
 // applyReportAlone stores one report in its own transaction.

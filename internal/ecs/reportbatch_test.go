@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -75,5 +76,53 @@ func TestCommitReports(t *testing.T) {
 	}
 	if _, err := st.Get(ctx, store.Key("assign", "n1", "task-0"), &spec); err != nil {
 		t.Errorf("a running task's assign key: %v", err)
+	}
+}
+
+// The dispatcher hands a report over at once while fewer than reportEager
+// batches are being committed, gathers those that come meanwhile into one
+// batch, lets a backlog of a whole batch through past reportEager, and
+// gives back what is still queued when it stops.
+func TestDispatchReports(t *testing.T) {
+	s := &Service{reports: make(chan *reportReq)}
+	batches := make(chan []*reportReq)
+	finished := make(chan struct{}, reportWorkers)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	left := make(chan []*reportReq, 1)
+	go func() { left <- s.dispatchReports(ctx, batches, finished) }()
+	send := func(n int) {
+		for range n {
+			s.reports <- &reportReq{}
+		}
+	}
+	next := func(what string, want int) {
+		t.Helper()
+		select {
+		case b := <-batches:
+			if len(b) != want {
+				t.Fatalf("%s: a batch of %d, want %d", what, len(b), want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no batch", what)
+		}
+	}
+	for i := range reportEager {
+		send(1)
+		next(fmt.Sprintf("report %d, light load", i), 1)
+	}
+	send(10) // reportEager batches in flight: these wait
+	select {
+	case b := <-batches:
+		t.Fatalf("a batch of %d handed over with %d in flight", len(b), reportEager)
+	case <-time.After(50 * time.Millisecond):
+	}
+	finished <- struct{}{}
+	next("the ten gathered", 10)
+	send(reportBatch + 5) // a backlog goes past reportEager
+	next("a whole batch of the backlog", reportBatch)
+	cancel()
+	if got := <-left; len(got) != 5 {
+		t.Fatalf("%d reports left queued, want 5", len(got))
 	}
 }

@@ -117,8 +117,11 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 // raiseNoFile lifts the open-files limit so that every host's long poll has
 // its connection (two descriptors each in this process: client and server
 // end), and returns the cap on concurrent polls the limit leaves (0: none).
+// spareFiles are for the rest: the reports' and heartbeats' connections
+// (the fleet's 1,024 workers, both ends), etcd's files, the clients'.
 func raiseNoFile(hosts int) int {
-	want := uint64(2*hosts + 4096)
+	const spareFiles = 8192
+	want := uint64(2*hosts + spareFiles)
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return hosts / 2
@@ -134,7 +137,7 @@ func raiseNoFile(hosts int) int {
 	if lim.Cur >= want {
 		return 0
 	}
-	return max(1, (int(lim.Cur)-4096)/2)
+	return max(1, (int(lim.Cur)-spareFiles)/2)
 }
 
 func startProfile(dir string) (func(), error) {

@@ -35,6 +35,15 @@ const (
 // further behind gets the whole set.
 const maxSetLog = 16384
 
+// setCopy is the hub's whole copy of an address set: the set as of its
+// last change (set.Revision), unchanged through asOf, the revision it was
+// read at or brought forward to. A set that last changed before the hub
+// started can still be kept, if it was read after.
+type setCopy struct {
+	set  agentapi.AddressSet
+	asOf int64
+}
+
 // maxSetCopies bounds the whole copies the hub keeps; past it, it starts
 // over.
 const maxSetCopies = 4096
@@ -136,9 +145,10 @@ func (h *nodeHub) logSet(name string, rev int64, value []byte) {
 		floor := log[len(log)-maxSetLog/2-1].rev
 		// The copy must not fall behind what the log can tell: bring it
 		// to the new floor with the changes about to be dropped.
-		if cp, ok := h.copies[name]; ok && cp.Revision < floor {
-			added, removed := netChange(log, cp.Revision, floor)
-			h.copies[name] = agentapi.ApplySetDelta(cp, agentapi.AddressSet{Revision: floor, Addresses: added, Removed: removed})
+		if cp, ok := h.copies[name]; ok && cp.asOf < floor {
+			// floor is a change's revision: the set's last as of floor.
+			added, removed := netChange(log, cp.asOf, floor)
+			h.copies[name] = setCopy{set: agentapi.ApplySetDelta(cp.set, agentapi.AddressSet{Revision: floor, Addresses: added, Removed: removed}), asOf: floor}
 		}
 		h.setFloor[name] = floor
 		log = slices.Clone(log[len(log)-maxSetLog/2:])
@@ -146,50 +156,51 @@ func (h *nodeHub) logSet(name string, rev int64, value []byte) {
 	h.setLog[name] = log
 }
 
-// wholeSet returns set name whole as of its revision rev, from the copy
-// the hub keeps and the changes it saw since (waiting up to setWholeWait
-// for the hub to see rev). ok is false if it has no copy as old as rev,
-// or cannot tell the changes in time.
+// wholeSet returns set name whole as of its revision rev (its last change
+// as of a poll's read), from the copy the hub keeps and the changes it saw
+// since (waiting up to setWholeWait for the hub to see rev). ok is false
+// if it has no copy as old as rev, or cannot tell the changes in time.
 func (h *nodeHub) wholeSet(ctx context.Context, name string, rev int64) (agentapi.AddressSet, bool) {
 	h.mu.Lock()
 	cp, ok := h.copies[name]
-	if !ok || cp.Revision > rev {
+	switch {
+	case !ok || rev < cp.set.Revision || (rev > cp.set.Revision && rev <= cp.asOf):
+		h.mu.Unlock()
+		return agentapi.AddressSet{}, false
+	case rev == cp.set.Revision:
+		h.mu.Unlock()
+		return cp.set, true
+	}
+	if !h.waitSeen(ctx, name, cp.asOf, rev, setWholeWait) {
 		h.mu.Unlock()
 		return agentapi.AddressSet{}, false
 	}
-	if cp.Revision == rev {
-		h.mu.Unlock()
-		return cp, true
-	}
-	if !h.waitSeen(ctx, name, cp.Revision, rev, setWholeWait) {
+	if cp, ok = h.copies[name]; !ok || rev <= cp.asOf { // moved on while it waited
 		h.mu.Unlock()
 		return agentapi.AddressSet{}, false
 	}
-	if cp, ok = h.copies[name]; !ok || cp.Revision > rev { // moved on while it waited
-		h.mu.Unlock()
-		return agentapi.AddressSet{}, false
-	}
-	added, removed := netChange(h.setLog[name], cp.Revision, rev)
+	added, removed := netChange(h.setLog[name], cp.asOf, rev)
 	h.mu.Unlock()
-	set := agentapi.ApplySetDelta(cp, agentapi.AddressSet{Revision: rev, Addresses: added, Removed: removed})
-	h.keepCopy(set)
+	set := agentapi.ApplySetDelta(cp.set, agentapi.AddressSet{Revision: rev, Addresses: added, Removed: removed})
+	h.keepCopy(set, rev)
 	return set, true
 }
 
-// keepCopy keeps set (whole, its addresses in order, never changed after)
-// as the hub's copy of it, unless the copy is newer or the hub could not
-// keep it current (it cannot tell the set's changes after its revision).
-func (h *nodeHub) keepCopy(set agentapi.AddressSet) {
+// keepCopy keeps set (whole, its addresses in order, never changed after),
+// read as of revision asOf, as the hub's copy of it, unless the copy is as
+// new or the hub could not keep it current (it cannot tell the set's
+// changes after asOf).
+func (h *nodeHub) keepCopy(set agentapi.AddressSet, asOf int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if set.Revision < max(h.start, h.setFloor[set.Name]) {
+	if asOf < max(h.start, h.setFloor[set.Name]) || asOf < set.Revision {
 		return
 	}
-	if cp, ok := h.copies[set.Name]; ok && cp.Revision >= set.Revision {
+	if cp, ok := h.copies[set.Name]; ok && cp.asOf >= asOf {
 		return
 	}
 	if len(h.copies) >= maxSetCopies {
-		h.copies = map[string]agentapi.AddressSet{}
+		h.copies = map[string]setCopy{}
 	}
-	h.copies[set.Name] = set
+	h.copies[set.Name] = setCopy{set: set, asOf: asOf}
 }

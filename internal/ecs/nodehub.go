@@ -11,7 +11,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -36,20 +35,20 @@ type nodeHub struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	ready    chan struct{}                  // closed while the watch runs
-	start    int64                          // revisions up to this are not known
-	rev      map[string]int64               // node → last revision that changed it
-	waiters  map[string][]waiter            // node → polls waiting for a change
-	setSeen  map[string]int64               // address set → last revision that changed it
-	seen     chan struct{}                  // closed (and replaced) when setSeen grows
-	setRev   map[string]int64               // address set → last change released to its nodes' polls
-	setDue   map[string]bool                // address sets changed since the last release
-	released time.Time                      // when set changes were last released
-	setLog   map[string][]setChange         // address set → the changes the hub saw, oldest first
-	setFloor map[string]int64               // address set → changes up to this were dropped from its log
-	copies   map[string]agentapi.AddressSet // address set → a whole copy, kept current (hubsets.go)
-	nodeSets map[string][]string            // node → the sets its last poll's firewalls named
-	setNodes map[string]map[string]bool     // address set → the nodes that name it
+	ready    chan struct{}              // closed while the watch runs
+	start    int64                      // revisions up to this are not known
+	rev      map[string]int64           // node → last revision that changed it
+	waiters  map[string][]waiter        // node → polls waiting for a change
+	setSeen  map[string]int64           // address set → last revision that changed it
+	seen     chan struct{}              // closed (and replaced) when setSeen grows
+	setRev   map[string]int64           // address set → last change released to its nodes' polls
+	setDue   map[string]bool            // address sets changed since the last release
+	released time.Time                  // when set changes were last released
+	setLog   map[string][]setChange     // address set → the changes the hub saw, oldest first
+	setFloor map[string]int64           // address set → changes up to this were dropped from its log
+	copies   map[string]setCopy         // address set → a whole copy, kept current (hubsets.go)
+	nodeSets map[string][]string        // node → the sets its last poll's firewalls named
+	setNodes map[string]map[string]bool // address set → the nodes that name it
 }
 
 // setPrefix is where address sets' revisions live (vpc.AddressSetPrefix).
@@ -67,7 +66,7 @@ const unknown = int64(1) << 62
 
 func newNodeHub(st *store.Store, log *slog.Logger, prefixes ...string) *nodeHub {
 	return &nodeHub{st: st, log: log, prefixes: prefixes, ready: make(chan struct{}), start: unknown, rev: map[string]int64{},
-		waiters: map[string][]waiter{}, seen: make(chan struct{}), setSeen: map[string]int64{}, setRev: map[string]int64{}, setDue: map[string]bool{}, setLog: map[string][]setChange{}, setFloor: map[string]int64{}, copies: map[string]agentapi.AddressSet{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
+		waiters: map[string][]waiter{}, seen: make(chan struct{}), setSeen: map[string]int64{}, setRev: map[string]int64{}, setDue: map[string]bool{}, setLog: map[string][]setChange{}, setFloor: map[string]int64{}, copies: map[string]setCopy{}, nodeSets: map[string][]string{}, setNodes: map[string]map[string]bool{}}
 }
 
 // refer records the address sets node's firewalls name, as of its poll:
@@ -287,7 +286,7 @@ func (h *nodeHub) reset(start int64) {
 	h.setDue = map[string]bool{}
 	h.setLog = map[string][]setChange{}
 	h.setFloor = map[string]int64{}
-	h.copies = map[string]agentapi.AddressSet{}
+	h.copies = map[string]setCopy{}
 	for _, ws := range h.waiters {
 		for _, w := range ws {
 			close(w.ch)

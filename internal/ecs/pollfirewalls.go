@@ -233,7 +233,7 @@ func (s *Service) readSet(ctx context.Context, name string, setRev, rev int64) (
 			return nil, err
 		}
 		for _, set := range sets {
-			s.hub.keepCopy(set)
+			s.hub.keepCopy(set, rev)
 		}
 		return sets, nil
 	}

@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Paths of the agent protocol on the control plane's endpoint.
@@ -131,11 +129,7 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any, sig
 		return &StatusError{Method: method, Path: path, Status: resp.Status, Code: resp.StatusCode, Message: e.Error}
 	}
 	if out != nil {
-		// The JSON v2 decoder (go-json-experiment/json, the design of Go's
-		// encoding/json/v2): a poll's reply is decoded on every wake, and
-		// v2 takes a fraction of v1's time and garbage. The control plane
-		// writes the exact field names, which v2 matches by default.
-		if err := jsonv2.Unmarshal(b, out); err != nil {
+		if err := json.Unmarshal(b, out); err != nil {
 			return fmt.Errorf("%s %s: decode reply: %w", method, path, err)
 		}
 	}

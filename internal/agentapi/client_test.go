@@ -1,11 +1,19 @@
 package agentapi
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/berthdev/berth/internal/lbproxy"
 )
 
 func TestApplySetDelta(t *testing.T) {
@@ -105,5 +113,26 @@ func TestHeldMerge(t *testing.T) {
 				t.Errorf("the next empty delta gives %v, want %v", again, whole)
 			}
 		})
+	}
+}
+
+// A poll's reply, as the control plane encodes it, comes back from the
+// client as it was: load balancers' durations included (a decoder that
+// cannot read them, as JSON v2's default cannot, fails every poll of a
+// host with a load balancer).
+func TestTasksReplyRoundTrip(t *testing.T) {
+	want := TasksResponse{Revision: 7, Tasks: []TaskSpec{{TaskID: "t1", TaskArn: "arn:aws:ecs:us-east-1:123456789012:task/default/t1"}},
+		Known: []KnownState{}, LoadBalancers: []LoadBalancerSpec{{ARN: "arn:lb", Revision: 3,
+			Proxy: lbproxy.LoadBalancer{IdleTimeout: 60 * time.Second}}}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(want)
+	}))
+	t.Cleanup(srv.Close)
+	got, err := (&Client{BaseURL: srv.URL, Token: "t"}).Tasks(context.Background(), "n1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the client decoded %+v, the server sent %+v", got, want)
 	}
 }

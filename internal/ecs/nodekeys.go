@@ -228,7 +228,10 @@ func (x *nodeKeys) delta(ctx context.Context, node string, since, want int64, ke
 	defer x.mu.RUnlock()
 	d = x.keys.delta(node, since, keep)
 	d.rev = x.progress.applied()
-	changedRefs := map[string]int{}
+	var changedRefs map[string]int // nil (read as zeros) when nothing changed: most polls
+	if len(d.changed) > 0 {
+		changedRefs = map[string]int{}
+	}
 	d.refs = make([][]string, len(d.changed))
 	for i, k := range d.changed {
 		d.refs[i] = x.names[node][k.id]

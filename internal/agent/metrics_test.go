@@ -66,8 +66,8 @@ func TestMetricsTimeALaunch(t *testing.T) {
 			t.Errorf("step %s recorded %d times, want 1 (%v)", step, steps[step], steps)
 		}
 	}
-	if steps["report"] < 3 {
-		t.Errorf("reports recorded %d times, want PENDING, ACTIVATING, RUNNING at least", steps["report"])
+	if steps["report"] < 1 {
+		t.Errorf("reports recorded %d times, want RUNNING's at least", steps["report"])
 	}
 	fams, _ := reg.Gather()
 	for _, f := range fams {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -84,6 +83,8 @@ type managedTask struct {
 	pullStarted, pullStopped, started, stopping, execStopped *time.Time
 
 	received time.Time // when this agent took the task on
+
+	reports *reportSender // run's: sends the task's reports
 }
 
 func newManagedTask(a *Agent, spec agentapi.TaskSpec, known string, adopt []runtime.ContainerInfo) *managedTask {
@@ -141,6 +142,9 @@ func (t *managedTask) run(ctx context.Context) bool {
 		t.helpers.Wait()
 	}()
 	log := t.a.log.With("task", t.spec.TaskID)
+	t.reports = newReportSender(t.a.cfg.Server.Report, log)
+	t.helpers.Add(1)
+	go func() { defer t.helpers.Done(); t.reports.run(ctx) }()
 	t.recover(ctx)
 	launching := t.known == agentapi.StatusProvisioning
 	launched := func() {}
@@ -306,8 +310,11 @@ func (t *managedTask) createSandbox() error {
 	return nil
 }
 
-// report sends the task's current state, retrying until the control plane
-// takes it; false if the agent shuts down first.
+// report hands the task's current state to its reportSender. Before the
+// task is RUNNING it returns at once (the launch goes on while the report
+// is sent, and a newer one replaces it if it is still waiting); from RUNNING
+// on it waits until the control plane has taken it. False if the agent
+// shuts down first.
 func (t *managedTask) report(ctx context.Context) bool {
 	seq := time.Now().UnixNano()
 	if seq <= t.lastSeq {
@@ -326,19 +333,9 @@ func (t *managedTask) report(ctx context.Context) bool {
 	for _, c := range t.containers {
 		rep.Containers = append(rep.Containers, c.state())
 	}
-	for attempt := 0; ; attempt++ {
-		err := t.a.cfg.Server.Report(ctx, rep)
-		if err == nil {
-			return true
-		}
-		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-			return false
-		}
-		if attempt%10 == 0 {
-			t.a.log.Warn("report task state", "task", t.spec.TaskID, "status", t.known, "err", err)
-		}
-		if !sleep(ctx, 500*time.Millisecond) {
-			return false
-		}
+	t.reports.put(rep)
+	if agentapi.TaskStatusRank(t.known) < agentapi.TaskStatusRank(agentapi.StatusRunning) {
+		return ctx.Err() == nil
 	}
+	return t.reports.flush(ctx)
 }

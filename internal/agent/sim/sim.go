@@ -6,12 +6,16 @@
 // sandbox and pull nothing. Never use it to run real work.
 //
 // One process hosts ten thousand of them, so nothing is per task but a small
-// struct: each host has one goroutine (its long poll), and every timed step
-// (a task's next report, a host's heartbeat) is an entry in one timer heap
-// that a fixed pool of workers drains. The long polls share one HTTP
-// transport (one connection per host while it polls; MaxPolls caps them when
-// file descriptors are short) and the reports another, with idle
-// connections kept so that nothing dials per request.
+// struct: each host has one goroutine (its long poll), and every timed item
+// (a task's next step, its report, a host's heartbeat) is an entry in a
+// timer heap of its kind that a fixed pool of workers drains. As the real
+// agent does (agent/reports.go), a task's launch goes on while its reports
+// wait, and a report sends the latest status the task has reached: a host
+// with a backlog of reports sends one per launch rather than three. The
+// long polls share one HTTP transport (one connection per host while it
+// polls; MaxPolls caps them when file descriptors are short) and the
+// reports another, with idle connections kept so that nothing dials per
+// request.
 package sim
 
 import (
@@ -85,8 +89,9 @@ type Fleet struct {
 	report *agentapi.Client
 	hosts  []*host
 
-	q  timerQueue // tasks' next reports
-	hb timerQueue // heartbeats: never behind a backlog of reports
+	q     timerQueue // tasks' reports
+	steps timerQueue // tasks' next steps: never behind a backlog of reports
+	hb    timerQueue // heartbeats: never behind a backlog of reports
 
 	registered atomic.Int64
 	assigned   atomic.Int64 // tasks handed to a host (first seen in a poll)
@@ -150,6 +155,26 @@ func (f *Fleet) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); f.q.dispatch(ctx, work) }()
 	beats := make(chan item)
 	go func() { defer wg.Done(); f.hb.dispatch(ctx, beats) }()
+	// A step sends nothing: a few workers keep up with any number of
+	// hosts, as each real host advances its tasks while its reports wait.
+	steps := make(chan item)
+	wg.Add(1)
+	go func() { defer wg.Done(); f.steps.dispatch(ctx, steps) }()
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(f.cfg.Seed, uint64(i)|1<<62))
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case it := <-steps:
+					f.step(it, rng)
+				}
+			}
+		}()
+	}
 	// As many heartbeats in flight as a loaded control plane needs to keep
 	// every host's lease (real agents each have their own goroutine).
 	for i := 0; i < min(8+len(f.hosts)/16, 1024); i++ {
@@ -176,7 +201,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case it := <-work:
-					f.do(ctx, it, rng)
+					f.sendReport(ctx, it, rng)
 				}
 			}
 		}()
@@ -296,17 +321,32 @@ func (f *Fleet) heartbeat(ctx context.Context, h *host) {
 	f.hb.push(item{at: time.Now().Add(next), host: h})
 }
 
-// do runs one timed step: a task's next report.
-func (f *Fleet) do(ctx context.Context, it item, rng *rand.Rand) {
+// step moves a task to its next status and makes sure a report of it is
+// queued.
+func (f *Fleet) step(it item, rng *rand.Rand) {
 	t, h := it.task, it.host
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	t.stepQueued = false
 	next := t.next()
-	if next == "" {
-		t.queued = false
-		h.mu.Unlock()
+	if next == "" || t.gone {
 		return
 	}
-	rep := t.reportFor(h.reg.NodeID, next, time.Now())
+	t.reach(next, time.Now())
+	if !t.reporting {
+		t.reporting = true
+		f.q.push(item{at: time.Now(), host: h, task: t})
+	}
+	h.schedule(t, rng)
+}
+
+// sendReport sends the report of the status the task has reached by now
+// (a newer status overtakes one not yet sent, as agent/reports.go does),
+// and queues another if the task moved on while it was in flight.
+func (f *Fleet) sendReport(ctx context.Context, it item, rng *rand.Rand) {
+	t, h := it.task, it.host
+	h.mu.Lock()
+	rep := t.report(h.reg.NodeID, time.Now())
 	h.mu.Unlock()
 	err := f.report.Report(ctx, rep)
 	if ctx.Err() != nil {
@@ -319,7 +359,7 @@ func (f *Fleet) do(ctx context.Context, it item, rng *rand.Rand) {
 	case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusConflict):
 		// Purged, or no longer placed here: nothing more to report.
 		h.mu.Lock()
-		t.queued, t.gone = false, true
+		t.reporting, t.gone = false, true
 		h.mu.Unlock()
 		f.gone.Add(1)
 		return
@@ -331,16 +371,21 @@ func (f *Fleet) do(ctx context.Context, it item, rng *rand.Rand) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	was := t.status
-	t.status, t.seq, t.queued = next, rep.Seq, false
-	if next == agentapi.StatusRunning {
+	t.status, t.seq = rep.Status, rep.Seq
+	if t.status == agentapi.StatusRunning && was != agentapi.StatusRunning {
 		f.running.Add(1)
 	}
-	if was == agentapi.StatusRunning {
+	if was == agentapi.StatusRunning && t.status != agentapi.StatusRunning {
 		f.running.Add(-1)
 	}
-	if next == agentapi.StatusStopped {
+	if t.status == agentapi.StatusStopped {
 		f.stopped.Add(1)
 	}
+	if t.reached != t.status {
+		f.q.push(item{at: time.Now(), host: h, task: t})
+		return
+	}
+	t.reporting = false
 	h.schedule(t, rng)
 }
 
@@ -415,6 +460,7 @@ func (h *host) reconcile(resp agentapi.TasksResponse, rng *rand.Rand) {
 			if agentapi.TaskStatusRank(t.status) < agentapi.TaskStatusRank(agentapi.StatusPending) {
 				t.status = agentapi.StatusProvisioning
 			}
+			t.reached = t.status
 			for _, c := range spec.Containers {
 				t.containers = append(t.containers, c.Name)
 			}
@@ -437,10 +483,10 @@ func (h *host) reconcile(resp agentapi.TasksResponse, rng *rand.Rand) {
 	}
 }
 
-// schedule queues the task's next step, if it has one and none is queued;
-// h.mu is held.
+// schedule queues the task's next step, if it has one, none is queued and
+// the step need not wait for a report (task.waitsForReport); h.mu is held.
 func (h *host) schedule(t *task, rng *rand.Rand) {
-	if t.queued || t.gone {
+	if t.stepQueued || t.gone || t.waitsForReport() {
 		return
 	}
 	next := t.next()
@@ -459,6 +505,6 @@ func (h *host) schedule(t *task, rng *rand.Rand) {
 	default:
 		d = tm.Stop.draw(rng)
 	}
-	t.queued = true
-	h.f.q.push(item{at: time.Now().Add(d), host: h, task: t})
+	t.stepQueued = true
+	h.f.steps.push(item{at: time.Now().Add(d), host: h, task: t})
 }

@@ -27,7 +27,7 @@ func TestNext(t *testing.T) {
 		{agentapi.StatusDeprovisioning, agentapi.StatusStopped, agentapi.StatusStopped},
 		{agentapi.StatusStopped, agentapi.StatusStopped, ""},
 	} {
-		tk := &task{status: tc.status, desired: tc.desired}
+		tk := &task{reached: tc.status, desired: tc.desired}
 		if got := tk.next(); got != tc.want {
 			t.Errorf("next of %s (desired %s) = %q, want %q", tc.status, tc.desired, got, tc.want)
 		}
@@ -44,6 +44,8 @@ type fakePlane struct {
 	reports    map[string][]string // node → statuses reported, in order
 	seqs       map[string][]int64
 	heartbeats int
+	// reportDelay is how long the plane takes to answer a report.
+	reportDelay time.Duration
 }
 
 func (p *fakePlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +77,9 @@ func (p *fakePlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			DesiredStatus: p.desired[node], Containers: []agentapi.ContainerSpec{{Name: "app"}}}}}
 		_ = json.NewEncoder(w).Encode(resp)
 	case agentapi.PathReport:
+		p.mu.Unlock()
+		time.Sleep(p.reportDelay)
+		p.mu.Lock()
 		var rep agentapi.StateReport
 		_ = json.NewDecoder(r.Body).Decode(&rep)
 		p.reports[rep.NodeID] = append(p.reports[rep.NodeID], rep.Status)
@@ -85,11 +90,26 @@ func (p *fakePlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Each host walks its task through every status to RUNNING, and, told to
+// Each host walks its task through the statuses to RUNNING, and, told to
 // stop it, through every status to STOPPED, with growing sequence numbers;
-// hosts heartbeat.
+// hosts heartbeat. A launch goes on while its reports are in flight, so a
+// control plane slow to answer hears fewer of its statuses (the latest
+// overtakes one not yet sent); a stop waits for each.
 func TestFleetLifecycle(t *testing.T) {
-	p := &fakePlane{desired: map[string]string{}, reports: map[string][]string{}, seqs: map[string][]int64{}}
+	for _, tc := range []struct {
+		name        string
+		reportDelay time.Duration
+		skips       bool // the launch must skip a status
+	}{
+		{"quick control plane", 0, false},
+		{"slow control plane", 30 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFleetLifecycle(t, tc.reportDelay, tc.skips) })
+	}
+}
+
+func testFleetLifecycle(t *testing.T, reportDelay time.Duration, skips bool) {
+	p := &fakePlane{desired: map[string]string{}, reports: map[string][]string{}, seqs: map[string][]int64{}, reportDelay: reportDelay}
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	tiny := Range{time.Millisecond, 3 * time.Millisecond}
@@ -121,13 +141,18 @@ func TestFleetLifecycle(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // a heartbeat interval
 	cancel()
 	<-done
-	want := []string{agentapi.StatusPending, agentapi.StatusActivating, agentapi.StatusRunning, agentapi.StatusDeactivating,
-		agentapi.StatusStopping, agentapi.StatusDeprovisioning, agentapi.StatusStopped}
+	launchOrder := []string{agentapi.StatusPending, agentapi.StatusActivating, agentapi.StatusRunning}
+	stopWant := []string{agentapi.StatusDeactivating, agentapi.StatusStopping, agentapi.StatusDeprovisioning, agentapi.StatusStopped}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, n := range nodes {
-		if !slices.Equal(p.reports[n], want) {
-			t.Errorf("%s reported %v, want %v", n, p.reports[n], want)
+		got := p.reports[n]
+		i := slices.Index(got, agentapi.StatusRunning)
+		if i < 0 || !isSubsequence(got[:i+1], launchOrder) || !slices.Equal(got[i+1:], stopWant) {
+			t.Errorf("%s reported %v, want some of %v ending in RUNNING, then %v", n, got, launchOrder, stopWant)
+		}
+		if skips && i+1 == len(launchOrder) {
+			t.Errorf("%s reported every launch status %v although each report took %v", n, got[:i+1], reportDelay)
 		}
 		if !slices.IsSorted(p.seqs[n]) || len(slices.Compact(slices.Clone(p.seqs[n]))) != len(p.seqs[n]) {
 			t.Errorf("%s: sequence numbers do not grow: %v", n, p.seqs[n])
@@ -144,4 +169,19 @@ func TestFleetLifecycle(t *testing.T) {
 			t.Errorf("host %s: tasks %+v, want its one task STOPPED", h.Reg.NodeID, h.Tasks)
 		}
 	}
+}
+
+// isSubsequence reports whether got is order with some items left out.
+func isSubsequence(got, order []string) bool {
+	i := 0
+	for _, g := range got {
+		for i < len(order) && order[i] != g {
+			i++
+		}
+		if i == len(order) {
+			return false
+		}
+		i++
+	}
+	return true
 }

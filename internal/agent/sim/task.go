@@ -18,9 +18,11 @@ type task struct {
 	desired        string
 	stopCode       string
 	stopReason     string
+	reached        string // the status the host has brought the task to
 	status         string // last status the control plane accepted
 	seq            int64
-	queued         bool // a step of it is in the timer queue
+	stepQueued     bool // its next step is in the timer queue
+	reporting      bool // a report of it is queued or in flight
 	gone           bool // the control plane no longer has it here
 	unlisted       bool // the last poll did not list it
 	pullStartedAt  time.Time
@@ -32,22 +34,22 @@ type task struct {
 // next is the status the task moves to next, "" when it has arrived: the
 // real agent's lifecycle (agent/task.go), one status at a time.
 func (t *task) next() string {
-	rank := agentapi.TaskStatusRank(t.status)
+	rank := agentapi.TaskStatusRank(t.reached)
 	if t.desired == agentapi.StatusStopped {
 		switch {
-		case t.status == agentapi.StatusStopped:
+		case t.reached == agentapi.StatusStopped:
 			return ""
 		case rank < agentapi.TaskStatusRank(agentapi.StatusDeactivating):
 			return agentapi.StatusDeactivating
-		case t.status == agentapi.StatusDeactivating:
+		case t.reached == agentapi.StatusDeactivating:
 			return agentapi.StatusStopping
-		case t.status == agentapi.StatusStopping:
+		case t.reached == agentapi.StatusStopping:
 			return agentapi.StatusDeprovisioning
 		default:
 			return agentapi.StatusStopped
 		}
 	}
-	switch t.status {
+	switch t.reached {
 	case agentapi.StatusProvisioning:
 		return agentapi.StatusPending
 	case agentapi.StatusPending:
@@ -58,33 +60,51 @@ func (t *task) next() string {
 	return ""
 }
 
-// reportFor is the report of the task reaching status, with the timestamps
-// and container states the real agent sends.
-func (t *task) reportFor(node, status string, now time.Time) agentapi.StateReport {
-	seq := now.UnixNano()
-	if seq <= t.seq {
-		seq = t.seq + 1
-	}
-	rep := agentapi.StateReport{NodeID: node, TaskArn: t.arn, Seq: seq, Status: status}
-	cs := agentapi.ContainerPending
+// waitsForReport reports whether the task's next step waits until the
+// control plane has taken the status it reached: from RUNNING on, as the
+// real agent does (agent/reports.go); a launch goes on while its reports
+// are sent.
+func (t *task) waitsForReport() bool {
+	return t.status != t.reached && agentapi.TaskStatusRank(t.reached) >= agentapi.TaskStatusRank(agentapi.StatusRunning)
+}
+
+// reach moves the task to status at now, with the timestamps the real agent
+// takes on the way.
+func (t *task) reach(status string, now time.Time) {
+	t.reached = status
 	switch status {
 	case agentapi.StatusPending:
 		t.pullStartedAt = now
 	case agentapi.StatusRunning:
 		t.startedAt = now
-		cs = agentapi.ContainerRunning
 	case agentapi.StatusDeactivating:
 		t.stoppingAt = now
-		if !t.startedAt.IsZero() {
-			cs = agentapi.ContainerRunning
-		}
 	case agentapi.StatusStopping, agentapi.StatusDeprovisioning, agentapi.StatusStopped:
 		if t.executionEnded.IsZero() {
 			t.executionEnded = now
 		}
-		cs = agentapi.ContainerStopped
-	case agentapi.StatusActivating:
+	}
+}
+
+// report is the report of the status the task has reached, with the
+// timestamps and container states the real agent sends.
+func (t *task) report(node string, now time.Time) agentapi.StateReport {
+	seq := now.UnixNano()
+	if seq <= t.seq {
+		seq = t.seq + 1
+	}
+	status := t.reached
+	rep := agentapi.StateReport{NodeID: node, TaskArn: t.arn, Seq: seq, Status: status}
+	cs := agentapi.ContainerPending
+	switch status {
+	case agentapi.StatusRunning, agentapi.StatusActivating:
 		cs = agentapi.ContainerRunning
+	case agentapi.StatusDeactivating:
+		if !t.startedAt.IsZero() {
+			cs = agentapi.ContainerRunning
+		}
+	case agentapi.StatusStopping, agentapi.StatusDeprovisioning, agentapi.StatusStopped:
+		cs = agentapi.ContainerStopped
 	}
 	set := func(tm time.Time) *time.Time {
 		if tm.IsZero() {
@@ -111,7 +131,8 @@ func (t *task) reportFor(node, status string, now time.Time) agentapi.StateRepor
 	return rep
 }
 
-// item is a timed step: a task's next report, or (task nil) a heartbeat.
+// item is a timed step of a host: a task's next step or its report, or
+// (task nil) a heartbeat; each kind has its own timerQueue.
 type item struct {
 	at   time.Time
 	host *host

@@ -100,10 +100,16 @@ func (s *Service) agentRegister(w http.ResponseWriter, r *http.Request, heartbea
 	}
 	key := store.Key("nodes", req.NodeID)
 	if heartbeat {
-		// The key names its lease: a heartbeat renews it without reading
-		// the record.
-		if resp, err := s.st.C.Get(ctx, key, clientv3.WithKeysOnly()); err == nil && len(resp.Kvs) > 0 && resp.Kvs[0].Lease != 0 {
-			if _, err := s.st.C.KeepAliveOnce(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err == nil {
+		// The key names its lease, which the host index knows: a
+		// heartbeat renews it without a read.
+		lease, ok := s.hosts.lease(req.NodeID)
+		if !ok {
+			if resp, err := s.st.C.Get(ctx, key, clientv3.WithKeysOnly()); err == nil && len(resp.Kvs) > 0 {
+				lease, ok = resp.Kvs[0].Lease, resp.Kvs[0].Lease != 0
+			}
+		}
+		if ok {
+			if _, err := s.st.C.KeepAliveOnce(ctx, clientv3.LeaseID(lease)); err == nil {
 				agentReply(w, struct{}{})
 				return
 			}

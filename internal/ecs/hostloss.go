@@ -61,12 +61,15 @@ type hostCheck struct {
 const fullCheckEvery = 30 * time.Second
 
 func (s *Service) checkHosts(ctx context.Context, hc *hostCheck) error {
-	live := map[string]bool{}
-	if err := s.st.ListKeys(ctx, store.Prefix("nodes"), func(key string) error {
-		live[strings.TrimPrefix(key, store.Prefix("nodes"))] = true
-		return nil
-	}); err != nil {
-		return err
+	live, err := s.hosts.ids(ctx, 2*time.Second)
+	if err != nil {
+		live = map[string]bool{}
+		if err := s.st.ListKeys(ctx, store.Prefix("nodes"), func(key string) error {
+			live[strings.TrimPrefix(key, store.Prefix("nodes"))] = true
+			return nil
+		}); err != nil {
+			return err
+		}
 	}
 	now := s.cfg.Now()
 	// Candidates: hosts not registered now that have tasks, from

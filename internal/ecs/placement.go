@@ -59,9 +59,11 @@ func (s *Service) snapshotNodes(ctx context.Context) (map[string][]scheduler.Nod
 // snapshot is snapshotNodes and the capacity provider of each user's
 // instance that joined one.
 func (s *Service) snapshot(ctx context.Context) (map[string][]scheduler.Node, map[string]string, error) {
-	nodes, err := store.ListJSON[nodeRecord](ctx, s.st, store.Prefix("nodes"))
+	nodes, err := s.hosts.records(ctx, 2*time.Second)
 	if err != nil {
-		return nil, nil, err
+		if nodes, err = s.listHosts(ctx); err != nil {
+			return nil, nil, err
+		}
 	}
 	providerOf := map[string]string{}
 	type at struct {
@@ -105,6 +107,12 @@ func (s *Service) snapshot(ctx context.Context) (map[string][]scheduler.Node, ma
 		})
 	}
 	return out, providerOf, err
+}
+
+// listHosts reads every registered host's record from etcd: the fallback
+// of readers of the host index when it is behind.
+func (s *Service) listHosts(ctx context.Context) ([]*nodeRecord, error) {
+	return store.ListJSON[*nodeRecord](ctx, s.st, store.Prefix("nodes"))
 }
 
 // sumAssigned adds what every assign key holds to its node (those nodeOf

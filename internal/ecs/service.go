@@ -96,6 +96,7 @@ type Service struct {
 	setReads     singleflight.Group // whole reads of address sets, by name (wholeSets)
 	tasks        *taskIndex         // ListTasks' view of the stored tasks
 	usage        *usageIndex        // placement's view of what each host runs
+	hosts        *nodeIndex         // the registered hosts
 	fwKeys       *nodeKeys          // each node's firewall keys, for delta polls
 	metrics      *metrics
 }
@@ -123,6 +124,7 @@ func New(cfg Config) *Service {
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, place: make(chan struct{}, 1), svcWake: make(chan struct{}, 1),
 		hub:   newNodeHub(cfg.Store, cfg.Logger, store.Prefix("assign"), store.Prefix("fw"), store.Prefix("lbs")),
 		tasks: newTaskIndex(cfg.Store, cfg.Logger), usage: newUsageIndex(cfg.Store, cfg.Logger),
+		hosts: newNodeIndex(cfg.Store, cfg.Logger),
 		fwKeys: newNodeKeys(cfg.Store, cfg.Logger, store.Prefix("fw"), "firewall key index", func(v []byte) []string {
 			names, _ := firewallSets(v)
 			return names
@@ -186,8 +188,9 @@ func (s *Service) AgentHandler() http.Handler { return http.HandlerFunc(s.serveA
 // scheduler) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(10)
+	wg.Add(11)
 	go func() { defer wg.Done(); s.hub.run(ctx) }()
+	go func() { defer wg.Done(); s.hosts.run(ctx) }()
 	go func() { defer wg.Done(); s.runReporters(ctx) }()
 	go func() { defer wg.Done(); s.tasks.run(ctx) }()
 	go func() { defer wg.Done(); s.usage.run(ctx) }()

@@ -41,7 +41,7 @@ type Benchmark struct {
 // New returns the benchmark of the control plane in process, with its
 // defaults.
 func New() *Benchmark {
-	return &Benchmark{hosts: 300, step: 5 * time.Second, clients: "2,4,8,16,32,64"}
+	return &Benchmark{hosts: 300, step: 5 * time.Second, clients: "1,2,4,8,16,32,64"}
 }
 
 // NewServer returns the benchmark of a `berth server` process with its
@@ -239,7 +239,7 @@ func (b *Benchmark) result(levels []level, st sim.Stats) *bench.Result {
 	} else {
 		fmt.Fprintf(&d, "The control plane in this process (the ECS API behind the SigV4 router, the placement controller, the agent protocol's server, an embedded etcd; the VPC control plane replaced by a stand-in that hands out interfaces in memory, as in the scale benchmark), served over loopback HTTP; ")
 	}
-	fmt.Fprintf(&d, "%d simulated hosts (`internal/agent/sim`, 3 zones, 64 vCPU and 256 GiB each, so capacity never runs out) that take their tasks through the agent protocol's long poll and report PENDING → ACTIVATING → RUNNING with 20–60 ms of simulated work, starting no containers. aws-sdk-go-v2 clients call RunTask (count 10, FARGATE 256/512, awsvpc) back to back for %s per step, more clients each step, until RunTask's p99 passes a second. Launches per second: the step's tasks divided by the time from the step's start until the last of them was reported RUNNING. No throttling (berth server's default caps launches at AWS's 20 a second: run it with `--throttle off` for this).\n\n", b.hosts, b.step)
+	fmt.Fprintf(&d, "%d simulated hosts (`internal/agent/sim`, 3 zones, 64 vCPU and 256 GiB each, so capacity never runs out) that take their tasks through the agent protocol's long poll and walk them PENDING → ACTIVATING → RUNNING with 20–60 ms of simulated work, starting no containers; as the real agent does, a launch goes on while its reports are sent, and a status reached while a report is still waiting replaces it (so a task sends one to three reports). aws-sdk-go-v2 clients call RunTask (count 10, FARGATE 256/512, awsvpc) back to back for %s per step, more clients each step, until RunTask's p99 passes a second. Launches per second: the step's tasks divided by the time from the step's start until the last of them was reported RUNNING. No throttling (berth server's default caps launches at AWS's 20 a second: run it with `--throttle off` for this).\n\n", b.hosts, b.step)
 	if b.server {
 		d.WriteString("Every task's interface is attached in the VPC's default security group, whose rule admits its own members: each attach changes the group's address set, which every host with a task in the group follows (as deltas). A task costs the store a share of three kinds of write transaction: RunTask's (ten tasks each), a placement batch's, which also attaches the tasks' interfaces (12 tasks each), and its state reports' (those that come while 4 batches are being stored are stored together). The server and the simulated hosts share this machine's two cores, and the server takes most of them at the higher steps: the bound is CPU, and each step starts with more tasks placed than the one before.\n\n")
 	} else {

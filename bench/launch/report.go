@@ -24,7 +24,7 @@ var components = []component{
 	{"image check", "the image is on the host: look it up, check it is unpacked", func(s sample) time.Duration { return s.pull }},
 	{"leftover check", "delete of a leftover container before the start (none exists)", func(s sample) time.Duration { return s.delete }},
 	{"container start", "containerd: create container + snapshot + task (shim, runc create), start", func(s sample) time.Duration { return s.start }},
-	{"state reports", "the agent's reports until RUNNING, each an etcd transaction", func(s sample) time.Duration { return s.reports }},
+	{"state reports", "waiting until RUNNING's report is accepted (an etcd transaction); the earlier reports go while the containers start", func(s sample) time.Duration { return s.reports }},
 	{"agent, other", "the rest of the agent's launch: goroutines, log dir, spec", func(s sample) time.Duration { return s.agent }},
 	{"observed by client", "RUNNING accepted → the client's DescribeTasks poll sees it", func(s sample) time.Duration { return s.observe }},
 }

@@ -23,6 +23,9 @@ import (
 //	    pull             make sure an image is present (pull if it is not)
 //	    start            create and start one container
 //	    report           one state report accepted by the control plane
+//	    report_wait      the task waiting until its reports are accepted
+//	                     (from RUNNING on; a launch's earlier reports are
+//	                     sent while it goes on, agent/reports.go)
 //	    stop             stop one container (signal, grace, kill)
 //	    delete           delete one container and its snapshot
 //	    sandbox_delete   remove the network namespace and task cgroup

@@ -69,6 +69,9 @@ func TestMetricsTimeALaunch(t *testing.T) {
 	if steps["report"] < 1 {
 		t.Errorf("reports recorded %d times, want RUNNING's at least", steps["report"])
 	}
+	if steps["report_wait"] != 1 {
+		t.Errorf("report waits recorded %d times, want 1 (RUNNING's) before any stop", steps["report_wait"])
+	}
 	fams, _ := reg.Gather()
 	for _, f := range fams {
 		if f.GetName() == "berth_agent_task_received_timestamp_seconds" {

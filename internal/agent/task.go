@@ -337,5 +337,6 @@ func (t *managedTask) report(ctx context.Context) bool {
 	if agentapi.TaskStatusRank(t.known) < agentapi.TaskStatusRank(agentapi.StatusRunning) {
 		return ctx.Err() == nil
 	}
+	defer t.a.cfg.Metrics.observeStep("report_wait", time.Now())
 	return t.reports.flush(ctx)
 }

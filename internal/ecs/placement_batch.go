@@ -49,13 +49,14 @@ const (
 	// placements a second, and a longer wait for everyone else.
 	commitsInFlight = 8
 	// backlogInFlight is how many are committed at once when a pass has a
-	// backlog of more than backlogTasks tasks: under a million-task
-	// load a commit took hundreds of milliseconds and 8 in flight bounded
+	// backlog of more than backlogTasks tasks: under a million-task load a
+	// commit took hundreds of milliseconds and 8 in flight bounded
 	// placement to ~620 tasks a second, while in the throughput benchmark
-	// (passes of a few hundred tasks) 32 in flight made RunTask's p99 go
-	// from ~160 to ~220 ms.
+	// 32 in flight made RunTask's p99 go from ~160 to ~220 ms, and with a
+	// threshold of 1,280 tasks, which its passes reached now and then, the
+	// p99 at 4 clients from ~220 to ~330 ms.
 	backlogInFlight = 32
-	backlogTasks    = 1280
+	backlogTasks    = 5000
 )
 
 // pendingTask is a pending task as a placement pass read it.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +190,9 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 				}
 				mu.Lock()
 				for _, t := range resp.Tasks {
-					out.Launched[aws.ToString(t.TaskArn)] = FargateMix[k]
+					// A copy: the SDK's strings share a block per reply,
+					// which the ARN alone would keep.
+					out.Launched[strings.Clone(aws.ToString(t.TaskArn))] = FargateMix[k]
 				}
 				mu.Unlock()
 				if len(resp.Failures) > 0 {

@@ -165,7 +165,6 @@ func (c *Client) Heartbeat(ctx context.Context, r RegisterRequest) error {
 // from those it holds: a host running a hundred tasks would otherwise fetch
 // and decode all hundred each time one of them is placed or changed.
 func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.Duration) (TasksResponse, error) {
-	q := url.Values{"node": {node}, "since": {strconv.FormatInt(since, 10)}, "wait": {wait.String()}}
 	c.mu.Lock()
 	if c.specs == nil {
 		c.specs = map[string]*nodeSpecs{}
@@ -178,13 +177,9 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 	c.mu.Unlock()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if since > 0 && since == ns.rev {
-		q.Set("delta", "1")
-		q.Set("fwdelta", "1")
-		q.Set("keep", "1")
-	}
-	var out TasksResponse
-	if err := c.do(ctx, http.MethodGet, PathTasks+"?"+q.Encode(), nil, &out); err != nil {
+	delta := since > 0 && since == ns.rev
+	out, err := c.poll(ctx, node, since, wait, delta)
+	if err != nil {
 		return out, err
 	}
 	if !out.Delta {
@@ -202,9 +197,6 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 		}
 		ns.rev = out.Revision
 		return out, nil
-	}
-	if q.Get("delta") == "" {
-		return out, fmt.Errorf("GET %s: a delta answered a request for every task", PathTasks)
 	}
 	whole, lacking := ns.tasks.merge(out.Tasks, out.Present, out.PresentSame)
 	if lacking > 0 {
@@ -228,6 +220,41 @@ func (c *Client) Tasks(ctx context.Context, node string, since int64, wait time.
 	ns.rev = out.Revision
 	out.Tasks, out.Present, out.PresentSame, out.Delta, out.AddressSets = whole, nil, false, false, sets
 	out.FirewallsDelta, out.FirewallsPresent, out.FirewallsPresentSame = false, nil, false
+	return out, nil
+}
+
+// TasksDelta is Tasks for a caller that keeps its own state of the node's
+// tasks, and no firewall: it returns the reply as the control plane sent
+// it, holding nothing. Given since > 0, the caller holds every task up to
+// that revision, and a reply with Delta set has only the specs changed
+// after it, with Present the ids of all the node's tasks unless
+// PresentSame (none left the node). Firewalls and address sets are
+// dropped. A simulated host (agent/sim) polls this way: ten thousand of
+// them in one process, each holding whole specs and rebuilding its whole
+// list at each poll, would hold gigabytes no real host's agent shares
+// with another.
+func (c *Client) TasksDelta(ctx context.Context, node string, since int64, wait time.Duration) (TasksResponse, error) {
+	out, err := c.poll(ctx, node, since, wait, since > 0)
+	out.Firewalls, out.FirewallsPresent, out.AddressSets = nil, nil, nil
+	return out, err
+}
+
+// poll is one GET of the node's tasks: with delta, only what changed after
+// since (the caller holds the rest).
+func (c *Client) poll(ctx context.Context, node string, since int64, wait time.Duration, delta bool) (TasksResponse, error) {
+	q := url.Values{"node": {node}, "since": {strconv.FormatInt(since, 10)}, "wait": {wait.String()}}
+	if delta {
+		q.Set("delta", "1")
+		q.Set("fwdelta", "1")
+		q.Set("keep", "1")
+	}
+	var out TasksResponse
+	if err := c.do(ctx, http.MethodGet, PathTasks+"?"+q.Encode(), nil, &out); err != nil {
+		return out, err
+	}
+	if out.Delta && !delta {
+		return out, fmt.Errorf("GET %s: a delta answered a request for every task", PathTasks)
+	}
 	return out, nil
 }
 

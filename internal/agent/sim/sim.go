@@ -30,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/berthdev/berth/internal/agentapi"
 )
@@ -278,6 +279,9 @@ type TaskState struct {
 	// STOPPED task's spec goes, and so does that of a task the control
 	// plane stopped itself, e.g. because the host was lost).
 	Listed bool
+	// ListedAt is when a poll first listed the task, RunningAt when its
+	// RUNNING report was accepted (zero: not yet).
+	ListedAt, RunningAt time.Time
 }
 
 // Hosts returns each host's tasks, hosts in the order added and tasks by ARN.
@@ -286,8 +290,9 @@ func (f *Fleet) Hosts() []HostState {
 	for i, h := range f.hosts {
 		h.mu.Lock()
 		hs := HostState{Reg: h.reg, Tasks: make([]TaskState, 0, len(h.tasks))}
-		for arn, t := range h.tasks {
-			hs.Tasks = append(hs.Tasks, TaskState{Arn: arn, CPU: t.cpu, MemoryMiB: t.mem, AvailabilityZone: t.az, Status: t.status, Listed: !t.unlisted})
+		for _, t := range h.tasks {
+			hs.Tasks = append(hs.Tasks, TaskState{Arn: t.arn, CPU: t.cpu, MemoryMiB: t.mem, AvailabilityZone: t.az, Status: t.status, Listed: !t.unlisted,
+				ListedAt: t.listedAt, RunningAt: t.runningAt})
 		}
 		h.mu.Unlock()
 		sort.Slice(hs.Tasks, func(a, b int) bool { return hs.Tasks[a].Arn < hs.Tasks[b].Arn })
@@ -374,6 +379,7 @@ func (f *Fleet) sendReport(ctx context.Context, it item, rng *rand.Rand) {
 	t.status, t.seq = rep.Status, rep.Seq
 	if t.status == agentapi.StatusRunning && was != agentapi.StatusRunning {
 		f.running.Add(1)
+		t.runningAt = time.Now()
 	}
 	if was == agentapi.StatusRunning && t.status != agentapi.StatusRunning {
 		f.running.Add(-1)
@@ -396,7 +402,7 @@ type host struct {
 	hb  time.Duration
 
 	mu    sync.Mutex
-	tasks map[string]*task // every task ever listed, by ARN
+	tasks map[string]*task // every task ever listed, by task id
 }
 
 func (h *host) register(ctx context.Context) (time.Duration, error) {
@@ -420,12 +426,18 @@ func (h *host) register(ctx context.Context) (time.Duration, error) {
 	return 0, last
 }
 
-// pollLoop is the host's goroutine: the long poll, as the real agent runs it.
+// pollLoop is the host's goroutine: the long poll, as the real agent runs
+// it, but asking for deltas it applies to its own tasks (TasksDelta): the
+// agentapi.Client's whole lists, held for ten thousand hosts, would be most
+// of this process's heap.
 func (h *host) pollLoop(ctx context.Context, seed uint64) {
 	rng := rand.New(rand.NewPCG(h.f.cfg.Seed, seed|1<<63))
 	var since int64
 	for ctx.Err() == nil {
-		resp, err := h.f.poll.Tasks(ctx, h.reg.NodeID, since, h.f.cfg.PollWait)
+		resp, err := h.f.poll.TasksDelta(ctx, h.reg.NodeID, since, h.f.cfg.PollWait)
+		if err == nil && !h.reconcile(resp, rng) {
+			err = fmt.Errorf("the delta lists tasks the host never saw")
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -439,49 +451,73 @@ func (h *host) pollLoop(ctx context.Context, seed uint64) {
 			continue
 		}
 		since = resp.Revision
-		h.reconcile(resp, rng)
 	}
 }
 
-// reconcile takes on new tasks and hands desired-state changes to known ones.
-func (h *host) reconcile(resp agentapi.TasksResponse, rng *rand.Rand) {
-	known := make(map[string]string, len(resp.Known))
-	for _, k := range resp.Known {
-		known[k.TaskArn] = k.LastStatus
+// reconcile takes on new tasks and hands desired-state changes to known
+// ones, from a whole reply or a delta; it reports false when a delta's
+// present ids name a task the host never saw (it must ask for all again).
+func (h *host) reconcile(resp agentapi.TasksResponse, rng *rand.Rand) bool {
+	var known map[string]string
+	if len(resp.Known) > 0 {
+		known = make(map[string]string, len(resp.Known))
+		for _, k := range resp.Known {
+			known[k.TaskArn] = k.LastStatus
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	now := time.Now()
 	for i := range resp.Tasks {
 		spec := &resp.Tasks[i]
-		t, ok := h.tasks[spec.TaskArn]
+		t, ok := h.tasks[spec.TaskID]
 		if !ok {
-			t = &task{arn: spec.TaskArn, cpu: spec.CPU, mem: spec.MemoryMiB, az: spec.AvailabilityZone,
-				status: known[spec.TaskArn]}
+			t = &task{arn: spec.TaskArn, cpu: spec.CPU, mem: spec.MemoryMiB, az: intern(spec.AvailabilityZone),
+				status: known[spec.TaskArn], listedAt: now}
 			if agentapi.TaskStatusRank(t.status) < agentapi.TaskStatusRank(agentapi.StatusPending) {
 				t.status = agentapi.StatusProvisioning
 			}
 			t.reached = t.status
 			for _, c := range spec.Containers {
-				t.containers = append(t.containers, c.Name)
+				t.containers = append(t.containers, intern(c.Name))
 			}
-			h.tasks[spec.TaskArn] = t
+			h.tasks[spec.TaskID] = t
 			h.f.assigned.Add(1)
 		}
-		t.desired, t.stopCode, t.stopReason = spec.DesiredStatus, spec.StopCode, spec.StoppedReason
+		t.desired, t.stopCode, t.stopReason = intern(spec.DesiredStatus), intern(spec.StopCode), spec.StoppedReason
 		t.unlisted = false
 		h.schedule(t, rng)
 	}
-	if len(h.tasks) == len(resp.Tasks) {
-		return
+	switch {
+	case resp.Delta && resp.PresentSame:
+		return true // none left
+	case resp.Delta:
+		listed := make(map[string]bool, len(resp.Present))
+		for _, id := range resp.Present {
+			if h.tasks[id] == nil {
+				return false
+			}
+			listed[id] = true
+		}
+		for id, t := range h.tasks {
+			t.unlisted = !listed[id]
+		}
+	case len(h.tasks) != len(resp.Tasks):
+		listed := make(map[string]bool, len(resp.Tasks))
+		for i := range resp.Tasks {
+			listed[resp.Tasks[i].TaskID] = true
+		}
+		for id, t := range h.tasks {
+			t.unlisted = !listed[id]
+		}
 	}
-	listed := make(map[string]bool, len(resp.Tasks))
-	for i := range resp.Tasks {
-		listed[resp.Tasks[i].TaskArn] = true
-	}
-	for arn, t := range h.tasks {
-		t.unlisted = !listed[arn]
-	}
+	return true
 }
+
+// intern returns the fleet's one copy of a string many tasks share (a
+// zone, a container's name, a status), so that a million tasks do not each
+// hold their own.
+func intern(s string) string { return unique.Make(s).Value() }
 
 // schedule queues the task's next step, if it has one, none is queued and
 // the step need not wait for a report (task.waitsForReport); h.mu is held.

@@ -36,16 +36,40 @@ func TestNext(t *testing.T) {
 
 // fakePlane is the control plane's side of the agent protocol for one task
 // per host: it lists the task until told to stop it, records every report,
-// and answers a poll at once when the spec changed since its revision.
+// and answers a poll at once when the spec changed since its revision. It
+// answers a delta as the control plane does: the spec only if it changed
+// after since, and the present ids only when the task left (dropped).
 type fakePlane struct {
 	mu         sync.Mutex
 	rev        int64
 	desired    map[string]string   // node → desired status of its task
+	specRev    map[string]int64    // node → revision its task's spec last changed at
+	droppedRev map[string]int64    // node → revision its task left it at (0: it has not)
 	reports    map[string][]string // node → statuses reported, in order
 	seqs       map[string][]int64
 	heartbeats int
 	// reportDelay is how long the plane takes to answer a report.
 	reportDelay time.Duration
+	// ghost: the first delta to this node lists a task it never had, so
+	// the host must ask for every task again (wholeAfterGhost counts it).
+	ghost           string
+	ghostSent       bool
+	wholeAfterGhost int
+}
+
+// change sets what every node's task is to be at a new revision: drop
+// takes them off their hosts.
+func (p *fakePlane) change(desired string, drop bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rev++
+	for n := range p.desired {
+		if drop {
+			p.droppedRev[n] = p.rev
+		} else {
+			p.desired[n], p.specRev[n] = desired, p.rev
+		}
+	}
 }
 
 func (p *fakePlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,22 +83,49 @@ func (p *fakePlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case agentapi.PathRegister:
 		var req agentapi.RegisterRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
-		p.desired[req.NodeID] = agentapi.StatusRunning
 		p.rev++
+		p.desired[req.NodeID], p.specRev[req.NodeID] = agentapi.StatusRunning, p.rev
 		_ = json.NewEncoder(w).Encode(agentapi.RegisterResponse{HeartbeatSeconds: 1})
 	case agentapi.PathHeartbeat:
 		p.heartbeats++
 		_, _ = w.Write([]byte("{}"))
 	case agentapi.PathTasks:
-		node := r.URL.Query().Get("node")
-		since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+		q := r.URL.Query()
+		node := q.Get("node")
+		since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
 		if since >= p.rev { // nothing new: a short wait stands in for the long poll
 			p.mu.Unlock()
 			time.Sleep(20 * time.Millisecond)
 			p.mu.Lock()
 		}
-		resp := agentapi.TasksResponse{Revision: p.rev, Tasks: []agentapi.TaskSpec{{TaskArn: "arn:" + node, CPU: 256, MemoryMiB: 512,
-			DesiredStatus: p.desired[node], Containers: []agentapi.ContainerSpec{{Name: "app"}}}}}
+		resp := agentapi.TasksResponse{Revision: p.rev, Delta: q.Get("delta") == "1" && since > 0}
+		id := "task-" + node
+		spec := agentapi.TaskSpec{TaskArn: "arn:" + id, TaskID: id, CPU: 256, MemoryMiB: 512,
+			DesiredStatus: p.desired[node], Containers: []agentapi.ContainerSpec{{Name: "app"}}}
+		dropped := p.droppedRev[node]
+		switch {
+		case !resp.Delta:
+			if p.ghostSent && node == p.ghost {
+				p.wholeAfterGhost++
+			}
+			if dropped == 0 {
+				resp.Tasks = []agentapi.TaskSpec{spec}
+			}
+		case node == p.ghost && !p.ghostSent:
+			p.ghostSent = true
+			resp.Present = []string{id, "task-ghost"}
+		case dropped > since: // it left: the present ids tell
+		case dropped != 0:
+			resp.PresentSame = q.Get("keep") == "1"
+		default:
+			if p.specRev[node] > since {
+				resp.Tasks = []agentapi.TaskSpec{spec}
+			}
+			resp.PresentSame = q.Get("keep") == "1"
+			if !resp.PresentSame {
+				resp.Present = []string{id}
+			}
+		}
 		_ = json.NewEncoder(w).Encode(resp)
 	case agentapi.PathReport:
 		p.mu.Unlock()
@@ -109,7 +160,8 @@ func TestFleetLifecycle(t *testing.T) {
 }
 
 func testFleetLifecycle(t *testing.T, reportDelay time.Duration, skips bool) {
-	p := &fakePlane{desired: map[string]string{}, reports: map[string][]string{}, seqs: map[string][]int64{}, reportDelay: reportDelay}
+	p := &fakePlane{desired: map[string]string{}, specRev: map[string]int64{}, droppedRev: map[string]int64{},
+		reports: map[string][]string{}, seqs: map[string][]int64{}, reportDelay: reportDelay, ghost: "h2"}
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	tiny := Range{time.Millisecond, 3 * time.Millisecond}
@@ -126,19 +178,15 @@ func testFleetLifecycle(t *testing.T, reportDelay time.Duration, skips bool) {
 	if err := f.WaitRunning(ctx, int64(len(nodes)), 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	p.mu.Lock()
-	for _, n := range nodes {
-		p.desired[n] = agentapi.StatusStopped
-	}
-	p.rev++
-	p.mu.Unlock()
+	p.change(agentapi.StatusStopped, false)
 	for f.Stats().Stopped < int64(len(nodes)) {
 		if ctx.Err() != nil {
 			t.Fatalf("stats %+v: not every task stopped", f.Stats())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(1100 * time.Millisecond) // a heartbeat interval
+	p.change("", true)                  // the STOPPED tasks leave their hosts
+	time.Sleep(1100 * time.Millisecond) // a heartbeat interval, and the hosts' polls
 	cancel()
 	<-done
 	stopWant := []string{agentapi.StatusDeactivating, agentapi.StatusStopping, agentapi.StatusDeprovisioning, agentapi.StatusStopped}
@@ -170,8 +218,12 @@ func testFleetLifecycle(t *testing.T, reportDelay time.Duration, skips bool) {
 		t.Errorf("stats %+v: want 0 running, %d assigned", st, len(nodes))
 	}
 	for _, h := range f.Hosts() {
-		if len(h.Tasks) != 1 || h.Tasks[0].Status != agentapi.StatusStopped {
-			t.Errorf("host %s: tasks %+v, want its one task STOPPED", h.Reg.NodeID, h.Tasks)
+		if len(h.Tasks) != 1 || h.Tasks[0].Status != agentapi.StatusStopped || h.Tasks[0].Listed {
+			t.Errorf("host %s: tasks %+v, want its one task STOPPED and no longer listed", h.Reg.NodeID, h.Tasks)
 		}
+	}
+	if !p.ghostSent || p.wholeAfterGhost == 0 {
+		t.Errorf("a delta listed a task host %s never saw (sent: %v), and the host asked for every task %d times since, want at least once",
+			p.ghost, p.ghostSent, p.wholeAfterGhost)
 	}
 }

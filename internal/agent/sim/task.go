@@ -21,10 +21,12 @@ type task struct {
 	reached        string // the status the host has brought the task to
 	status         string // last status the control plane accepted
 	seq            int64
-	stepQueued     bool // its next step is in the timer queue
-	reporting      bool // a report of it is queued or in flight
-	gone           bool // the control plane no longer has it here
-	unlisted       bool // the last poll did not list it
+	stepQueued     bool      // its next step is in the timer queue
+	reporting      bool      // a report of it is queued or in flight
+	gone           bool      // the control plane no longer has it here
+	unlisted       bool      // the last poll did not list it
+	listedAt       time.Time // when a poll first listed it
+	runningAt      time.Time // when its RUNNING report was accepted
 	pullStartedAt  time.Time
 	startedAt      time.Time
 	stoppingAt     time.Time

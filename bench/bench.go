@@ -54,7 +54,12 @@ type Harness struct {
 	Log *slog.Logger
 
 	cleanups []func()
+	failed   bool
 }
+
+// Failed reports, in a cleanup, whether the benchmark failed: a cleanup
+// then keeps what tells why (a server's log, say).
+func (h *Harness) Failed() bool { return h.failed }
 
 // Cleanup registers f to run when the benchmark has finished, whether it
 // succeeded or not; the last registered runs first.
@@ -170,7 +175,10 @@ func Run(ctx context.Context, opts Options, benches []Benchmark) error {
 // runOne runs a benchmark and its cleanups, turning a panic into an error so
 // that the cleanups still run and the report is still written.
 func runOne(ctx context.Context, b Benchmark, h *Harness) (res *Result, err error) {
-	defer h.runCleanups()
+	defer func() {
+		h.failed = err != nil
+		h.runCleanups()
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("panic: %v", p)

@@ -41,6 +41,28 @@ func (h *Harness) NewDataDir() (string, error) {
 	return dir, nil
 }
 
+// keepLog copies the log of a failed benchmark's berth out of its data
+// dir, which is removed, and says where.
+func (h *Harness) keepLog(path, role string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		h.Log.Warn("the failed benchmark's log is lost", "role", role, "err", err)
+		return
+	}
+	f, err := os.CreateTemp("", "berth-bench-"+role+"-*.log")
+	if err == nil {
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		h.Log.Warn("the failed benchmark's log is lost", "role", role, "err", err)
+		return
+	}
+	h.Log.Info("kept the failed benchmark's log", "role", role, "file", f.Name())
+}
+
 // StartDev starts `berth dev` on a free loopback port in a fresh data dir,
 // waits until it is ready and pushes the demo image. The env is destroyed
 // when the benchmark ends. args are more flags for `berth dev`, e.g. its
@@ -99,7 +121,12 @@ func (h *Harness) startEnv(role string, args []string) (*devenv.Env, error) {
 	if err := env.Start(); err != nil {
 		return nil, err
 	}
-	h.Cleanup(func() { env.Stop(15 * time.Second) })
+	h.Cleanup(func() {
+		env.Stop(15 * time.Second)
+		if h.Failed() {
+			h.keepLog(env.LogPath, role)
+		}
+	})
 	return env, nil
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/gcpolicy"
 	"github.com/berthdev/berth/internal/protocol"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -87,7 +88,10 @@ func StartControlPlane(ctx context.Context, cfg ControlPlaneConfig) (*ControlPla
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 30 * time.Second}
 	runCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	// The collector's policy of berth server (internal/gcpolicy), here for
+	// the whole process: the simulated hosts and the clients too.
+	go func() { defer wg.Done(); gcpolicy.Run(runCtx, gcpolicy.Config{Logger: cfg.Logger}) }()
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/internal/daemon"
+	"github.com/berthdev/berth/internal/gcpolicy"
 	"github.com/berthdev/berth/internal/throttle"
 )
 
@@ -27,6 +29,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			region := g.regionOr()
+			defer startGCPolicy(cmd.Context(), g)()
 			return daemon.RunDev(cmd.Context(), daemon.DevConfig{
 				DataDir: g.dataDir, Listen: listen, Region: region, Logger: g.logger(), HostEgress: hostEgress,
 				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim,
@@ -47,6 +50,15 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	pools.add(cmd)
 	addThrottleFlag(cmd, &limits, throttle.Dev(), devThrottleNote)
 	return cmd
+}
+
+// startGCPolicy runs the control plane's garbage collector policy
+// (internal/gcpolicy) for the process until the returned stop is called.
+func startGCPolicy(ctx context.Context, g *globalFlags) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); gcpolicy.Run(ctx, gcpolicy.Config{Logger: g.logger()}) }()
+	return func() { cancel(); <-done }
 }
 
 // devThrottleNote says why dev's limits are what they are.
@@ -98,6 +110,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 		Short: "Run the control plane (APIs, scheduler, controllers)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer startGCPolicy(cmd.Context(), g)()
 			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd,
 				AnonymousRegistry: anonRegistry, Logger: g.logger(),
 				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim,

@@ -47,6 +47,8 @@ type ControlPlaneConfig struct {
 	NodeTTL time.Duration
 	// History is how much history etcd keeps (store.EmbedOptions.History).
 	History time.Duration
+	// QuotaBytes is etcd's database size limit (store.EmbedOptions.QuotaBytes).
+	QuotaBytes int64
 }
 
 const (
@@ -70,7 +72,7 @@ func StartControlPlane(ctx context.Context, cfg ControlPlaneConfig) (*ControlPla
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e, err := store.StartEmbeddedWith(ctx, cfg.DataDir, cfg.Logger, store.EmbedOptions{History: cfg.History})
+	e, err := store.StartEmbeddedWith(ctx, cfg.DataDir, cfg.Logger, store.EmbedOptions{History: cfg.History, QuotaBytes: cfg.QuotaBytes})
 	if err != nil {
 		return nil, err
 	}

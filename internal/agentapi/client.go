@@ -40,6 +40,9 @@ type Client struct {
 	// each of thousands of simulated hosts in one process, is work no real
 	// host shares with another.
 	DiscardAddressSets bool
+	// Beats, if set, folds the nodes' heartbeats into their polls (see
+	// Beats); clients that share it share the nodes' renewals.
+	Beats *Beats
 
 	mu    sync.Mutex
 	specs map[string]*nodeSpecs // by node: the task specs of its last poll
@@ -147,14 +150,32 @@ func (c *Client) Join(ctx context.Context, r JoinRequest, sign Signer) (JoinResp
 
 // Register announces the node.
 func (c *Client) Register(ctx context.Context, r RegisterRequest) (RegisterResponse, error) {
+	start := time.Now()
 	var out RegisterResponse
 	err := c.do(ctx, http.MethodPost, PathRegister, r, &out)
+	if err == nil && c.Beats != nil {
+		c.Beats.SetInterval(time.Duration(out.HeartbeatSeconds) * time.Second)
+		c.Beats.renewed(r.NodeID, start)
+	}
 	return out, err
 }
 
 // Heartbeat keeps the node's registration alive.
+//
+// With Beats, a heartbeat whose lease a poll renewed less than an interval
+// ago sends nothing.
 func (c *Client) Heartbeat(ctx context.Context, r RegisterRequest) error {
-	return c.do(ctx, http.MethodPost, PathHeartbeat, r, nil)
+	start := time.Now()
+	if c.Beats != nil && c.Beats.fresh(r.NodeID, start) {
+		c.Beats.folded.Add(1)
+		return nil
+	}
+	err := c.do(ctx, http.MethodPost, PathHeartbeat, r, nil)
+	if err == nil && c.Beats != nil {
+		c.Beats.sent.Add(1)
+		c.Beats.renewed(r.NodeID, start)
+	}
+	return err
 }
 
 // Tasks returns the tasks placed on node. With since > 0 it waits up to wait
@@ -248,9 +269,17 @@ func (c *Client) poll(ctx context.Context, node string, since int64, wait time.D
 		q.Set("fwdelta", "1")
 		q.Set("keep", "1")
 	}
+	if c.Beats != nil && c.Beats.due(node, time.Now()) {
+		q.Set("beat", "1")
+	}
 	var out TasksResponse
 	if err := c.do(ctx, http.MethodGet, PathTasks+"?"+q.Encode(), nil, &out); err != nil {
 		return out, err
+	}
+	if out.LeaseRenewed && c.Beats != nil {
+		// The server renewed the lease as it answered: a moment before
+		// now, by the reply's transit, which is nothing beside a lease.
+		c.Beats.renewed(node, time.Now())
 	}
 	if out.Delta && !delta {
 		return out, fmt.Errorf("GET %s: a delta answered a request for every task", PathTasks)

@@ -207,6 +207,9 @@ type TasksResponse struct {
 	AddressSets []AddressSet `json:"addressSets,omitempty"`
 	// LoadBalancers are the load balancers placed on the node.
 	LoadBalancers []LoadBalancerSpec `json:"loadBalancers,omitempty"`
+	// LeaseRenewed: the poll asked for a heartbeat (beat=1) and the control
+	// plane renewed the node's lease on it (see Beats).
+	LeaseRenewed bool `json:"leaseRenewed,omitempty"`
 }
 
 // KnownState is what the control plane last accepted from the agent for a task,

@@ -103,6 +103,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 	var listen string
 	var etcd []string
 	var anonRegistry bool
+	var quotaGiB int
 	var pools poolFlags
 	var limits throttle.Config
 	cmd := &cobra.Command{
@@ -111,7 +112,14 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			defer startGCPolicy(cmd.Context(), g)()
+			switch {
+			case quotaGiB < 0:
+				return fmt.Errorf("--etcd-quota-gib %d: give a size in GiB, or 0 for the default (8)", quotaGiB)
+			case quotaGiB > 0 && len(etcd) > 0:
+				return fmt.Errorf("--etcd-quota-gib sizes the embedded etcd: an external cluster (--etcd-endpoints) sets its own --quota-backend-bytes")
+			}
 			srv, err := daemon.StartServer(cmd.Context(), daemon.ServerConfig{DataDir: g.dataDir, Listen: listen, EtcdEndpoints: etcd,
+				EtcdQuotaBytes:    int64(quotaGiB) << 30,
 				AnonymousRegistry: anonRegistry, Logger: g.logger(),
 				PublicIPPool: pools.publicIP, LBAddressPool: pools.lb, SpotReclaimInterval: pools.spotReclaim,
 				Throttle: limits})
@@ -131,6 +139,7 @@ func newServerCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4566", "address for all APIs")
 	cmd.Flags().StringSliceVar(&etcd, "etcd-endpoints", nil, "external etcd cluster (default: embedded in the data dir)")
+	cmd.Flags().IntVar(&quotaGiB, "etcd-quota-gib", 0, "the embedded etcd's database size limit in GiB (0: 8, etcd's largest recommended; a million tasks running at once need more: the scale benchmark gives 16)")
 	cmd.Flags().BoolVar(&anonRegistry, "allow-anonymous-registry", false, "let callers without ECR credentials push and pull images as account 000000000000 (a push creates a missing repository); for development only")
 	pools.add(cmd)
 	addThrottleFlag(cmd, &limits, throttle.AWS(), "AWS's documented quotas")

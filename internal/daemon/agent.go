@@ -162,7 +162,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		CPU: goruntime.NumCPU() * 1024 * max(cfg.Overcommit, 1), MemoryMiB: hostMemoryMiB() * 9 / 10 * max(cfg.Overcommit, 1),
 		Address: "http://" + advertise,
 	}
-	server := &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}}
+	// Heartbeats ride on the long polls while they return often
+	// (agentapi.Beats).
+	server := &agentapi.Client{BaseURL: cfg.ServerURL, Token: cfg.Token, HTTP: &http.Client{}, Beats: &agentapi.Beats{}}
 	if cfg.Cluster != "" {
 		az := cfg.Region + "a"
 		if len(cfg.AvailabilityZones) > 0 {

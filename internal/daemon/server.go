@@ -43,6 +43,10 @@ type ServerConfig struct {
 	Listen  string // host:port; default 127.0.0.1:4566
 	// EtcdEndpoints of an external cluster; empty embeds one in DataDir/etcd.
 	EtcdEndpoints []string
+	// EtcdQuotaBytes is the embedded etcd's database size limit (0: 8 GiB,
+	// etcd's largest recommended). A million tasks running at once, with
+	// their history, need more (the scale benchmark gives it 16 GiB).
+	EtcdQuotaBytes int64
 	// Dev accepts the test/test key pair (only on a loopback listener).
 	Dev bool
 	// AnonymousRegistry lets callers without ECR credentials push and pull
@@ -113,7 +117,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 	}()
 	if len(cfg.EtcdEndpoints) == 0 {
-		e, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.Logger)
+		e, err := store.StartEmbeddedWith(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.Logger, store.EmbedOptions{QuotaBytes: cfg.EtcdQuotaBytes})
 		if err != nil {
 			return nil, err
 		}

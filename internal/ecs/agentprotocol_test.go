@@ -407,3 +407,50 @@ func TestPollSetsWholeFromCopy(t *testing.T) {
 		t.Errorf("the set was read whole %d times, want once", n)
 	}
 }
+
+// A poll that carries a heartbeat (beat=1, agentapi.Beats) renews its
+// host's lease: a host that only polls stays registered past its lease's
+// length, one that neither polls so nor heartbeats is lost, and a client
+// with Beats leaves out the heartbeats its polls made unneeded.
+func TestPollCarriesHeartbeat(t *testing.T) {
+	e := newEnvWith(t, becs.Config{NodeTTL: 2 * time.Second})
+	ctx := ctxT(t)
+	beats := &agentapi.Beats{}
+	host := &agentapi.Client{BaseURL: e.url, Token: "agent-token", Beats: beats}
+	for _, n := range []string{"polls", "quiet"} {
+		if _, err := host.Register(ctx, agentapi.RegisterRequest{NodeID: n, AvailabilityZones: []string{"us-east-1a"}, CPU: 4096, MemoryMiB: 8192}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beats.SetInterval(400 * time.Millisecond) // the server's whole seconds cannot say a quarter of 2 s
+	renewals := 0
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		resp, err := host.Tasks(ctx, "polls", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.LeaseRenewed {
+			renewals++
+		}
+	}
+	if renewals < 5 {
+		t.Errorf("%d polls of 5 s renewed the lease, want one every 300–400 ms", renewals)
+	}
+	for n, want := range map[string]bool{"polls": true, "quiet": false} {
+		resp, err := e.st.C.Get(ctx, store.Key("nodes", n), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Count == 1; got != want {
+			t.Errorf("host %s registered after 5 s of a 2-s lease: %v, want %v", n, got, want)
+		}
+	}
+	sent, folded := beats.Counts()
+	beats.SetInterval(2 * time.Second) // the last renewal was less than one ago, however slow the machine
+	if err := host.Heartbeat(ctx, agentapi.RegisterRequest{NodeID: "polls"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, f := beats.Counts(); s != sent || f != folded+1 {
+		t.Errorf("a heartbeat just after a renewing poll: sent %d→%d, left out %d→%d; want it left out", sent, s, folded, f)
+	}
+}

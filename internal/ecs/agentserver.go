@@ -99,21 +99,9 @@ func (s *Service) agentRegister(w http.ResponseWriter, r *http.Request, heartbea
 		}
 	}
 	key := store.Key("nodes", req.NodeID)
-	if heartbeat {
-		// The key names its lease, which the host index knows: a
-		// heartbeat renews it without a read.
-		lease, ok := s.hosts.lease(req.NodeID)
-		if !ok {
-			if resp, err := s.st.C.Get(ctx, key, clientv3.WithKeysOnly()); err == nil && len(resp.Kvs) > 0 {
-				lease, ok = resp.Kvs[0].Lease, resp.Kvs[0].Lease != 0
-			}
-		}
-		if ok {
-			if _, err := s.st.C.KeepAliveOnce(ctx, clientv3.LeaseID(lease)); err == nil {
-				agentReply(w, struct{}{})
-				return
-			}
-		}
+	if heartbeat && s.renewLease(ctx, req.NodeID) {
+		agentReply(w, struct{}{})
+		return
 	}
 	ttl := int64(s.cfg.NodeTTL / time.Second)
 	lease, err := s.st.C.Grant(ctx, ttl)
@@ -132,6 +120,23 @@ func (s *Service) agentRegister(w http.ResponseWriter, r *http.Request, heartbea
 	s.log.Info("host registered", "node", req.NodeID, "azs", req.AvailabilityZones, "cpu", req.CPU, "memoryMiB", req.MemoryMiB)
 	s.wakePlacement()
 	agentReply(w, agentapi.RegisterResponse{HeartbeatSeconds: int(ttl / 4)})
+}
+
+// renewLease renews the lease of node's registration, as a heartbeat does;
+// false if it has none (it ran out: the host must register again). The key
+// names its lease, which the host index knows: no read is needed.
+func (s *Service) renewLease(ctx context.Context, node string) bool {
+	lease, ok := s.hosts.lease(node)
+	if !ok {
+		if resp, err := s.st.C.Get(ctx, store.Key("nodes", node), clientv3.WithKeysOnly()); err == nil && len(resp.Kvs) > 0 {
+			lease, ok = resp.Kvs[0].Lease, resp.Kvs[0].Lease != 0
+		}
+	}
+	if !ok {
+		return false
+	}
+	_, err := s.st.C.KeepAliveOnce(ctx, clientv3.LeaseID(lease))
+	return err == nil
 }
 
 // agentTasks answers with every task placed on a node; given a revision it
@@ -180,11 +185,15 @@ func (s *Service) agentTasks(w http.ResponseWriter, r *http.Request) {
 			lbs = append(lbs, lb)
 		}
 	}
+	// A poll may carry the host's heartbeat (agentapi.Beats): the lease is
+	// renewed as the poll answers, after its wait, so that the host counts
+	// its lease from the answer.
+	renewed := q.Get("beat") == "1" && s.renewLease(r.Context(), node)
 	// The specs go out as stored: decoding and encoding every spec of the
 	// node on every wake was most of a poll's cost.
 	out := tasksReply{Revision: read.rev, Tasks: make([]json.RawMessage, 0, len(read.tasks)), Known: []agentapi.KnownState{},
 		Firewalls: firewalls, AddressSets: sets, LoadBalancers: lbs, Delta: delta, Present: read.present, PresentSame: read.presentSame,
-		FirewallsDelta: read.fwDelta, FirewallsPresent: read.fwPresent, FirewallsPresentSame: read.fwPresentSame}
+		FirewallsDelta: read.fwDelta, FirewallsPresent: read.fwPresent, FirewallsPresentSame: read.fwPresentSame, LeaseRenewed: renewed}
 	var gets []clientv3.Op
 	for _, kv := range read.tasks {
 		out.Tasks = append(out.Tasks, kv.Value)
@@ -352,6 +361,7 @@ type tasksReply struct {
 	FirewallsPresentSame bool                        `json:"firewallsPresentSame,omitempty"`
 	AddressSets          []agentapi.AddressSet       `json:"addressSets,omitempty"`
 	LoadBalancers        []agentapi.LoadBalancerSpec `json:"loadBalancers,omitempty"`
+	LeaseRenewed         bool                        `json:"leaseRenewed,omitempty"`
 }
 
 // knownStatus is the last status the task's host reached, as it resumes

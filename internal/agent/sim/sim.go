@@ -88,6 +88,7 @@ type Fleet struct {
 	log    *slog.Logger
 	poll   *agentapi.Client
 	report *agentapi.Client
+	beats  *agentapi.Beats
 	hosts  []*host
 
 	q     timerQueue // tasks' reports
@@ -101,6 +102,7 @@ type Fleet struct {
 	reports    atomic.Int64 // reports accepted
 	retries    atomic.Int64 // reports or heartbeats that failed and were retried
 	gone       atomic.Int64 // tasks whose report was refused with 404 or 409
+	pollBeats  atomic.Int64 // polls that renewed their host's lease
 }
 
 // New creates an empty fleet; Add hosts, then Run it.
@@ -118,7 +120,10 @@ func New(cfg Config) *Fleet {
 		cfg.Seed = 1
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger}
-	f.report = &agentapi.Client{BaseURL: cfg.URL, Token: cfg.Token, HTTP: &http.Client{Transport: transport(2*cfg.Workers+1024, 0)}}
+	// Heartbeats ride on the polls while they return often, as the real
+	// agent's do (agentapi.Beats): both clients share the renewals.
+	f.beats = &agentapi.Beats{}
+	f.report = &agentapi.Client{BaseURL: cfg.URL, Token: cfg.Token, HTTP: &http.Client{Transport: transport(2*cfg.Workers+1024, 0)}, Beats: f.beats}
 	return f
 }
 
@@ -144,7 +149,7 @@ func (f *Fleet) Add(reg agentapi.RegisterRequest) {
 func (f *Fleet) Run(ctx context.Context) error {
 	// A simulated host enforces no firewall: it takes the address sets its
 	// polls carry off the wire and drops them.
-	f.poll = &agentapi.Client{BaseURL: f.cfg.URL, Token: f.cfg.Token, DiscardAddressSets: true,
+	f.poll = &agentapi.Client{BaseURL: f.cfg.URL, Token: f.cfg.Token, DiscardAddressSets: true, Beats: f.beats,
 		HTTP: &http.Client{Transport: transport(len(f.hosts)+1, f.cfg.MaxPolls)}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -253,13 +258,20 @@ type Stats struct {
 	// Gone are tasks a report was refused for with 404 or 409: the control
 	// plane no longer has them on that host, and the host stops reporting.
 	Gone int64
+	// Heartbeats were sent; HeartbeatsFolded were left out, the hosts'
+	// leases renewed by their polls (agentapi.Beats); PollBeats are the
+	// polls that renewed a lease.
+	Heartbeats, HeartbeatsFolded, PollBeats int64
 }
 
 // Stats returns the counters now.
 func (f *Fleet) Stats() Stats {
-	return Stats{Hosts: len(f.hosts), Registered: int(f.registered.Load()), Assigned: f.assigned.Load(),
+	st := Stats{Hosts: len(f.hosts), Registered: int(f.registered.Load()), Assigned: f.assigned.Load(),
 		Running: f.running.Load(), Stopped: f.stopped.Load(), Reports: f.reports.Load(), Retries: f.retries.Load(),
 		QueueSize: int64(f.q.len()), Gone: f.gone.Load()}
+	st.Heartbeats, st.HeartbeatsFolded = f.beats.Counts()
+	st.PollBeats = f.pollBeats.Load()
+	return st
 }
 
 // HostState is what one simulated host was given.
@@ -435,6 +447,9 @@ func (h *host) pollLoop(ctx context.Context, seed uint64) {
 	var since int64
 	for ctx.Err() == nil {
 		resp, err := h.f.poll.TasksDelta(ctx, h.reg.NodeID, since, h.f.cfg.PollWait)
+		if err == nil && resp.LeaseRenewed {
+			h.f.pollBeats.Add(1)
+		}
 		if err == nil && !h.reconcile(resp, rng) {
 			err = fmt.Errorf("the delta lists tasks the host never saw")
 		}

@@ -9,7 +9,7 @@
 // store needs: with a million tasks stored the live heap is over a gigabyte.
 //
 // So the policy is GOGC=Percent (300) while the heap that allows stays
-// under Ceiling (2 GiB), then whatever percent keeps the heap's goal at the
+// under Ceiling (1.5 GiB), then whatever percent keeps the heap's goal at the
 // ceiling, but never under Go's own 100: a small store collects a third as
 // often as Go's default; a large one never holds more than the default
 // would. Go's memory limit (GOMEMLIMIT) would cap the heap instead, and
@@ -35,7 +35,8 @@ type Config struct {
 	// (default 300).
 	Percent int
 	// Ceiling is the heap size, in bytes, up to which Percent applies
-	// (default 2 GiB).
+	// (default 1.5 GiB: with the memory that is not heap, a server holding a
+	// million tasks stays under 2 GiB).
 	Ceiling int64
 	// Interval is how often the live heap is read (default 500 ms).
 	Interval time.Duration
@@ -47,7 +48,7 @@ func (c *Config) defaults() {
 		c.Percent = 300
 	}
 	if c.Ceiling <= 0 {
-		c.Ceiling = 2 << 30
+		c.Ceiling = 3 << 29
 	}
 	if c.Interval <= 0 {
 		c.Interval = 500 * time.Millisecond

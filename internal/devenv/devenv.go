@@ -9,11 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,13 +45,38 @@ type Env struct {
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment ago.
+//
+// The port is below the kernel's ephemeral range: a port from that range
+// (what listening on :0 gives) can be taken, while an env that restarts is
+// down, as the local port of any outgoing connection on the host, and the
+// env then cannot listen on its address again. Ports below the range are
+// only ever taken by a listener that names them.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
+	low := ephemeralLow()
+	for range 200 {
+		port := 10000 + rand.IntN(low-10000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr, nil
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", fmt.Errorf("find a free port: none free of 200 tried between 10000 and %d", low)
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// if it cannot be read, or leaves too little room below it).
+func ephemeralLow() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // New describes an env; Start runs it. addr must be a 127.0.0.1 address.

@@ -503,28 +503,30 @@ func (h *host) reconcile(resp agentapi.TasksResponse, rng *rand.Rand) bool {
 		t.unlisted = false
 		h.schedule(t, rng)
 	}
+	// The ids of every task the node has now: a delta's present ids (none
+	// left: nothing to mark), or a whole reply's specs.
+	var ids []string
 	switch {
 	case resp.Delta && resp.PresentSame:
-		return true // none left
+		return true
 	case resp.Delta:
-		listed := make(map[string]bool, len(resp.Present))
-		for _, id := range resp.Present {
-			if h.tasks[id] == nil {
-				return false
-			}
-			listed[id] = true
-		}
-		for id, t := range h.tasks {
-			t.unlisted = !listed[id]
-		}
-	case len(h.tasks) != len(resp.Tasks):
-		listed := make(map[string]bool, len(resp.Tasks))
+		ids = resp.Present
+	case len(h.tasks) == len(resp.Tasks):
+		return true
+	default:
 		for i := range resp.Tasks {
-			listed[resp.Tasks[i].TaskID] = true
+			ids = append(ids, resp.Tasks[i].TaskID)
 		}
-		for id, t := range h.tasks {
-			t.unlisted = !listed[id]
+	}
+	listed := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if h.tasks[id] == nil { // only a delta can name one
+			return false
 		}
+		listed[id] = true
+	}
+	for id, t := range h.tasks {
+		t.unlisted = !listed[id]
 	}
 	return true
 }

@@ -457,7 +457,7 @@ func (m *metadataService) containerStats(t *metaTask, c *metaContainer, now time
 	prev := m.prev[c.id]
 	m.mu.Unlock()
 	st := m.stats.read(statsInput{cgroup: t.cgroup, containerID: c.id, name: c.spec.Name, pid: pid,
-		taskMemoryBytes: int64(t.spec.MemoryMiB) << 20, running: c.status == agentapi.ContainerRunning}, prev, now)
+		taskMemoryBytes: int64(t.spec.MemoryMiB) << 20, stopped: c.status == agentapi.ContainerStopped}, prev, now)
 	m.mu.Lock()
 	if _, live := m.tasks[t.spec.TaskArn]; live {
 		m.prev[c.id] = st

@@ -99,9 +99,12 @@ type statsInput struct {
 	cgroup          string // the task's cgroup path, e.g. /berth/<task id>
 	containerID     string // the container's cgroup is cgroup/containerID
 	name            string
-	pid             uint32 // a process in the task's network namespace, 0: none
+	pid             uint32 // a process in the task's network namespace, 0: look in the cgroup
 	taskMemoryBytes int64  // the task's hard limit
-	running         bool
+	// stopped: the container has exited. A container not yet known to be
+	// RUNNING is read all the same: its process may already be asking for
+	// its own stats before the agent records that it started.
+	stopped bool
 }
 
 // clkTck is USER_HZ, the unit of /proc/stat and cpuacct.stat.
@@ -116,10 +119,13 @@ func (r statsReader) read(in statsInput, prev *dockerStats, now time.Time) *dock
 		st.PreRead = prev.Read
 		st.PreCPUStats = prev.CPUStats
 	}
-	if in.cgroup == "" || !in.running {
+	if in.cgroup == "" || in.stopped {
 		return st
 	}
 	cg := filepath.Join(in.cgroup, in.containerID)
+	if in.pid == 0 {
+		in.pid = r.cgroupPid(cg)
+	}
 	cpuacct := func(f string) string { return filepath.Join(r.cgroupRoot, "cpuacct", cg, f) }
 	st.CPUStats.CPUUsage.TotalUsage = readUint(cpuacct("cpuacct.usage"))
 	for _, f := range strings.Fields(readString(cpuacct("cpuacct.usage_percpu"))) {
@@ -196,6 +202,14 @@ func (r statsReader) systemCPU() (uint64, uint32) {
 		}
 	}
 	return total * (1e9 / clkTck), cpus
+}
+
+// cgroupPid is a process of the container's cgroup (its pids controller's
+// cgroup.procs), 0 if it has none or the cgroup does not exist (yet).
+func (r statsReader) cgroupPid(cg string) uint32 {
+	first, _, _ := strings.Cut(readString(filepath.Join(r.cgroupRoot, "pids", cg, "cgroup.procs")), "\n")
+	pid, _ := strconv.ParseUint(first, 10, 32)
+	return uint32(pid)
 }
 
 // netDev reads one interface's counters from /proc/<pid>/net/dev.

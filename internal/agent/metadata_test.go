@@ -427,7 +427,7 @@ func TestStatsFromCgroup(t *testing.T) {
 	}
 	write("proc/42/net/dev", netdev("1000", "2000"))
 	r := statsReader{cgroupRoot: filepath.Join(root, "cgroup"), procRoot: filepath.Join(root, "proc")}
-	in := statsInput{cgroup: "/berth/t1", containerID: "t1-app", name: "app", pid: 42, taskMemoryBytes: 512 << 20, running: true}
+	in := statsInput{cgroup: "/berth/t1", containerID: "t1-app", name: "app", pid: 42, taskMemoryBytes: 512 << 20}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s1 := r.read(in, nil, t0)
 	want := dockerStats{Read: t0, Name: "/app", ID: "t1-app", PidsStats: pidsStats{Current: 3},
@@ -461,7 +461,15 @@ func TestStatsFromCgroup(t *testing.T) {
 	if s := r.read(in, nil, t0); s.MemoryStats.Limit != 128<<20 {
 		t.Errorf("container limit %d, want 128 MiB", s.MemoryStats.Limit)
 	}
-	in.running = false
+	// A container whose start the agent has not recorded yet (no pid):
+	// its cgroup's process gives eth0.
+	write(c("pids", "cgroup.procs"), "42\n43\n")
+	early := in
+	early.pid = 0
+	if s := r.read(early, nil, t0); s.MemoryStats.Usage != 1<<20 || s.Networks["eth0"].RxBytes != 3000 {
+		t.Errorf("container not yet recorded as started: %+v", s)
+	}
+	in.stopped = true
 	if s := r.read(in, nil, t0); s.MemoryStats.Usage != 0 || s.Networks != nil {
 		t.Errorf("stopped container: %+v", s)
 	}

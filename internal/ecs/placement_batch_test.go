@@ -13,14 +13,17 @@ import (
 
 // A batch binds every task in one transaction; when one of its tasks changed
 // after the pass read it (here: stopped), the batch falls back to one commit
-// per task, which binds the others and leaves the stopped one unplaced.
+// per task, which binds the others and leaves the stopped one unplaced. A
+// task another pass placed meanwhile stays on its host.
 func TestCommitPlanBatches(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		stop int // index of the task stopped between read and commit (-1: none)
+		name   string
+		stop   int // index of the task stopped between read and commit (-1: none)
+		placed int // index of a task placed elsewhere between read and commit (-1: none)
 	}{
-		{"all bind in one transaction", -1},
-		{"a changed task sends the batch one by one", 3},
+		{"all bind in one transaction", -1, -1},
+		{"a changed task sends the batch one by one", 3, -1},
+		{"a task placed meanwhile stays on its host", -1, 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, st, logger := embeddedStore(t)
@@ -45,14 +48,25 @@ func TestCommitPlanBatches(t *testing.T) {
 			if len(read) != n {
 				t.Fatalf("read %d pending tasks, want %d", len(read), n)
 			}
-			if tc.stop >= 0 {
-				_, err := store.Mutate(ctx, st, taskKey(sc, "c", fmt.Sprintf("t%02d", tc.stop)), func(r *taskRecord) ([]clientv3.Op, error) {
-					r.Task.DesiredStatus = agentapi.StatusStopped
-					return nil, nil
+			change := func(i int, f func(r *taskRecord) []clientv3.Op) {
+				_, err := store.Mutate(ctx, st, taskKey(sc, "c", fmt.Sprintf("t%02d", i)), func(r *taskRecord) ([]clientv3.Op, error) {
+					return f(r), nil
 				})
 				if err != nil {
 					t.Fatal(err)
 				}
+			}
+			if tc.stop >= 0 {
+				change(tc.stop, func(r *taskRecord) []clientv3.Op {
+					r.Task.DesiredStatus = agentapi.StatusStopped
+					return nil
+				})
+			}
+			if tc.placed >= 0 {
+				change(tc.placed, func(r *taskRecord) []clientv3.Op {
+					r.Node = "elsewhere"
+					return []clientv3.Op{clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))}
+				})
 			}
 			var ps []scheduler.Placement
 			for i, arn := range arns {
@@ -77,11 +91,14 @@ func TestCommitPlanBatches(t *testing.T) {
 				if i == tc.stop {
 					wantNode, wantAssigned = "", 0
 				}
+				if i == tc.placed {
+					wantNode, wantAssigned = "elsewhere", 0
+				}
 				if r.Node != wantNode || resp.Count != wantAssigned || pending.Count != 0 {
 					t.Errorf("%s: node %q, assign keys %d, pending keys %d; want node %q, %d assign keys, none pending",
 						arn, r.Node, resp.Count, pending.Count, wantNode, wantAssigned)
 				}
-				if i != tc.stop && (r.Task.AvailabilityZone != "az1" || r.Spec.AvailabilityZone != "az1") {
+				if i != tc.stop && i != tc.placed && (r.Task.AvailabilityZone != "az1" || r.Spec.AvailabilityZone != "az1") {
 					t.Errorf("%s: zone %q/%q, want az1", arn, r.Task.AvailabilityZone, r.Spec.AvailabilityZone)
 				}
 			}

@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -145,7 +144,7 @@ func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *Ta
 	var ops []clientv3.Op
 	for _, p := range pl.Placements {
 		r := byArn[p.TaskID]
-		b, err := json.Marshal(r)
+		b, err := encodeTask(r)
 		if err != nil {
 			return nil, nil, err
 		}

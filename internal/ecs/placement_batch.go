@@ -197,7 +197,7 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 		if err != nil {
 			return err
 		}
-		b, err := json.Marshal(&r)
+		b, err := encodeTask(&r)
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", key, err)
 		}

@@ -99,5 +99,26 @@ func TestTaskRecordDecoders(t *testing.T) {
 		if name == "every field set" && len(b) < 2000 {
 			t.Fatalf("the filled record is only %d bytes: fill missed fields", len(b))
 		}
+		// As stored (compressed), it reads back the same, through both
+		// the record's own decoder and the store's.
+		stored, err := encodeTask(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored[0] != compressedRecord || len(stored) >= len(b) {
+			t.Errorf("%s: stored %d bytes (tag %#x) for %d bytes of JSON", name, len(stored), stored[0], len(b))
+		}
+		var v3, v4 taskRecord
+		if err := unmarshalTask(stored, &v3); err != nil || !reflect.DeepEqual(v1, v3) {
+			t.Fatalf("%s: the stored record reads back as %+v (%v)", name, v3, err)
+		}
+		if err := v4.DecodeStored(stored); err != nil || !reflect.DeepEqual(v1, v4) {
+			t.Fatalf("%s: DecodeStored: %v", name, err)
+		}
+	}
+	// A corrupt compressed record is an error, not a zero record.
+	var v taskRecord
+	if err := unmarshalTask([]byte{compressedRecord, 0xff, 0xff}, &v); err == nil {
+		t.Error("a corrupt compressed record decoded")
 	}
 }

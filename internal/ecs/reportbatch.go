@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -252,7 +251,7 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 		if e == nil || !e.changed {
 			continue
 		}
-		b, err := json.Marshal(e.rec)
+		b, err := encodeTask(e.rec)
 		if err != nil {
 			failReports(pending, fmt.Errorf("encode %s: %w", k, err))
 			return

@@ -397,7 +397,7 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 		if err != nil {
 			return err
 		}
-		b, err := json.Marshal(t.Rec)
+		b, err := encodeTask(t.Rec)
 		if err != nil {
 			return err
 		}
@@ -416,7 +416,7 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 		} else if extra, err = stopRecord(r, agentapi.StopServiceSchedulerInitiated, o.reason, now); err != nil {
 			return err
 		}
-		b, err := json.Marshal(r)
+		b, err := encodeTask(r)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package ecs_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -157,7 +156,7 @@ func (e *env) liveTasks(t *testing.T, cluster string) (total, healthy int, creat
 		var r struct {
 			Task becs.Task `json:"task"`
 		}
-		if err := json.Unmarshal(val, &r); err != nil {
+		if err := becs.DecodeTaskRecord(val, &r); err != nil {
 			return err
 		}
 		created++

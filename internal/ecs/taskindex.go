@@ -134,9 +134,10 @@ type indexedRecord struct {
 	} `json:"spec"`
 }
 
-func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs interner, cluster, id string, val []byte) {
+func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs interner, cluster, id string, stored []byte) {
 	var r indexedRecord
-	if jsonv2.Unmarshal(val, &r) != nil { // as unmarshalTask: it skips the rest of a record faster
+	val, err := taskJSON(stored)
+	if err != nil || jsonv2.Unmarshal(val, &r) != nil { // as unmarshalTask: it skips the rest of a record faster
 		return
 	}
 	removeTask(clusters, counts, cluster, id)

@@ -161,7 +161,11 @@ func describedTask(stored []byte, withTags bool) (json.RawMessage, error) {
 	var rec struct {
 		Task json.RawMessage `json:"task"`
 	}
-	if err := json.Unmarshal(stored, &rec); err != nil {
+	b, err := taskJSON(stored)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, err
 	}
 	if withTags || !bytes.Contains(rec.Task, []byte(`"tags"`)) {

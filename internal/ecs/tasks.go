@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -38,17 +36,6 @@ type taskRecord struct {
 	// Placement is how an EC2 task is placed (nil: the default).
 	Placement *taskPlacement `json:"placement,omitempty"`
 }
-
-// unmarshalTask decodes a stored task record. Records are read on every
-// agent report, placement and DescribeTasks, and encoding/json's decoding
-// was the largest cost of a million-task run; the JSON v2 prototype
-// (go-json-experiment/json, the design of Go's encoding/json/v2) decodes
-// them in half the time. The records are written by encoding/json, and
-// TestTaskRecordDecoders checks both decoders read them alike.
-func unmarshalTask(b []byte, r *taskRecord) error { return jsonv2.Unmarshal(b, r) }
-
-// DecodeStored implements store.StoredDecoder.
-func (r *taskRecord) DecodeStored(b []byte) error { return unmarshalTask(b, r) }
 
 func taskKey(sc scope, cluster, id string) string {
 	return store.Scoped(sc.account, sc.region, "tasks", cluster, id)
@@ -285,7 +272,7 @@ func (s *Service) newTasks(sc scope, cluster *Cluster, td *TaskDefinition, in *r
 		if i < len(in.providers) {
 			rec.Task.CapacityProviderName, rec.Spec.CapacityProviderName = in.providers[i], in.providers[i]
 		}
-		b, err := json.Marshal(rec)
+		b, err := encodeTask(rec)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -50,6 +50,20 @@ type StoredDecoder interface {
 	DecodeStored([]byte) error
 }
 
+// StoredEncoder is a type that encodes its stored value itself (a task
+// record compresses its JSON); Create, Put, PutIfRevision and Mutate use it
+// when v has it. Its DecodeStored must read what it writes.
+type StoredEncoder interface {
+	EncodeStored() ([]byte, error)
+}
+
+func encode(v any) ([]byte, error) {
+	if e, ok := v.(StoredEncoder); ok {
+		return e.EncodeStored()
+	}
+	return json.Marshal(v)
+}
+
 func decode(b []byte, v any) error {
 	if d, ok := v.(StoredDecoder); ok {
 		return d.DecodeStored(b)
@@ -74,7 +88,7 @@ func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
 
 // Create stores v at key only if key is absent.
 func (s *Store) Create(ctx context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
@@ -92,7 +106,7 @@ func (s *Store) Create(ctx context.Context, key string, v any) error {
 
 // Put stores v at key unconditionally.
 func (s *Store) Put(ctx context.Context, key string, v any, opts ...clientv3.OpOption) error {
-	b, err := json.Marshal(v)
+	b, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
@@ -105,7 +119,7 @@ func (s *Store) Put(ctx context.Context, key string, v any, opts ...clientv3.OpO
 // PutIfRevision stores v at key if the key's mod revision is still rev
 // (0: the key must be absent), along with extra ops in the same transaction.
 func (s *Store) PutIfRevision(ctx context.Context, key string, rev int64, v any, extra ...clientv3.Op) error {
-	b, err := json.Marshal(v)
+	b, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}

@@ -1,0 +1,14 @@
+package ecs
+
+import "encoding/json"
+
+// DecodeTaskRecord is unmarshalTask for the external tests, which read
+// stored task records (compressed: see recordcodec.go) into their own
+// types.
+func DecodeTaskRecord(stored []byte, v any) error {
+	b, err := taskJSON(stored)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}

@@ -39,7 +39,9 @@ func BenchmarkTaskWrites(b *testing.B) {
 	}
 	defer e.Close()
 	rec, spec := randomBytes(1300), randomBytes(900)
-	key := func(i int) string { return Key("acct", "000000000000", "us-east-1", "tasks", "default", fmt.Sprintf("%032x", i)) }
+	key := func(i int) string {
+		return Key("acct", "000000000000", "us-east-1", "tasks", "default", fmt.Sprintf("%032x", i))
+	}
 	pending := func(i int) string { return Key("pending", fmt.Sprintf("%032x", i)) }
 	assign := func(i int) string { return Key("assign", fmt.Sprintf("host-%016x", i%10000), fmt.Sprintf("%032x", i)) }
 	phase := func(per int, ops func(i int) []clientv3.Op) {

@@ -93,6 +93,27 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 type Signer func(req *http.Request, body []byte) error
 
 // send is do with the request authenticated by sign instead of the token.
+// maxReply bounds a reply the client reads.
+const maxReply = 256 << 20
+
+// readReply reads a reply's body: into one buffer of its length when the
+// server sent it (io.ReadAll grows its buffer a dozen times for a long
+// poll's reply of many specs), else as it comes.
+func readReply(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= maxReply {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	if err == nil && len(b) > maxReply {
+		return nil, fmt.Errorf("reply over %d bytes", maxReply)
+	}
+	return b, err
+}
+
 func (c *Client) send(ctx context.Context, method, path string, in, out any, sign Signer) error {
 	var b []byte
 	if in != nil {
@@ -122,7 +143,7 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any, sig
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err = io.ReadAll(resp.Body)
+	b, err = readReply(resp)
 	if err != nil {
 		return fmt.Errorf("%s %s: read reply: %w", method, path, err)
 	}

@@ -32,9 +32,19 @@ func agentError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(agentapi.ErrorBody{Error: msg})
 }
 
+// agentReply answers v as JSON, with its length: the agent reads a reply
+// of known length into one buffer, and a long poll's reply of many specs
+// goes out in one write rather than in chunks.
 func agentReply(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		agentError(w, http.StatusInternalServerError, "encode reply: "+err.Error())
+		return
+	}
+	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
 }
 
 func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berthdev/berth/bench"
+	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -121,7 +122,8 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 }
 
 // storeTasks writes n task records of cluster big, half of them RUNNING,
-// in transactions of 128, and returns their ARNs.
+// in transactions of 128, as berth stores them (compressed), and returns
+// their ARNs.
 func storeTasks(ctx context.Context, st *store.Store, n int) ([]string, error) {
 	arns := make([]string, 0, n)
 	ops := make([]clientv3.Op, 0, 128)
@@ -142,7 +144,7 @@ func storeTasks(ctx context.Context, st *store.Store, n int) ([]string, error) {
 		}
 		v := fmt.Sprintf(`{"task":{"taskArn":%q,"clusterArn":"arn:aws:ecs:us-east-1:000000000000:cluster/big","lastStatus":%q,"desiredStatus":%q,"cpu":"256","memory":"512","launchType":"FARGATE","group":"family:web%d","containers":[{"name":"app","lastStatus":%q}],"attachments":[]},"spec":{"taskArn":%q,"taskId":%q,"family":"web%d","cpu":256,"memoryMiB":512}}`,
 			arn, status, status, i%10, status, arn, id, i%10)
-		ops = append(ops, clientv3.OpPut(store.Scoped("000000000000", "us-east-1", "tasks", "big", id), v))
+		ops = append(ops, clientv3.OpPut(store.Scoped("000000000000", "us-east-1", "tasks", "big", id), string(ecs.StoredTaskRecord([]byte(v)))))
 		arns = append(arns, arn)
 		if len(ops) == cap(ops) {
 			if err := flush(); err != nil {
@@ -192,7 +194,7 @@ func pct(d []time.Duration, p int) time.Duration {
 
 func (b *Benchmark) result(list, desc []time.Duration, wrote, caughtUp time.Duration, mem memory) *bench.Result {
 	var d strings.Builder
-	fmt.Fprintf(&d, "A `berth server --throttle off` process on its embedded etcd, with %d task records of one cluster written straight to that etcd by the benchmark (half RUNNING, half STOPPED; %s to write), then %d ListTasks calls paging through the RUNNING ones and %d DescribeTasks calls of 100 random tasks each, one after another through aws-sdk-go-v2 over loopback. The first ListTasks waited %s for the task index (a watch-fed in-memory index of each cluster's tasks) to have them all. Memory: the server process's resident set from /proc, 2 s after the last call.\n\n",
+	fmt.Fprintf(&d, "A `berth server --throttle off` process on its embedded etcd, with %d task records of one cluster written straight to that etcd by the benchmark (compressed, as berth stores them; half RUNNING, half STOPPED; %s to write), then %d ListTasks calls paging through the RUNNING ones and %d DescribeTasks calls of 100 random tasks each, one after another through aws-sdk-go-v2 over loopback. The first ListTasks waited %s for the task index (a watch-fed in-memory index of each cluster's tasks) to have them all. Memory: the server process's resident set from /proc, 2 s after the last call.\n\n",
 		b.tasks, bench.Seconds(wrote), b.calls, b.calls, bench.Seconds(caughtUp))
 	d.WriteString("| call | p50 | p99 | max |\n| --- | --- | --- | --- |\n")
 	fmt.Fprintf(&d, "| ListTasks (a page of 100) | %s | %s | %s |\n", bench.Seconds(pct(list, 50)), bench.Seconds(pct(list, 99)), bench.Seconds(pct(list, 100)))

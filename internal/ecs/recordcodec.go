@@ -31,10 +31,20 @@ func encodeTask(r *taskRecord) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return compressRecord(b), nil
+}
+
+// StoredTaskRecord is a task record's JSON as berth stores it, for those
+// that seed a store with records directly (the API benchmark).
+func StoredTaskRecord(recordJSON []byte) []byte {
+	return compressRecord(recordJSON)
+}
+
+func compressRecord(b []byte) []byte {
 	out := make([]byte, 1+s2.MaxEncodedLen(len(b)))
 	out[0] = compressedRecord
 	enc := s2.Encode(out[1:], b) // in out, which is large enough
-	return out[:1+len(enc)], nil
+	return out[:1+len(enc)]
 }
 
 // taskJSON is the JSON of a stored task record.

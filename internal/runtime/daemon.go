@@ -276,7 +276,23 @@ func (d *daemon) exited(pid int) bool {
 			return false
 		}
 	}
-	return !d.isOurDaemon(pid)
+	return !d.isOurDaemon(pid) && !exiting(pid)
+}
+
+// exiting reports whether pid is a process on its way out: the kernel has
+// released its memory, so its cmdline reads empty and isOurDaemon no longer
+// knows it, but it is not yet a zombie (it may still hold its files and
+// sockets). Waiting for it to be gone needs this: the pid is not free yet.
+func exiting(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && len(cmdline) == 0
 }
 
 // findPid returns the pid of the daemon running on this data directory,

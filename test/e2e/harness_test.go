@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,14 +80,17 @@ type devEnv struct {
 	pool      int // third octet of this env's public IP and load balancer pools
 }
 
+// freeAddr is a loopback address for a server the test starts: below the
+// kernel's ephemeral range (devenv.FreeAddr), so that no outgoing
+// connection takes its port between now and the server's bind (a port the
+// kernel picked for a listener on :0 failed a test so, in CI).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := devenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // startDev starts `berth dev` in a fresh data dir, pushes the demo image, and

@@ -92,7 +92,6 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // credentials); body is the request's body.
 type Signer func(req *http.Request, body []byte) error
 
-// send is do with the request authenticated by sign instead of the token.
 // maxReply bounds a reply the client reads.
 const maxReply = 256 << 20
 
@@ -114,6 +113,7 @@ func readReply(resp *http.Response) ([]byte, error) {
 	return b, err
 }
 
+// send is do with the request authenticated by sign instead of the token.
 func (c *Client) send(ctx context.Context, method, path string, in, out any, sign Signer) error {
 	var b []byte
 	if in != nil {

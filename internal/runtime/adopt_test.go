@@ -30,12 +30,8 @@ func daemonPid(t *testing.T, dataDir string) int {
 // alive reports whether pid is running (exists and is not a zombie
 // waiting for an init that reaps slowly).
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
+	st, ok := procState(pid)
+	return ok && st != 0 && st != 'Z'
 }
 
 // TestAdoption restarts the agent side (a new Runtime on the same data

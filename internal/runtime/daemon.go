@@ -284,15 +284,25 @@ func (d *daemon) exited(pid int) bool {
 // knows it, but it is not yet a zombie (it may still hold its files and
 // sockets). Waiting for it to be gone needs this: the pid is not free yet.
 func exiting(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+	if st, ok := procState(pid); !ok || st == 0 || st == 'Z' || st == 'X' {
 		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return err == nil && len(cmdline) == 0
+}
+
+// procState is pid's state letter (field 3 of /proc/<pid>/stat, after the
+// parenthesised command name: 'R', 'S', 'Z' …; 0 if it cannot be parsed),
+// and whether the process exists.
+func procState(pid int) (byte, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2], true
+	}
+	return 0, true
 }
 
 // findPid returns the pid of the daemon running on this data directory,
@@ -337,15 +347,8 @@ func (d *daemon) isOurDaemon(pid int) bool {
 	if !found {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// Field 3, after the parenthesised command name, is the state.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-		return false
-	}
-	return true
+	st, ok := procState(pid)
+	return ok && st != 'Z'
 }
 
 // lockFile takes an exclusive flock on path, polling until ctx ends.

@@ -3,7 +3,6 @@ package runtime
 import (
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,10 +39,6 @@ func TestExiting(t *testing.T) {
 }
 
 func isZombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
+	st, ok := procState(pid)
+	return ok && st == 'Z'
 }

@@ -104,13 +104,14 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 			return nil, err
 		}
 	}
-	load0 := loadAvg()
+	load0, cpu0 := loadAvg(), processCPU()
 	out, err := Run(ctx, cp, Spec{Hosts: b.hosts, Tasks: b.tasks, Clients: b.clients, Logger: h.Log, Limit: b.limit,
 		Fleet: sim.Config{Timing: sim.DefaultTiming(), PollWait: b.pollWait, MaxPolls: polls, Workers: b.workers}})
 	stopProfile()
 	if err != nil {
 		return nil, err
 	}
+	out.CPU = processCPU() - cpu0
 	if out.Partial {
 		return b.partialResult(out, load0, loadAvg()), nil
 	}
@@ -176,6 +177,22 @@ func loadAvg() string {
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuFigure is the process's CPU time per task RUNNING: the work a task
+// costs, which the machine's noise moves less than it moves the rates.
+func (b *Benchmark) cpuFigure(o *Outcome, running int) bench.Figure {
+	return bench.Figure{Name: fmt.Sprintf("%d tasks on %d simulated hosts: CPU time of the whole process (control plane, etcd, simulated hosts, clients) per task RUNNING", b.tasks, b.hosts),
+		Value: bench.Value{Num: float64(int(o.CPU.Microseconds() / int64(max(running, 1)))), Unit: "µs"}}
+}
+
 func (b *Benchmark) result(o *Outcome, load0, load1 string) *bench.Result {
 	full := b.hosts >= 10000 && b.tasks >= 1000000
 	f := bench.Figure{Name: fmt.Sprintf("%d tasks on %d simulated hosts: RunTask of the first → all RUNNING", b.tasks, b.hosts),
@@ -191,6 +208,7 @@ func (b *Benchmark) result(o *Outcome, load0, load1 string) *bench.Result {
 			{Name: fmt.Sprintf("Placed and RUNNING per second (the %d-task run)", b.tasks), Value: bench.Value{Num: float64(int(rate)), Unit: "tasks/s"},
 				Anchor: &bench.Anchor{Name: "Nomad C1M's rate", Value: bench.Value{Num: float64(int(1000000 / nomadC1M.Seconds())), Unit: "tasks/s"},
 					Source: "1,000,000 / 300 s (quoted)"}},
+			b.cpuFigure(o, b.tasks),
 		},
 		Reproduce: []string{fmt.Sprintf("go run ./bench/cmd/berthbench -berth /bin/true -run '^%s$' -%s.hosts %d -%s.tasks %d -%s.clients %d -%s.profile /tmp/scale-prof -out /tmp/%s.md",
 			b.name, b.name, b.hosts, b.name, b.tasks, b.name, b.clients, b.name, b.name)},
@@ -251,6 +269,7 @@ func (b *Benchmark) partialResult(o *Outcome, load0, load1 string) *bench.Result
 				Anchor: &bench.Anchor{Name: "Nomad C1M's rate", Value: bench.Value{Num: float64(int(1000000 / nomadC1M.Seconds())), Unit: "tasks/s"},
 					Source: "1,000,000 / 300 s (quoted)"}},
 			{Name: "state reports accepted by then, per second", Value: bench.Value{Num: float64(int(float64(o.Stats.Reports) / secs)), Unit: "reports/s"}},
+			b.cpuFigure(o, int(o.Stats.Running)),
 		},
 		Reproduce: []string{fmt.Sprintf("go run ./bench/cmd/berthbench -berth /bin/true -run '^%s$' -%s.limit %s -%s.profile /tmp/scale-prof -out /tmp/%s.md",
 			b.name, b.name, b.limit, b.name, b.name)},

@@ -106,6 +106,10 @@ type Outcome struct {
 	// Elapsed; the phases not reached are 0.
 	Partial bool
 	Elapsed time.Duration
+	// CPU is the CPU time the whole process (control plane, etcd, simulated
+	// hosts and clients) used during the run, when the caller measured it:
+	// steadier from run to run on a shared machine than the rates are.
+	CPU time.Duration
 }
 
 // Run starts the fleet on cp, launches the tasks, and returns once every task

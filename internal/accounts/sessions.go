@@ -182,7 +182,7 @@ func (a *Accounts) mint(ctx context.Context, req TaskSessionRequest, now time.Ti
 	}
 	key := sessionKey(s.AccessKeyID)
 	resp, err := a.st.C.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(
-		clientv3.OpPut(key, string(b), clientv3.WithLease(lease.ID)),
+		store.OpPutBytes(key, b, clientv3.WithLease(lease.ID)),
 		clientv3.OpPut(taskSessionPrefix(req.TaskID)+s.AccessKeyID, "", clientv3.WithLease(lease.ID)),
 	).Commit()
 	if err != nil {

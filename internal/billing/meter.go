@@ -193,7 +193,7 @@ func (s *Service) Record(ctx context.Context, t Task) (bool, error) {
 	}
 	key := usageKey(t.Account, t.Region, t.TaskID)
 	resp, err := s.st.C.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(b))).Commit()
+		Then(store.OpPutBytes(key, b)).Commit()
 	if err != nil {
 		return false, fmt.Errorf("store usage of task %s: %w", t.TaskID, err)
 	}

@@ -148,7 +148,7 @@ func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *Ta
 		if err != nil {
 			return nil, nil, err
 		}
-		ops = append(ops, clientv3.OpPut(taskKey(sc, cluster.ClusterName, r.Spec.TaskID), string(b)),
+		ops = append(ops, store.OpPutBytes(taskKey(sc, cluster.ClusterName, r.Spec.TaskID), b),
 			clientv3.OpPut(store.Key("pending", r.Spec.TaskID), r.Task.TaskArn))
 	}
 	if len(ops) > 0 {

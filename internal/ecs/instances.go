@@ -132,7 +132,7 @@ func (s *Service) registerInstance(ctx context.Context, sc scope, reg registrati
 		if err != nil {
 			return nil, err
 		}
-		return []clientv3.Op{clientv3.OpPut(store.Key("nodeowners", reg.NodeID), string(b))}, nil
+		return []clientv3.Op{store.OpPutBytes(store.Key("nodeowners", reg.NodeID), b)}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -91,7 +91,7 @@ func (c *taskStateCollector) Collect(ch chan<- prometheus.Metric) {
 				LastStatus string `json:"lastStatus"`
 			} `json:"task"`
 		}
-		if b, err := taskJSON(val); err == nil && json.Unmarshal(b, &r) == nil {
+		if withTaskJSON(val, func(b []byte) error { return json.Unmarshal(b, &r) }) == nil {
 			counts[r.Task.LastStatus]++
 		}
 		return nil

@@ -202,7 +202,7 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 			return fmt.Errorf("encode %s: %w", key, err)
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", pt.rev))
-		ops = append(ops, clientv3.OpPut(key, string(b)), assign, clientv3.OpDelete(store.Key("pending", r.Spec.TaskID)))
+		ops = append(ops, store.OpPutBytes(key, b), assign, clientv3.OpDelete(store.Key("pending", r.Spec.TaskID)))
 		bound = append(bound, p)
 	}
 	cmps, ops = append(cmps, part.Cmps...), append(ops, part.Ops...)
@@ -337,7 +337,7 @@ func bindTask(r *taskRecord, p scheduler.Placement, instance string, eni *agenta
 	if err != nil {
 		return clientv3.Op{}, err
 	}
-	return clientv3.OpPut(store.Key("assign", p.NodeID, r.Spec.TaskID), string(b)), nil
+	return store.OpPutBytes(store.Key("assign", p.NodeID, r.Spec.TaskID), b), nil
 }
 
 // assignedUsage is what a placement snapshot needs of an assigned task's

@@ -1,8 +1,10 @@
 package ecs
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/klauspost/compress/s2"
@@ -25,13 +27,34 @@ import (
 // compressedRecord tags a compressed record; JSON never starts with it.
 const compressedRecord = 0x01
 
+// recordBufs are the scratch buffers of encoding and decoding records:
+// a record's JSON on its way to being compressed, its compressed form
+// before it is copied out at its size, and a compressed record restored
+// for decoding. Each was an allocation as large as the record, on every
+// write and read of a task (over a sixth of the bytes a million-task run
+// allocated); none outlives the call that takes it.
+var recordBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled keeps an unusually large buffer out of the pool.
+const maxPooled = 64 << 10
+
+func getBuf() *bytes.Buffer { b := recordBufs.Get().(*bytes.Buffer); b.Reset(); return b }
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooled {
+		recordBufs.Put(b)
+	}
+}
+
 // encodeTask is a task record as stored.
 func encodeTask(r *taskRecord) ([]byte, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
+	buf := getBuf()
+	defer putBuf(buf)
+	// Encode writes what Marshal returns, and a newline.
+	if err := json.NewEncoder(buf).Encode(r); err != nil {
 		return nil, err
 	}
-	return compressRecord(b), nil
+	return compressRecord(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
 }
 
 // StoredTaskRecord is a task record's JSON as berth stores it, for those
@@ -40,14 +63,21 @@ func StoredTaskRecord(recordJSON []byte) []byte {
 	return compressRecord(recordJSON)
 }
 
+// compressRecord compresses b into a scratch buffer as large as the worst
+// case, then copies the result out at its size (about half of b's).
 func compressRecord(b []byte) []byte {
-	out := make([]byte, 1+s2.MaxEncodedLen(len(b)))
+	buf := getBuf()
+	defer putBuf(buf)
+	buf.Grow(s2.MaxEncodedLen(len(b)))
+	enc := s2.Encode(buf.AvailableBuffer()[:s2.MaxEncodedLen(len(b))], b) // in the scratch, which is large enough
+	out := make([]byte, 1+len(enc))
 	out[0] = compressedRecord
-	enc := s2.Encode(out[1:], b) // in out, which is large enough
-	return out[:1+len(enc)]
+	copy(out[1:], enc)
+	return out
 }
 
-// taskJSON is the JSON of a stored task record.
+// taskJSON is the JSON of a stored task record, in memory of its own (a
+// caller may keep it).
 func taskJSON(stored []byte) ([]byte, error) {
 	if len(stored) == 0 || stored[0] != compressedRecord {
 		return stored, nil
@@ -59,18 +89,36 @@ func taskJSON(stored []byte) ([]byte, error) {
 	return b, nil
 }
 
+// withTaskJSON calls use with the JSON of a stored task record, restored
+// into a scratch buffer when it is compressed: use must not keep it.
+func withTaskJSON(stored []byte, use func([]byte) error) error {
+	if len(stored) == 0 || stored[0] != compressedRecord {
+		return use(stored)
+	}
+	n, err := s2.DecodedLen(stored[1:])
+	if err != nil {
+		return fmt.Errorf("decompress task record: %w", err)
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	buf.Grow(n)
+	b, err := s2.Decode(buf.AvailableBuffer()[:n], stored[1:])
+	if err != nil {
+		return fmt.Errorf("decompress task record: %w", err)
+	}
+	return use(b)
+}
+
 // unmarshalTask decodes a stored task record. Records are read on every
 // agent report, placement and DescribeTasks, and encoding/json's decoding
 // was the largest cost of a million-task run; the JSON v2 prototype
 // (go-json-experiment/json, the design of Go's encoding/json/v2) decodes
 // them in half the time. The records are written by encoding/json, and
-// TestTaskRecordDecoders checks both decoders read them alike.
+// TestTaskRecordDecoders checks both decoders read them alike. The decoder
+// copies what it keeps (strings; RawMessage fields copy in their
+// UnmarshalJSON), so the restored JSON can be a scratch buffer.
 func unmarshalTask(stored []byte, r *taskRecord) error {
-	b, err := taskJSON(stored)
-	if err != nil {
-		return err
-	}
-	return jsonv2.Unmarshal(b, r)
+	return withTaskJSON(stored, func(b []byte) error { return jsonv2.Unmarshal(b, r) })
 }
 
 // DecodeStored implements store.StoredDecoder.

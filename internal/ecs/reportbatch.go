@@ -257,7 +257,7 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 			return
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", e.rev))
-		writes = append(writes, clientv3.OpPut(k, string(b)))
+		writes = append(writes, store.OpPutBytes(k, b))
 		writes = append(writes, e.extra...)
 	}
 	if len(writes) == 0 {

@@ -402,7 +402,7 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 			return err
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(taskKey(sc, cluster, t.ID)), "=", t.Rev))
-		ops = append(ops, clientv3.OpPut(taskKey(sc, cluster, t.ID), string(b)))
+		ops = append(ops, store.OpPutBytes(taskKey(sc, cluster, t.ID), b))
 		ops = append(ops, extra...)
 	}
 	var stoppedIDs []string
@@ -421,7 +421,7 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 			return err
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(taskKey(sc, cluster, o.task.ID)), "=", o.task.Rev))
-		ops = append(ops, clientv3.OpPut(taskKey(sc, cluster, o.task.ID), string(b)))
+		ops = append(ops, store.OpPutBytes(taskKey(sc, cluster, o.task.ID), b))
 		ops = append(ops, extra...)
 		stoppedIDs = append(stoppedIDs, o.task.ID)
 	}
@@ -458,7 +458,7 @@ func (s *Service) servicePass(ctx context.Context, sc scope, cluster, name strin
 		return nil
 	}
 	cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
-	ops = append(ops, clientv3.OpPut(key, string(after)))
+	ops = append(ops, store.OpPutBytes(key, after))
 	resp, err := s.st.C.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("commit service pass: %w", err)
@@ -556,7 +556,7 @@ func (s *Service) launchServiceTasks(ctx context.Context, rec *serviceRecord, n 
 	ids := make([]string, 0, n)
 	for _, r := range recs {
 		ids = append(ids, r.Spec.TaskID)
-		ops = append(ops, clientv3.OpPut(serviceTaskKey(sc, rec.Cluster, rec.Service.ServiceName, r.Spec.TaskID), string(entry)))
+		ops = append(ops, store.OpPutBytes(serviceTaskKey(sc, rec.Cluster, rec.Service.ServiceName, r.Spec.TaskID), entry))
 	}
 	return ids, ops, nil
 }

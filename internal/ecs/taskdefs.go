@@ -66,7 +66,7 @@ func (s *Service) registerTaskDefinition(ctx context.Context, body []byte) (any,
 			return nil, err
 		}
 		err = s.st.PutIfRevision(ctx, famKey, rev, familyState{LastRevision: td.Revision},
-			clientv3.OpPut(taskDefKey(sc, td.Family, td.Revision), string(doc)))
+			store.OpPutBytes(taskDefKey(sc, td.Family, td.Revision), doc))
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}

@@ -136,8 +136,9 @@ type indexedRecord struct {
 
 func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs interner, cluster, id string, stored []byte) {
 	var r indexedRecord
-	val, err := taskJSON(stored)
-	if err != nil || jsonv2.Unmarshal(val, &r) != nil { // as unmarshalTask: it skips the rest of a record faster
+	// As unmarshalTask: v2 skips the rest of a record faster, and copies
+	// the strings it keeps.
+	if withTaskJSON(stored, func(b []byte) error { return jsonv2.Unmarshal(b, &r) }) != nil {
 		return
 	}
 	removeTask(clusters, counts, cluster, id)

@@ -346,5 +346,5 @@ func releaseStop(r *taskRecord, now time.Time) ([]clientv3.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []clientv3.Op{clientv3.OpPut(store.Key("assign", r.Node, r.Spec.TaskID), string(b))}, nil
+	return []clientv3.Op{store.OpPutBytes(store.Key("assign", r.Node, r.Spec.TaskID), b)}, nil
 }

@@ -277,7 +277,7 @@ func (s *Service) newTasks(sc scope, cluster *Cluster, td *TaskDefinition, in *r
 			return nil, nil, err
 		}
 		ops = append(ops,
-			clientv3.OpPut(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), string(b)),
+			store.OpPutBytes(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), b),
 			clientv3.OpPut(store.Key("pending", rec.Spec.TaskID), rec.Task.TaskArn))
 		recs = append(recs, rec)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/store"
 )
 
 // The Go API: for ECS services (register tasks as targets, read their
@@ -128,7 +130,7 @@ func (s *Service) SetTargetHealth(ctx context.Context, tgArn, id string, port in
 		r.State, r.Reason, r.Description, r.Checked = state, reason, description, s.cfg.Now().UTC()
 		b, _ := json.Marshal(r)
 		tx, err := s.st.C.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
-			Then(clientv3.OpPut(key, string(b))).Commit()
+			Then(store.OpPutBytes(key, b)).Commit()
 		if err != nil {
 			return fmt.Errorf("set target health: %w", err)
 		}
@@ -181,7 +183,7 @@ func (s *Service) markDrained(ctx context.Context, tgArn, lbID string, present m
 		key := sc.targetKey(tgID, r.ID, r.Port)
 		// A lost race (the target changed) waits for the next report.
 		if _, err := s.st.C.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", v.rev)).
-			Then(clientv3.OpPut(key, string(b))).Commit(); err != nil {
+			Then(store.OpPutBytes(key, b)).Commit(); err != nil {
 			return fmt.Errorf("mark drained: %w", err)
 		}
 	}

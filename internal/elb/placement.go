@@ -495,7 +495,7 @@ func (s *Service) leaseAddress(ctx context.Context, pc *placeCtx, sc scope, lb *
 		}
 		tries++
 		resp, err := s.st.C.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(addrKey(ip)), "=", 0)).
-			Then(clientv3.OpPut(addrKey(ip), string(b))).Commit()
+			Then(store.OpPutBytes(addrKey(ip), b)).Commit()
 		if err != nil {
 			return "", fmt.Errorf("lease address: %w", err)
 		}
@@ -542,7 +542,7 @@ func (s *Service) writeSpec(ctx context.Context, pc *placeCtx, st *state, lb *lb
 		return err
 	}
 	if _, err := s.st.C.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpPut(key, string(b))).Commit(); err != nil {
+		Then(store.OpPutBytes(key, b)).Commit(); err != nil {
 		return fmt.Errorf("write spec: %w", err)
 	}
 	return s.dropOtherSpecs(ctx, pc, lb.ID, p.Node)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -86,6 +87,14 @@ func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
 	return resp.Kvs[0].ModRevision, nil
 }
 
+// OpPutBytes is clientv3.OpPut of a value held as bytes. OpPut copies its
+// value into the op, so converting the bytes to a string first copied every
+// stored value twice (a whole task record on each of its writes); here the
+// string shares val's memory only for the call.
+func OpPutBytes(key string, val []byte, opts ...clientv3.OpOption) clientv3.Op {
+	return clientv3.OpPut(key, unsafe.String(unsafe.SliceData(val), len(val)), opts...)
+}
+
 // Create stores v at key only if key is absent.
 func (s *Store) Create(ctx context.Context, key string, v any) error {
 	b, err := encode(v)
@@ -94,7 +103,7 @@ func (s *Store) Create(ctx context.Context, key string, v any) error {
 	}
 	resp, err := s.C.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(b))).Commit()
+		Then(OpPutBytes(key, b)).Commit()
 	if err != nil {
 		return fmt.Errorf("create %s: %w", key, err)
 	}
@@ -110,7 +119,7 @@ func (s *Store) Put(ctx context.Context, key string, v any, opts ...clientv3.OpO
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	if _, err := s.C.Put(ctx, key, string(b), opts...); err != nil {
+	if _, err := s.C.Do(ctx, OpPutBytes(key, b, opts...)); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
@@ -123,7 +132,7 @@ func (s *Store) PutIfRevision(ctx context.Context, key string, rev int64, v any,
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	ops := append([]clientv3.Op{clientv3.OpPut(key, string(b))}, extra...)
+	ops := append([]clientv3.Op{OpPutBytes(key, b)}, extra...)
 	resp, err := s.C.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 		Then(ops...).Commit()

@@ -229,7 +229,7 @@ func (t *txn) put(key string, v any) {
 		t.err = errors.Join(t.err, fmt.Errorf("encode %s: %w", key, err))
 		return
 	}
-	t.ops = append(t.ops, clientv3.OpPut(key, string(b)))
+	t.ops = append(t.ops, store.OpPutBytes(key, b))
 }
 
 func (t *txn) del(key string) { t.ops = append(t.ops, clientv3.OpDelete(key)) }

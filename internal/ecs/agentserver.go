@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -456,6 +457,9 @@ func applyReport(rec *taskRecord, rep *agentapi.StateReport, now time.Time) bool
 		return false
 	}
 	rec.ReportSeq = rep.Seq
+	// Copies of what it changes in place: the record may share them with
+	// an answer already given (recordCache, commitReports).
+	t.Attachments, t.Containers = slices.Clone(t.Attachments), slices.Clone(t.Containers)
 	t.LastStatus = rep.Status
 	t.Version++
 	setOnce := func(dst **Time, src *time.Time) {
@@ -503,7 +507,7 @@ func applyReport(rec *taskRecord, rep *agentapi.StateReport, now time.Time) bool
 	if len(rep.NetworkBindings) > 0 {
 		for i := range t.Containers {
 			c := &t.Containers[i]
-			c.NetworkBindings = c.NetworkBindings[:0]
+			c.NetworkBindings = c.NetworkBindings[:0:0] // appends go to a new array
 			for _, b := range rep.NetworkBindings {
 				if b.ContainerName == c.Name {
 					c.NetworkBindings = append(c.NetworkBindings, NetworkBinding{BindIP: b.BindIP, ContainerPort: b.ContainerPort, HostPort: b.HostPort, Protocol: b.Protocol})

@@ -100,6 +100,8 @@ func failureReason(err error) (string, bool) {
 func (r *taskRecord) setENI(eni agentapi.ENI) {
 	r.Spec.ENI = &eni
 	t := &r.Task
+	// Copies first: the record may share them (recordCache).
+	t.Attachments, t.Containers = slices.Clone(t.Attachments), slices.Clone(t.Containers)
 	for i := range t.Attachments {
 		a := &t.Attachments[i]
 		if a.ID != eni.AttachmentID {

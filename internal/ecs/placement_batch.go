@@ -73,23 +73,29 @@ func (s *Service) readPending(ctx context.Context, arns []string) map[string]pen
 	s.forChunks(len(arns), batchReads, readsInFlight, func(lo, hi int) {
 		ops := make([]clientv3.Op, 0, hi-lo)
 		keys := make([]string, 0, hi-lo)
+		got := make(map[string]pendingTask, hi-lo)
 		for _, arn := range arns[lo:hi] {
 			key, ok := taskKeyFromArn(arn)
 			if !ok {
 				continue
 			}
+			if rec, rev, ok := s.records.take(key); ok {
+				got[arn] = pendingTask{rec: rec, rev: rev}
+				continue
+			}
 			ops = append(ops, s.st.OpGet(key))
 			keys = append(keys, arn)
 		}
-		if len(ops) == 0 {
-			return
+		var resp *clientv3.TxnResponse
+		if len(ops) > 0 {
+			var err error
+			if resp, err = s.st.C.Txn(ctx).Then(ops...).Commit(); err != nil {
+				s.log.Warn("read pending tasks", "err", err)
+				return
+			}
+		} else {
+			resp = &clientv3.TxnResponse{}
 		}
-		resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
-		if err != nil {
-			s.log.Warn("read pending tasks", "err", err)
-			return
-		}
-		got := make(map[string]pendingTask, len(keys))
 		for i, r := range resp.Responses {
 			kvs := r.GetResponseRange().Kvs
 			arn := keys[i]
@@ -185,9 +191,14 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 		})
 	}
 	defer finish(false)
+	type boundRecord struct {
+		key string
+		rec *taskRecord
+	}
+	var cached []boundRecord
 	for i, p := range ps {
 		pt := read[p.TaskID]
-		r := *pt.rec // shallow: the fallback reads only fields bindTask leaves alone
+		r := *pt.rec // shallow: bindTask copies the slices it changes
 		key, _ := taskKeyFromArn(p.TaskID)
 		if !attached[i] {
 			continue
@@ -204,6 +215,7 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", pt.rev))
 		ops = append(ops, store.OpPutBytes(key, b), assign, clientv3.OpDelete(store.Key("pending", r.Spec.TaskID)))
 		bound = append(bound, p)
+		cached = append(cached, boundRecord{key, &r})
 	}
 	cmps, ops = append(cmps, part.Cmps...), append(ops, part.Ops...)
 	if len(ops) == 0 {
@@ -220,16 +232,20 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 	if err != nil {
 		return fmt.Errorf("commit %d placements: %w", len(bound), err)
 	}
-	if resp.Succeeded {
-		return nil
-	}
-	var errs []error
-	for _, p := range bound {
-		if err := s.commitPlacement(ctx, p, read[p.TaskID].rec); err != nil {
-			errs = append(errs, fmt.Errorf("task %s: %w", p.TaskID, err))
+	if !resp.Succeeded {
+		var errs []error
+		for _, p := range bound {
+			if err := s.commitPlacement(ctx, p, read[p.TaskID].rec); err != nil {
+				errs = append(errs, fmt.Errorf("task %s: %w", p.TaskID, err))
+			}
 		}
+		return errors.Join(errs...)
 	}
-	return errors.Join(errs...)
+	// Their first reports will want them next.
+	for _, c := range cached {
+		s.records.put(c.key, resp.Header.Revision, c.rec)
+	}
+	return nil
 }
 
 // eniBatcher is a Networks that can prepare the interfaces of a batch of

@@ -180,50 +180,57 @@ func failReports(reqs []*reportReq, err error) {
 	}
 }
 
-// commitReports stores a batch: one read of the records, one transaction.
-// Each report's answer is set and its done closed.
+// commitReports stores a batch: one read of the records (those the record
+// cache does not hold), one transaction. Each report's answer is set and
+// its done closed.
 func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
-	if len(batch) == 1 {
-		s.applyReportAlone(ctx, batch[0])
-		return
-	}
 	type entry struct {
 		rec     *taskRecord
 		rev     int64
 		changed bool
+		cached  bool // from the record cache: perhaps not the latest
 		extra   []clientv3.Op
 	}
 	entries := map[string]*entry{}
-	var keys []string
+	var keys, unread []string
 	for _, req := range batch {
-		if _, ok := entries[req.key]; !ok {
-			entries[req.key] = nil
-			keys = append(keys, req.key)
-		}
-	}
-	ops := make([]clientv3.Op, len(keys))
-	for i, k := range keys {
-		ops[i] = s.st.OpGet(k)
-	}
-	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
-	if err != nil {
-		failReports(batch, fmt.Errorf("read reported tasks: %w", err))
-		return
-	}
-	for i, rr := range resp.Responses {
-		kvs := rr.GetResponseRange().Kvs
-		if len(kvs) == 0 {
+		if _, ok := entries[req.key]; ok {
 			continue
 		}
-		rec := new(taskRecord)
-		if err := unmarshalTask(kvs[0].Value, rec); err != nil {
-			continue // answered below as the lone path would: a decode error
+		keys = append(keys, req.key)
+		if rec, rev, ok := s.records.take(req.key); ok {
+			entries[req.key] = &entry{rec: rec, rev: rev, cached: true}
+			continue
 		}
-		entries[keys[i]] = &entry{rec: rec, rev: kvs[0].ModRevision}
+		entries[req.key] = nil
+		unread = append(unread, req.key)
+	}
+	if len(unread) > 0 {
+		ops := make([]clientv3.Op, len(unread))
+		for i, k := range unread {
+			ops[i] = s.st.OpGet(k)
+		}
+		resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			failReports(batch, fmt.Errorf("read reported tasks: %w", err))
+			return
+		}
+		for i, rr := range resp.Responses {
+			kvs := rr.GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				continue
+			}
+			rec := new(taskRecord)
+			if err := unmarshalTask(kvs[0].Value, rec); err != nil {
+				continue // answered below as the lone path would: a decode error
+			}
+			entries[unread[i]] = &entry{rec: rec, rev: kvs[0].ModRevision}
+		}
 	}
 	// Apply in arrival order; each report's answer is the record as it
-	// left it (a shallow copy: later reports assign fields, never mutate
-	// what an earlier copy points to).
+	// left it (a shallow copy: later reports assign fields, and copy the
+	// slices they change, so they never mutate what an earlier copy
+	// points to).
 	pending := batch[:0:0]
 	for _, req := range batch {
 		e := entries[req.key]
@@ -233,6 +240,11 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 		}
 		extra, was, err := applyOne(e.rec, req)
 		req.wasRunning = was
+		if err != nil && e.cached {
+			// Perhaps only the cached record's verdict: etcd's decides.
+			s.applyReportAlone(ctx, req)
+			continue
+		}
 		if err != nil {
 			req.err = err
 			close(req.done)

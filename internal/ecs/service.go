@@ -99,6 +99,7 @@ type Service struct {
 	hosts        *nodeIndex         // the registered hosts
 	fwKeys       *nodeKeys          // each node's firewall keys, for delta polls
 	metrics      *metrics
+	records      recordCache // records just written, for their next writer (recordcache.go)
 }
 
 // New creates the ECS service.

@@ -193,8 +193,12 @@ func (s *Service) runTask(ctx context.Context, body []byte) (any, error) {
 	for _, rec := range recs {
 		tasks = append(tasks, &rec.Task)
 	}
-	if _, err := s.st.C.Txn(ctx).Then(ops...).Commit(); err != nil {
+	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
 		return nil, fmt.Errorf("store tasks: %w", err)
+	}
+	for _, rec := range recs {
+		s.records.put(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), resp.Header.Revision, rec)
 	}
 	s.wakePlacement()
 	return map[string]any{"tasks": tasks, "failures": []Failure{}}, nil

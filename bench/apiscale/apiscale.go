@@ -144,7 +144,11 @@ func storeTasks(ctx context.Context, st *store.Store, n int) ([]string, error) {
 		}
 		v := fmt.Sprintf(`{"task":{"taskArn":%q,"clusterArn":"arn:aws:ecs:us-east-1:000000000000:cluster/big","lastStatus":%q,"desiredStatus":%q,"cpu":"256","memory":"512","launchType":"FARGATE","group":"family:web%d","containers":[{"name":"app","lastStatus":%q}],"attachments":[]},"spec":{"taskArn":%q,"taskId":%q,"family":"web%d","cpu":256,"memoryMiB":512}}`,
 			arn, status, status, i%10, status, arn, id, i%10)
-		ops = append(ops, clientv3.OpPut(store.Scoped("000000000000", "us-east-1", "tasks", "big", id), string(ecs.StoredTaskRecord([]byte(v)))))
+		rec, err := ecs.StoredTaskRecord([]byte(v))
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, store.OpPutBytes(store.Scoped("000000000000", "us-east-1", "tasks", "big", id), rec))
 		arns = append(arns, arn)
 		if len(ops) == cap(ops) {
 			if err := flush(); err != nil {

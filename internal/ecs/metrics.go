@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -86,12 +85,8 @@ func (c *taskStateCollector) Collect(ch chan<- prometheus.Metric) {
 		if !strings.Contains(key, "/tasks/") {
 			return nil
 		}
-		var r struct {
-			Task struct {
-				LastStatus string `json:"lastStatus"`
-			} `json:"task"`
-		}
-		if withTaskJSON(val, func(b []byte) error { return json.Unmarshal(b, &r) }) == nil {
+		var r indexedRecord
+		if decodeIndexed(val, &r) == nil {
 			counts[r.Task.LastStatus]++
 		}
 		return nil

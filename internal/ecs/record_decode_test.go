@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/klauspost/compress/s2"
 )
 
 // fill sets every field reachable from v to a value that is not its zero
@@ -105,20 +108,44 @@ func TestTaskRecordDecoders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if stored[0] != compressedRecord || len(stored) >= len(b) {
+		if stored[0] != summarizedRecord || len(stored) >= len(b) {
 			t.Errorf("%s: stored %d bytes (tag %#x) for %d bytes of JSON", name, len(stored), stored[0], len(b))
 		}
-		var v3, v4 taskRecord
-		if err := unmarshalTask(stored, &v3); err != nil || !reflect.DeepEqual(v1, v3) {
-			t.Fatalf("%s: the stored record reads back as %+v (%v)", name, v3, err)
-		}
-		if err := v4.DecodeStored(stored); err != nil || !reflect.DeepEqual(v1, v4) {
-			t.Fatalf("%s: DecodeStored: %v", name, err)
+		// Stored with a summary, compressed without one (as berth wrote
+		// records before summaries), and as plain JSON (before that).
+		old := append([]byte{compressedRecord}, s2.Encode(nil, b)...)
+		for form, stored := range map[string][]byte{"summarized": stored, "compressed": old, "plain": b} {
+			var v3, v4 taskRecord
+			if err := unmarshalTask(stored, &v3); err != nil || !reflect.DeepEqual(v1, v3) {
+				t.Fatalf("%s, %s: the stored record reads back as %+v (%v)", name, form, v3, err)
+			}
+			if err := v4.DecodeStored(stored); err != nil || !reflect.DeepEqual(v1, v4) {
+				t.Fatalf("%s, %s: DecodeStored: %v", name, form, err)
+			}
+			// The task index reads the same fields from the summary as
+			// from the JSON.
+			var fromJSON, indexed indexedRecord
+			if err := jsonv2.Unmarshal(b, &fromJSON); err != nil {
+				t.Fatal(err)
+			}
+			if err := decodeIndexed(stored, &indexed); err != nil || indexed != fromJSON {
+				t.Fatalf("%s, %s: indexed fields %+v (%v), want %+v", name, form, indexed, err, fromJSON)
+			}
+			if ok, _ := parseSummary(stored, &indexed); ok != (form == "summarized") {
+				t.Errorf("%s, %s: parseSummary found a summary: %v", name, form, ok)
+			}
 		}
 	}
-	// A corrupt compressed record is an error, not a zero record.
-	var v taskRecord
-	if err := unmarshalTask([]byte{compressedRecord, 0xff, 0xff}, &v); err == nil {
-		t.Error("a corrupt compressed record decoded")
+	// A corrupt record is an error, not a zero record.
+	for name, stored := range map[string][]byte{
+		"compressed data": {compressedRecord, 0xff, 0xff},
+		"summary length":  {summarizedRecord, 0x7f, 'a'},
+		"summary field":   {summarizedRecord, 0x02, 0x7f, 'a'},
+	} {
+		var v taskRecord
+		var x indexedRecord
+		if unmarshalTask(stored, &v) == nil || decodeIndexed(stored, &x) == nil {
+			t.Errorf("a record with a corrupt %s decoded", name)
+		}
 	}
 }

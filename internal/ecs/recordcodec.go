@@ -2,7 +2,9 @@ package ecs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -10,22 +12,100 @@ import (
 	"github.com/klauspost/compress/s2"
 )
 
-// How a task record is stored: its JSON, compressed with S2 (Snappy's
-// faster successor, github.com/klauspost/compress/s2) behind a one-byte
-// tag. A record is written three or four times in a task's life (RunTask,
-// placement, its reports) and etcd copies each write about seven times on
-// its way (the request, raft's entry, the write-ahead log, the backend,
-// the watchers); in a million-task run those copies were over a third of
-// all the bytes allocated, and each copy is collected. S2 halves a record
-// (2.9 KiB to 1.3 KiB for a RUNNING awsvpc task) in ~3 µs and restores it
-// in ~2 µs, a fifth of the time its JSON takes to decode. It also halves
-// the records' share of etcd's quota.
+// How a task record is stored: a summary of the fields the task index
+// reads, then the record's JSON compressed with S2 (Snappy's faster
+// successor, github.com/klauspost/compress/s2), behind a one-byte tag.
 //
-// A record written before this (plain JSON, which starts with '{') reads
-// as it always did, so a store needs no migration.
+// The compression: a record is written three or four times in a task's
+// life (RunTask, placement, its reports) and etcd copies each write about
+// seven times on its way (the request, raft's entry, the write-ahead log,
+// the backend, the watchers); in a million-task run those copies were over
+// a third of all the bytes allocated, and each copy is collected. S2
+// halves a record (2.9 KiB to 1.3 KiB for a RUNNING awsvpc task) in ~3 µs
+// and restores it in ~2 µs, a fifth of the time its JSON takes to decode.
+// It also halves the records' share of etcd's quota.
+//
+// The summary: the task index applies every write of every record (three
+// or four a task), and restoring and decoding each was most of its cost
+// (3% of a million-task run's CPU). It reads the summary instead: the
+// task's ARN, container instance, last and desired status, startedBy,
+// group, launch type and family, each a uvarint length and its bytes.
+//
+// Records written before this read as they always did: plain JSON (which
+// starts with '{'), and compressed JSON without a summary (tag
+// compressedRecord). A store needs no migration.
 
-// compressedRecord tags a compressed record; JSON never starts with it.
-const compressedRecord = 0x01
+// The tags of a stored record; JSON never starts with either.
+const (
+	compressedRecord = 0x01 // s2(JSON): read, no longer written
+	summarizedRecord = 0x02 // uvarint n, summary (n bytes), s2(JSON)
+)
+
+// summaryFields is how many strings a summary holds (see appendSummary).
+const summaryFields = 8
+
+// appendSummary appends the summary of r's indexed fields to dst.
+func appendSummary(dst []byte, r *indexedRecord) []byte {
+	for _, f := range r.fields() {
+		dst = binary.AppendUvarint(dst, uint64(len(*f)))
+		dst = append(dst, *f...)
+	}
+	return dst
+}
+
+// fields are the summary's strings in their stored order.
+func (r *indexedRecord) fields() [summaryFields]*string {
+	t := &r.Task
+	return [summaryFields]*string{&t.TaskArn, &t.ContainerInstanceArn, &t.LastStatus, &t.DesiredStatus,
+		&t.StartedBy, &t.Group, &t.LaunchType, &r.Spec.Family}
+}
+
+// indexed is the summary of r.
+func (r *taskRecord) indexed() *indexedRecord {
+	var x indexedRecord
+	t := &r.Task
+	x.Task.TaskArn, x.Task.ContainerInstanceArn, x.Task.LastStatus, x.Task.DesiredStatus = t.TaskArn, t.ContainerInstanceArn, t.LastStatus, t.DesiredStatus
+	x.Task.StartedBy, x.Task.Group, x.Task.LaunchType, x.Spec.Family = t.StartedBy, t.Group, t.LaunchType, r.Spec.Family
+	return &x
+}
+
+// parseSummary reads a stored record's summary into r; ok is false for a
+// record stored without one.
+func parseSummary(stored []byte, r *indexedRecord) (ok bool, err error) {
+	sum, _, ok, err := splitRecord(stored)
+	if !ok || err != nil || sum == nil {
+		return false, err
+	}
+	for _, f := range r.fields() {
+		n, w := binary.Uvarint(sum)
+		if w <= 0 || uint64(len(sum)-w) < n {
+			return false, errors.New("task record: bad summary")
+		}
+		*f = string(sum[w : w+int(n)])
+		sum = sum[w+int(n):]
+	}
+	return true, nil
+}
+
+// splitRecord splits a stored record into its summary (nil if it has none)
+// and its compressed JSON; ok is false for plain JSON.
+func splitRecord(stored []byte) (summary, compressed []byte, ok bool, err error) {
+	if len(stored) == 0 {
+		return nil, nil, false, nil
+	}
+	switch stored[0] {
+	case compressedRecord:
+		return nil, stored[1:], true, nil
+	case summarizedRecord:
+		n, w := binary.Uvarint(stored[1:])
+		if w <= 0 || uint64(len(stored)-1-w) < n {
+			return nil, nil, false, errors.New("task record: bad summary length")
+		}
+		at := 1 + w
+		return stored[at : at+int(n)], stored[at+int(n):], true, nil
+	}
+	return nil, nil, false, nil
+}
 
 // recordBufs are the scratch buffers of encoding and decoding records:
 // a record's JSON on its way to being compressed, its compressed form
@@ -54,35 +134,44 @@ func encodeTask(r *taskRecord) ([]byte, error) {
 	if err := json.NewEncoder(buf).Encode(r); err != nil {
 		return nil, err
 	}
-	return compressRecord(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+	return packRecord(r.indexed(), bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
 }
 
 // StoredTaskRecord is a task record's JSON as berth stores it, for those
 // that seed a store with records directly (the API benchmark).
-func StoredTaskRecord(recordJSON []byte) []byte {
-	return compressRecord(recordJSON)
+func StoredTaskRecord(recordJSON []byte) ([]byte, error) {
+	var x indexedRecord
+	if err := jsonv2.Unmarshal(recordJSON, &x); err != nil {
+		return nil, fmt.Errorf("task record: %w", err)
+	}
+	return packRecord(&x, recordJSON), nil
 }
 
-// compressRecord compresses b into a scratch buffer as large as the worst
-// case, then copies the result out at its size (about half of b's).
-func compressRecord(b []byte) []byte {
+// packRecord is the stored form of a record's summary and JSON. It
+// compresses into a scratch buffer as large as the worst case, then copies
+// the result out at its size (about half of the JSON's).
+func packRecord(sum *indexedRecord, js []byte) []byte {
+	var head [256]byte
+	summary := appendSummary(head[:0], sum)
 	buf := getBuf()
 	defer putBuf(buf)
-	buf.Grow(s2.MaxEncodedLen(len(b)))
-	enc := s2.Encode(buf.AvailableBuffer()[:s2.MaxEncodedLen(len(b))], b) // in the scratch, which is large enough
-	out := make([]byte, 1+len(enc))
-	out[0] = compressedRecord
-	copy(out[1:], enc)
-	return out
+	buf.Grow(s2.MaxEncodedLen(len(js)))
+	enc := s2.Encode(buf.AvailableBuffer()[:s2.MaxEncodedLen(len(js))], js) // in the scratch, which is large enough
+	out := make([]byte, 0, 1+binary.MaxVarintLen64+len(summary)+len(enc))
+	out = append(out, summarizedRecord)
+	out = binary.AppendUvarint(out, uint64(len(summary)))
+	out = append(out, summary...)
+	return append(out, enc...)
 }
 
 // taskJSON is the JSON of a stored task record, in memory of its own (a
 // caller may keep it).
 func taskJSON(stored []byte) ([]byte, error) {
-	if len(stored) == 0 || stored[0] != compressedRecord {
-		return stored, nil
+	_, compressed, ok, err := splitRecord(stored)
+	if err != nil || !ok {
+		return stored, err
 	}
-	b, err := s2.Decode(nil, stored[1:])
+	b, err := s2.Decode(nil, compressed)
 	if err != nil {
 		return nil, fmt.Errorf("decompress task record: %w", err)
 	}
@@ -92,17 +181,21 @@ func taskJSON(stored []byte) ([]byte, error) {
 // withTaskJSON calls use with the JSON of a stored task record, restored
 // into a scratch buffer when it is compressed: use must not keep it.
 func withTaskJSON(stored []byte, use func([]byte) error) error {
-	if len(stored) == 0 || stored[0] != compressedRecord {
+	_, compressed, ok, err := splitRecord(stored)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return use(stored)
 	}
-	n, err := s2.DecodedLen(stored[1:])
+	n, err := s2.DecodedLen(compressed)
 	if err != nil {
 		return fmt.Errorf("decompress task record: %w", err)
 	}
 	buf := getBuf()
 	defer putBuf(buf)
 	buf.Grow(n)
-	b, err := s2.Decode(buf.AvailableBuffer()[:n], stored[1:])
+	b, err := s2.Decode(buf.AvailableBuffer()[:n], compressed)
 	if err != nil {
 		return fmt.Errorf("decompress task record: %w", err)
 	}

@@ -116,9 +116,10 @@ func (x *taskIndex) follow(ctx context.Context) error {
 	})
 }
 
-// indexedRecord is the part of a stored taskRecord the index keeps: decoding
-// only these fields skips building the rest (containers, attachments, the
-// spec), which was most of the index's cost at scale.
+// indexedRecord is the part of a stored taskRecord the index keeps: the
+// summary stored ahead of the record (recordcodec.go), or for a record
+// stored without one, these fields of its JSON (decoding only them skips
+// building the rest: containers, attachments, the spec).
 type indexedRecord struct {
 	Task struct {
 		TaskArn              string `json:"taskArn"`
@@ -136,16 +137,8 @@ type indexedRecord struct {
 
 func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs interner, cluster, id string, stored []byte) {
 	var r indexedRecord
-	// As unmarshalTask: v2 skips the rest of a record faster, and copies
-	// the strings it keeps.
-	if withTaskJSON(stored, func(b []byte) error { return jsonv2.Unmarshal(b, &r) }) != nil {
+	if decodeIndexed(stored, &r) != nil {
 		return
-	}
-	removeTask(clusters, counts, cluster, id)
-	ct := clusters[cluster]
-	if ct == nil {
-		ct = &clusterTasks{byID: map[string]*indexedTask{}, byDesired: map[string]*btree.BTreeG[*indexedTask]{}, stopped: map[string]bool{}}
-		clusters[cluster] = ct
 	}
 	t := &r.Task
 	if strings.HasSuffix(t.TaskArn, "/"+id) {
@@ -153,6 +146,26 @@ func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs in
 	}
 	it := &indexedTask{arn: t.TaskArn, id: id, desired: strs.get(t.DesiredStatus), family: strs.get(r.Spec.Family), startedBy: strs.get(t.StartedBy),
 		launchType: strs.get(t.LaunchType), group: strs.get(t.Group), instance: strs.get(lastSegment(t.ContainerInstanceArn)), last: strs.get(t.LastStatus)}
+	if ct := clusters[cluster]; ct != nil {
+		if old := ct.byID[id]; old != nil && old.desired == it.desired && old.arn == it.arn {
+			// Its place in its tree stays: change it in place (readers
+			// hold the index's lock), not out of the tree and back in.
+			counts[old.last]--
+			counts[it.last]++
+			delete(ct.stopped, id)
+			if it.last == agentapi.StatusStopped {
+				ct.stopped[id] = true
+			}
+			*old = *it
+			return
+		}
+	}
+	removeTask(clusters, counts, cluster, id)
+	ct := clusters[cluster]
+	if ct == nil {
+		ct = &clusterTasks{byID: map[string]*indexedTask{}, byDesired: map[string]*btree.BTreeG[*indexedTask]{}, stopped: map[string]bool{}}
+		clusters[cluster] = ct
+	}
 	ct.byID[id] = it
 	counts[it.last]++
 	if it.last == agentapi.StatusStopped {
@@ -282,4 +295,14 @@ func (s *Service) eachStoppedTask(ctx context.Context, each func(key string, val
 		keys = keys[n:]
 	}
 	return nil
+}
+
+// decodeIndexed reads the indexed fields of a stored task record: its
+// summary, or its JSON when it has none (v2 skips the rest of a record
+// faster, as in unmarshalTask, and copies the strings it keeps).
+func decodeIndexed(stored []byte, r *indexedRecord) error {
+	if ok, err := parseSummary(stored, r); ok || err != nil {
+		return err
+	}
+	return withTaskJSON(stored, func(b []byte) error { return jsonv2.Unmarshal(b, r) })
 }

@@ -293,6 +293,20 @@ func (s *Service) readNode(ctx context.Context, node string, form pollForm) (nod
 			if !read.fwDelta {
 				ops = append(ops, s.st.OpGet(fwPrefix, clientv3.WithPrefix(), clientv3.WithRev(d.rev)))
 			}
+			// The changed specs in the same read, when they fit in it
+			// (a poll usually brings one or two).
+			heads := len(ops)
+			var keys []*mvccpb.KeyValue
+			if len(d.changed) <= batchReads-heads {
+				for _, k := range d.changed {
+					ops = append(ops, s.st.OpGet(prefix+k.id, clientv3.WithRev(d.rev)))
+				}
+			} else {
+				keys = make([]*mvccpb.KeyValue, len(d.changed))
+				for i, k := range d.changed {
+					keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + k.id)}
+				}
+			}
 			snap, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 			if err != nil {
 				return nodeRead{}, err
@@ -301,9 +315,12 @@ func (s *Service) readNode(ctx context.Context, node string, form pollForm) (nod
 			if !read.fwDelta {
 				read.firewalls = snap.Responses[1].GetResponseRange().Kvs
 			}
-			keys := make([]*mvccpb.KeyValue, len(d.changed))
-			for i, k := range d.changed {
-				keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + k.id)}
+			if keys == nil {
+				read.tasks = make([]*mvccpb.KeyValue, 0, len(d.changed))
+				for _, rr := range snap.Responses[heads:] {
+					read.tasks = append(read.tasks, rr.GetResponseRange().Kvs...)
+				}
+				return read, nil
 			}
 			read.tasks, err = s.valuesAt(ctx, keys, d.rev)
 			return read, err

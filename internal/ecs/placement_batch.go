@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -170,8 +169,8 @@ func (s *Service) commitPlan(ctx context.Context, ps []scheduler.Placement, read
 // commitPlacement. If any record changed since it was read, every task of
 // the batch is committed on its own instead.
 func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, read map[string]pendingTask) error {
-	var cmps []clientv3.Cmp
-	var ops []clientv3.Op
+	cmps := make([]clientv3.Cmp, 0, len(ps))
+	ops := make([]clientv3.Op, 0, 3*len(ps)) // the record, the assign key, the pending key
 	var bound []scheduler.Placement
 	var enis []*agentapi.ENI
 	var attached []bool
@@ -349,11 +348,7 @@ func bindTask(r *taskRecord, p scheduler.Placement, instance string, eni *agenta
 		r.setENI(*eni)
 	}
 	r.Task.Version++
-	b, err := json.Marshal(r.Spec)
-	if err != nil {
-		return clientv3.Op{}, err
-	}
-	return store.OpPutBytes(store.Key("assign", p.NodeID, r.Spec.TaskID), b), nil
+	return putJSON(store.Key("assign", p.NodeID, r.Spec.TaskID), r.Spec)
 }
 
 // assignedUsage is what a placement snapshot needs of an assigned task's

@@ -10,6 +10,9 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/klauspost/compress/s2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berthdev/berth/internal/store"
 )
 
 // How a task record is stored: a summary of the fields the task index
@@ -128,13 +131,30 @@ func putBuf(b *bytes.Buffer) {
 
 // encodeTask is a task record as stored.
 func encodeTask(r *taskRecord) ([]byte, error) {
+	var out []byte
+	err := encodeJSON(r, func(js []byte) { out = packRecord(r.indexed(), js) })
+	return out, err
+}
+
+// putJSON is the op that puts v's JSON, as json.Marshal writes it, at key
+// (OpPut copies what it stores).
+func putJSON(key string, v any) (clientv3.Op, error) {
+	var op clientv3.Op
+	err := encodeJSON(v, func(js []byte) { op = store.OpPutBytes(key, js) })
+	return op, err
+}
+
+// encodeJSON calls use with v's JSON, as json.Marshal writes it, encoded
+// into a scratch buffer: use must not keep it.
+func encodeJSON(v any, use func([]byte)) error {
 	buf := getBuf()
 	defer putBuf(buf)
 	// Encode writes what Marshal returns, and a newline.
-	if err := json.NewEncoder(buf).Encode(r); err != nil {
-		return nil, err
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		return err
 	}
-	return packRecord(r.indexed(), bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+	use(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return nil
 }
 
 // StoredTaskRecord is a task record's JSON as berth stores it, for those

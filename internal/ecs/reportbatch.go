@@ -256,8 +256,8 @@ func (s *Service) commitReports(ctx context.Context, batch []*reportReq) {
 		req.rec = &cp
 		pending = append(pending, req)
 	}
-	var cmps []clientv3.Cmp
-	var writes []clientv3.Op
+	cmps := make([]clientv3.Cmp, 0, len(keys))
+	writes := make([]clientv3.Op, 0, len(keys))
 	for _, k := range keys {
 		e := entries[k]
 		if e == nil || !e.changed {

@@ -269,7 +269,7 @@ func (s *Service) newTasks(sc scope, cluster *Cluster, td *TaskDefinition, in *r
 		return nil, nil, err
 	}
 	recs := make([]*taskRecord, 0, count)
-	var ops []clientv3.Op
+	ops := make([]clientv3.Op, 0, 2*count)
 	for i := 0; i < count; i++ {
 		rec := s.newTaskRecord(sc, cluster, td, in, o, launchType, vpc, cpu, mem, now)
 		rec.Awsvpc = plan

@@ -64,8 +64,9 @@ type pendingTask struct {
 	rev int64 // the record's mod revision
 }
 
-// readPending reads the records of the pending tasks arns, batchReads per
-// transaction; a task whose record is gone loses its pending key.
+// readPending reads the records of the pending tasks arns: those the
+// record cache holds from it, the rest from etcd, batchReads per
+// transaction.
 func (s *Service) readPending(ctx context.Context, arns []string) map[string]pendingTask {
 	out := make(map[string]pendingTask, len(arns))
 	var mu sync.Mutex
@@ -85,28 +86,8 @@ func (s *Service) readPending(ctx context.Context, arns []string) map[string]pen
 			ops = append(ops, s.st.OpGet(key))
 			keys = append(keys, arn)
 		}
-		var resp *clientv3.TxnResponse
 		if len(ops) > 0 {
-			var err error
-			if resp, err = s.st.C.Txn(ctx).Then(ops...).Commit(); err != nil {
-				s.log.Warn("read pending tasks", "err", err)
-				return
-			}
-		} else {
-			resp = &clientv3.TxnResponse{}
-		}
-		for i, r := range resp.Responses {
-			kvs := r.GetResponseRange().Kvs
-			arn := keys[i]
-			if len(kvs) == 0 {
-				_ = s.st.Delete(ctx, store.Key("pending", lastSegment(arn)))
-				continue
-			}
-			var rec taskRecord
-			if err := unmarshalTask(kvs[0].Value, &rec); err != nil {
-				continue
-			}
-			got[arn] = pendingTask{rec: &rec, rev: kvs[0].ModRevision}
+			s.readRecords(ctx, ops, keys, got)
 		}
 		mu.Lock()
 		for k, v := range got {
@@ -115,6 +96,28 @@ func (s *Service) readPending(ctx context.Context, arns []string) map[string]pen
 		mu.Unlock()
 	})
 	return out
+}
+
+// readRecords reads the records of the pending tasks arns (ops gets each
+// one's record) into got; a task whose record is gone loses its pending key.
+func (s *Service) readRecords(ctx context.Context, ops []clientv3.Op, arns []string, got map[string]pendingTask) {
+	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		s.log.Warn("read pending tasks", "err", err)
+		return
+	}
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			_ = s.st.Delete(ctx, store.Key("pending", lastSegment(arns[i])))
+			continue
+		}
+		var rec taskRecord
+		if err := unmarshalTask(kvs[0].Value, &rec); err != nil {
+			continue
+		}
+		got[arns[i]] = pendingTask{rec: &rec, rev: kvs[0].ModRevision}
+	}
 }
 
 // forChunks calls fn on [lo, hi) chunks of n items of at most size, at most

@@ -64,12 +64,12 @@ func (r *indexedRecord) fields() [summaryFields]*string {
 }
 
 // indexed is the summary of r.
-func (r *taskRecord) indexed() *indexedRecord {
+func (r *taskRecord) indexed() indexedRecord {
 	var x indexedRecord
 	t := &r.Task
 	x.Task.TaskArn, x.Task.ContainerInstanceArn, x.Task.LastStatus, x.Task.DesiredStatus = t.TaskArn, t.ContainerInstanceArn, t.LastStatus, t.DesiredStatus
 	x.Task.StartedBy, x.Task.Group, x.Task.LaunchType, x.Spec.Family = t.StartedBy, t.Group, t.LaunchType, r.Spec.Family
-	return &x
+	return x
 }
 
 // parseSummary reads a stored record's summary into r; ok is false for a
@@ -132,7 +132,10 @@ func putBuf(b *bytes.Buffer) {
 // encodeTask is a task record as stored.
 func encodeTask(r *taskRecord) ([]byte, error) {
 	var out []byte
-	err := encodeJSON(r, func(js []byte) { out = packRecord(r.indexed(), js) })
+	err := encodeJSON(r, func(js []byte) {
+		sum := r.indexed()
+		out = packRecord(&sum, js)
+	})
 	return out, err
 }
 

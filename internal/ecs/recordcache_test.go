@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/scheduler"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -111,5 +114,75 @@ func TestCommitReportsCachedRecords(t *testing.T) {
 	}
 	if n := s.records.len(); n != 0 {
 		t.Errorf("%d records left in the cache; reports take theirs", n)
+	}
+}
+
+// Placement takes RunTask's records from the cache (a mark only the cached
+// copy has is what it stores), a stale one fails its batch's comparison and
+// is placed from etcd's record, and a batch it commits leaves its records
+// cached, at their new revision, for their first reports.
+func TestPlacementRecordCache(t *testing.T) {
+	ctx, st, logger := embeddedStore(t)
+	s := New(Config{Store: st, Logger: logger})
+	sc := scope{"000000000000", "us-east-1"}
+	record := func(id string) *taskRecord {
+		arn := "arn:aws:ecs:us-east-1:000000000000:task/c/" + id
+		return &taskRecord{Task: Task{TaskArn: arn, LastStatus: agentapi.StatusProvisioning, DesiredStatus: agentapi.StatusRunning},
+			Spec: agentapi.TaskSpec{TaskArn: arn, TaskID: id, Account: sc.account, Region: sc.region, CPU: 256, MemoryMiB: 512}}
+	}
+	place := func(ids ...string) {
+		t.Helper()
+		var arns []string
+		var ps []scheduler.Placement
+		for _, id := range ids {
+			arn := record(id).Task.TaskArn
+			arns = append(arns, arn)
+			ps = append(ps, scheduler.Placement{TaskID: arn, NodeID: "node-1", AZ: "az1"})
+		}
+		read := s.readPending(ctx, arns)
+		if len(read) != len(ids) {
+			t.Fatalf("read %d pending tasks, want %d", len(read), len(ids))
+		}
+		s.commitPlan(ctx, ps, read)
+	}
+	stored := func(id string) (*taskRecord, int64) {
+		t.Helper()
+		var r taskRecord
+		rev, err := st.Get(ctx, taskKey(sc, "c", id), &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &r, rev
+	}
+	for _, id := range []string{"fresh", "stale"} {
+		if err := st.Put(ctx, taskKey(sc, "c", id), record(id)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.C.Put(ctx, store.Key("pending", id), record(id).Task.TaskArn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, rev := stored("fresh")
+	marked := record("fresh")
+	marked.Task.Group = "from-cache"
+	s.records.put(taskKey(sc, "c", "fresh"), rev, marked)
+	place("fresh")
+	if r, _ := stored("fresh"); r.Node != "node-1" || r.Task.Group != "from-cache" {
+		t.Errorf("fresh: stored node %q, group %q; want node-1 and the cached record's group", r.Node, r.Task.Group)
+	}
+	r, rev := stored("fresh")
+	if c, crev, ok := s.records.take(taskKey(sc, "c", "fresh")); !ok || crev != rev || c.Node != r.Node {
+		t.Errorf("after its batch: cached %v at %d (%v), want the stored record at %d", c, crev, ok, rev)
+	}
+
+	_, rev = stored("stale")
+	s.records.put(taskKey(sc, "c", "stale"), rev-1, record("stale"))
+	place("stale")
+	if r, _ := stored("stale"); r.Node != "node-1" {
+		t.Errorf("stale: stored node %q, want node-1", r.Node)
+	}
+	pending, err := st.C.Get(ctx, store.Prefix("pending"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || pending.Count != 0 {
+		t.Errorf("pending keys left: %v (%v)", pending, err)
 	}
 }

@@ -6,9 +6,5 @@ import "encoding/json"
 // stored task records (compressed: see recordcodec.go) into their own
 // types.
 func DecodeTaskRecord(stored []byte, v any) error {
-	b, err := taskJSON(stored)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
+	return withTaskJSON(stored, func(b []byte) error { return json.Unmarshal(b, v) })
 }

@@ -187,20 +187,6 @@ func packRecord(sum *indexedRecord, js []byte) []byte {
 	return append(out, enc...)
 }
 
-// taskJSON is the JSON of a stored task record, in memory of its own (a
-// caller may keep it).
-func taskJSON(stored []byte) ([]byte, error) {
-	_, compressed, ok, err := splitRecord(stored)
-	if err != nil || !ok {
-		return stored, err
-	}
-	b, err := s2.Decode(nil, compressed)
-	if err != nil {
-		return nil, fmt.Errorf("decompress task record: %w", err)
-	}
-	return b, nil
-}
-
 // withTaskJSON calls use with the JSON of a stored task record, restored
 // into a scratch buffer when it is compressed: use must not keep it.
 func withTaskJSON(stored []byte, use func([]byte) error) error {

@@ -161,11 +161,8 @@ func describedTask(stored []byte, withTags bool) (json.RawMessage, error) {
 	var rec struct {
 		Task json.RawMessage `json:"task"`
 	}
-	b, err := taskJSON(stored)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
+	// Unmarshal copies what it keeps (RawMessage's UnmarshalJSON copies).
+	if err := withTaskJSON(stored, func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
 		return nil, err
 	}
 	if withTags || !bytes.Contains(rec.Task, []byte(`"tags"`)) {

@@ -296,15 +296,10 @@ func (s *Service) readNode(ctx context.Context, node string, form pollForm) (nod
 			// The changed specs in the same read, when they fit in it
 			// (a poll usually brings one or two).
 			heads := len(ops)
-			var keys []*mvccpb.KeyValue
-			if len(d.changed) <= batchReads-heads {
+			together := len(d.changed) <= batchReads-heads
+			if together {
 				for _, k := range d.changed {
 					ops = append(ops, s.st.OpGet(prefix+k.id, clientv3.WithRev(d.rev)))
-				}
-			} else {
-				keys = make([]*mvccpb.KeyValue, len(d.changed))
-				for i, k := range d.changed {
-					keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + k.id)}
 				}
 			}
 			snap, err := s.st.C.Txn(ctx).Then(ops...).Commit()
@@ -315,12 +310,16 @@ func (s *Service) readNode(ctx context.Context, node string, form pollForm) (nod
 			if !read.fwDelta {
 				read.firewalls = snap.Responses[1].GetResponseRange().Kvs
 			}
-			if keys == nil {
+			if together {
 				read.tasks = make([]*mvccpb.KeyValue, 0, len(d.changed))
 				for _, rr := range snap.Responses[heads:] {
 					read.tasks = append(read.tasks, rr.GetResponseRange().Kvs...)
 				}
 				return read, nil
+			}
+			keys := make([]*mvccpb.KeyValue, len(d.changed))
+			for i, k := range d.changed {
+				keys[i] = &mvccpb.KeyValue{Key: []byte(prefix + k.id)}
 			}
 			read.tasks, err = s.valuesAt(ctx, keys, d.rev)
 			return read, err

@@ -148,8 +148,7 @@ func (s *Service) runEC2(ctx context.Context, sc scope, cluster *Cluster, td *Ta
 		if err != nil {
 			return nil, nil, err
 		}
-		ops = append(ops, store.OpPutBytes(taskKey(sc, cluster.ClusterName, r.Spec.TaskID), b),
-			clientv3.OpPut(store.Key("pending", r.Spec.TaskID), r.Task.TaskArn))
+		ops = append(ops, store.OpPutBytes(taskKey(sc, cluster.ClusterName, r.Spec.TaskID), b))
 	}
 	if len(ops) > 0 {
 		if _, err := s.st.C.Txn(ctx).Then(ops...).Commit(); err != nil {

@@ -25,6 +25,7 @@ func (s *Service) wakePlacement() {
 // runPlacement places pending tasks whenever RunTask or a new host wakes it,
 // and once a second in case another server replica accepted the task.
 func (s *Service) runPlacement(ctx context.Context) {
+	s.dropPendingKeys(ctx)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -46,6 +47,19 @@ func (s *Service) runPlacement(ctx context.Context) {
 		case <-s.place:
 		case <-tick.C:
 		}
+	}
+}
+
+// dropPendingKeys deletes the pending keys (pending/<task-id>) berth kept
+// before the task index became placement's queue: nothing reads them now.
+func (s *Service) dropPendingKeys(ctx context.Context) {
+	resp, err := s.st.C.Delete(ctx, store.Prefix("pending"), clientv3.WithPrefix())
+	if err != nil {
+		s.log.Warn("delete the old pending keys", "err", err)
+		return
+	}
+	if resp.Deleted > 0 {
+		s.log.Info("deleted the pending keys of an older berth", "keys", resp.Deleted)
 	}
 }
 
@@ -174,13 +188,11 @@ func ec2Pool(sc scope, cluster string) string {
 
 func (o *nodeOwner) poolKey() string { return ec2Pool(o.scope(), o.Cluster) }
 
-// placePending runs one scheduling pass over every pending task.
+// placePending runs one scheduling pass over every pending task: those the
+// task index holds without a host (see taskIndex.pendingArns).
 func (s *Service) placePending(ctx context.Context) error {
-	var pendingArns []string
-	if err := s.st.List(ctx, store.Prefix("pending"), func(_ string, val []byte) error {
-		pendingArns = append(pendingArns, string(val))
-		return nil
-	}); err != nil {
+	pendingArns, err := s.tasks.pendingArns(ctx)
+	if err != nil {
 		return err
 	}
 	if len(pendingArns) == 0 {
@@ -197,8 +209,8 @@ func (s *Service) placePending(ctx context.Context) error {
 	reqs := map[string][]scheduler.Request{}
 	for _, arn := range pendingArns {
 		pt, ok := read[arn]
-		if !ok {
-			continue
+		if !ok || pt.rec.Node != "" || pt.rec.Task.DesiredStatus == agentapi.StatusStopped {
+			continue // placed or stopped since the index showed it
 		}
 		r := pt.rec
 		pool := r.poolKey()
@@ -234,9 +246,9 @@ func (r *taskRecord) allowedAZs() []string {
 
 // commitPlacement binds a task to a host: an awsvpc task first gets its
 // network interface in a subnet of the chosen zone; then the task record gets
-// its node, zone and interface, the host's assign key gets the spec, and the
-// pending key goes, all in one transaction conditioned on the task being
-// unchanged since it was read. Allocating the interface is idempotent, so a
+// its node, zone and interface and the host's assign key gets the spec, in
+// one transaction conditioned on the task being unchanged since it was
+// read. Allocating the interface is idempotent, so a
 // crash between the two steps only repeats the first.
 func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, read *taskRecord) error {
 	key, _ := taskKeyFromArn(p.TaskID)
@@ -244,7 +256,7 @@ func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, re
 	if read != nil && read.Awsvpc != nil && s.cfg.Networks != nil {
 		if read.Task.DesiredStatus == agentapi.StatusStopped {
 			s.releaseENI(ctx, read)
-			return s.st.Delete(ctx, store.Key("pending", read.Spec.TaskID))
+			return nil
 		}
 		a, err := s.cfg.Networks.AttachENI(ctx, read.Spec.Account, read.Spec.Region, read.eniAttachmentID(), p.NodeID,
 			read.Awsvpc.subnetsIn(p.AZ), read.Awsvpc.Groups, read.Awsvpc.AssignPublicIP)
@@ -262,16 +274,15 @@ func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, re
 		instance = s.instanceOfNode(ctx, p.NodeID)
 	}
 	_, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
-		pending := clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))
 		if r.Node != "" || r.Task.DesiredStatus == agentapi.StatusStopped {
 			released = r.Node == "" && eni != nil
-			return []clientv3.Op{pending}, nil
+			return nil, nil
 		}
 		assign, err := bindTask(r, p, instance, eni)
 		if err != nil {
 			return nil, err
 		}
-		return []clientv3.Op{pending, assign}, nil
+		return []clientv3.Op{assign}, nil
 	})
 	if err == nil && released {
 		// Stopped while its interface was being made: free it now.
@@ -285,9 +296,8 @@ func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, re
 func (s *Service) failToStart(ctx context.Context, key, reason string) error {
 	now := s.cfg.Now()
 	_, err := store.Mutate(ctx, s.st, key, func(r *taskRecord) ([]clientv3.Op, error) {
-		pending := clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))
 		if r.Node != "" || r.Task.LastStatus == agentapi.StatusStopped {
-			return []clientv3.Op{pending}, nil
+			return nil, nil
 		}
 		t := &r.Task
 		t.DesiredStatus, t.LastStatus = agentapi.StatusStopped, agentapi.StatusStopped
@@ -306,7 +316,7 @@ func (s *Service) failToStart(ctx context.Context, key, reason string) error {
 			r.Awsvpc.Released = true // nothing was allocated
 		}
 		t.Version++
-		return []clientv3.Op{pending}, nil
+		return nil, nil
 	})
 	return err
 }

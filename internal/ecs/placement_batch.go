@@ -26,13 +26,13 @@ import (
 // on this machine, nearly all of it waiting for fsyncs.
 
 const (
-	// batchTasks is how many tasks one transaction binds: 3 ops each (the
-	// record, the assign key, the pending key), under etcd's default limit
-	// of 128 ops per transaction (--max-txn-ops), and about 4 KiB each,
-	// well under its 1.5 MiB request limit.
+	// batchTasks is how many tasks one transaction binds: 2 ops each (the
+	// record and the assign key) and a comparison, under etcd's default
+	// limit of 128 ops per transaction (--max-txn-ops), and about 4 KiB
+	// each, well under its 1.5 MiB request limit.
 	batchTasks = 40
 	// batchENITasks is how many tasks one transaction binds when it also
-	// attaches their interfaces (eniBatcher): 3 ops each, and 4 for the
+	// attaches their interfaces (eniBatcher): 2 ops each, and 4 for the
 	// interface and one per security group.
 	batchENITasks = 12
 	// maxTxnOps is etcd's default limit of operations (and comparisons)
@@ -99,7 +99,7 @@ func (s *Service) readPending(ctx context.Context, arns []string) map[string]pen
 }
 
 // readRecords reads the records of the pending tasks arns (ops gets each
-// one's record) into got; a task whose record is gone loses its pending key.
+// one's record) into got; a task whose record is gone is left out.
 func (s *Service) readRecords(ctx context.Context, ops []clientv3.Op, arns []string, got map[string]pendingTask) {
 	resp, err := s.st.C.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
@@ -109,7 +109,6 @@ func (s *Service) readRecords(ctx context.Context, ops []clientv3.Op, arns []str
 	for i, r := range resp.Responses {
 		kvs := r.GetResponseRange().Kvs
 		if len(kvs) == 0 {
-			_ = s.st.Delete(ctx, store.Key("pending", lastSegment(arns[i])))
 			continue
 		}
 		var rec taskRecord
@@ -173,7 +172,7 @@ func (s *Service) commitPlan(ctx context.Context, ps []scheduler.Placement, read
 // the batch is committed on its own instead.
 func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, read map[string]pendingTask) error {
 	cmps := make([]clientv3.Cmp, 0, len(ps))
-	ops := make([]clientv3.Op, 0, 3*len(ps)) // the record, the assign key, the pending key
+	ops := make([]clientv3.Op, 0, 2*len(ps)) // the record and the assign key
 	var bound []scheduler.Placement
 	var enis []*agentapi.ENI
 	var attached []bool
@@ -215,7 +214,7 @@ func (s *Service) commitBatch(ctx context.Context, ps []scheduler.Placement, rea
 			return fmt.Errorf("encode %s: %w", key, err)
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", pt.rev))
-		ops = append(ops, store.OpPutBytes(key, b), assign, clientv3.OpDelete(store.Key("pending", r.Spec.TaskID)))
+		ops = append(ops, store.OpPutBytes(key, b), assign)
 		bound = append(bound, p)
 		cached = append(cached, boundRecord{key, &r})
 	}

@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -111,10 +112,19 @@ func TestTaskRecordDecoders(t *testing.T) {
 		if stored[0] != summarizedRecord || len(stored) >= len(b) {
 			t.Errorf("%s: stored %d bytes (tag %#x) for %d bytes of JSON", name, len(stored), stored[0], len(b))
 		}
-		// Stored with a summary, compressed without one (as berth wrote
-		// records before summaries), and as plain JSON (before that).
+		// Stored with a summary, with a summary of the first eight fields
+		// (as berth wrote them before they held the host), compressed
+		// without one (before summaries), and as plain JSON (before that).
 		old := append([]byte{compressedRecord}, s2.Encode(nil, b)...)
-		for form, stored := range map[string][]byte{"summarized": stored, "compressed": old, "plain": b} {
+		sum := rec.indexed()
+		var head []byte
+		fields := sum.fields()
+		for _, f := range fields[:hostlessFields] {
+			head = append(binary.AppendUvarint(head, uint64(len(*f))), *f...)
+		}
+		hostless := append(binary.AppendUvarint([]byte{summarizedRecord}, uint64(len(head))), head...)
+		hostless = append(hostless, s2.Encode(nil, b)...)
+		for form, stored := range map[string][]byte{"summarized": stored, "hostless summary": hostless, "compressed": old, "plain": b} {
 			var v3, v4 taskRecord
 			if err := unmarshalTask(stored, &v3); err != nil || !reflect.DeepEqual(v1, v3) {
 				t.Fatalf("%s, %s: the stored record reads back as %+v (%v)", name, form, v3, err)

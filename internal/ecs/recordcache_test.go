@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/scheduler"
 	"github.com/berthdev/berth/internal/store"
@@ -158,9 +156,6 @@ func TestPlacementRecordCache(t *testing.T) {
 		if err := st.Put(ctx, taskKey(sc, "c", id), record(id)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.C.Put(ctx, store.Key("pending", id), record(id).Task.TaskArn); err != nil {
-			t.Fatal(err)
-		}
 	}
 	_, rev := stored("fresh")
 	marked := record("fresh")
@@ -180,9 +175,5 @@ func TestPlacementRecordCache(t *testing.T) {
 	place("stale")
 	if r, _ := stored("stale"); r.Node != "node-1" {
 		t.Errorf("stale: stored node %q, want node-1", r.Node)
-	}
-	pending, err := st.C.Get(ctx, store.Prefix("pending"), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || pending.Count != 0 {
-		t.Errorf("pending keys left: %v (%v)", pending, err)
 	}
 }

@@ -32,11 +32,15 @@ import (
 // or four a task), and restoring and decoding each was most of its cost
 // (3% of a million-task run's CPU). It reads the summary instead: the
 // task's ARN, container instance, last and desired status, startedBy,
-// group, launch type and family, each a uvarint length and its bytes.
+// group, launch type, family and host (the node it is placed on: none
+// while it waits for placement), each a uvarint length and its bytes.
 //
 // Records written before this read as they always did: plain JSON (which
-// starts with '{'), and compressed JSON without a summary (tag
-// compressedRecord). A store needs no migration.
+// starts with '{'), compressed JSON without a summary (tag
+// compressedRecord), and summaries without the host (their first eight
+// fields: the index decodes such a record's JSON, as it does one without a
+// summary). A store needs no migration, and a berth that knows eight
+// fields reads nine: it stops after its eighth.
 
 // The tags of a stored record; JSON never starts with either.
 const (
@@ -44,8 +48,12 @@ const (
 	summarizedRecord = 0x02 // uvarint n, summary (n bytes), s2(JSON)
 )
 
-// summaryFields is how many strings a summary holds (see appendSummary).
-const summaryFields = 8
+// summaryFields is how many strings a summary holds (see appendSummary);
+// summaries written before the host was added hold the first hostlessFields.
+const (
+	summaryFields  = 9
+	hostlessFields = 8
+)
 
 // appendSummary appends the summary of r's indexed fields to dst.
 func appendSummary(dst []byte, r *indexedRecord) []byte {
@@ -60,7 +68,7 @@ func appendSummary(dst []byte, r *indexedRecord) []byte {
 func (r *indexedRecord) fields() [summaryFields]*string {
 	t := &r.Task
 	return [summaryFields]*string{&t.TaskArn, &t.ContainerInstanceArn, &t.LastStatus, &t.DesiredStatus,
-		&t.StartedBy, &t.Group, &t.LaunchType, &r.Spec.Family}
+		&t.StartedBy, &t.Group, &t.LaunchType, &r.Spec.Family, &r.Node}
 }
 
 // indexed is the summary of r.
@@ -69,17 +77,21 @@ func (r *taskRecord) indexed() indexedRecord {
 	t := &r.Task
 	x.Task.TaskArn, x.Task.ContainerInstanceArn, x.Task.LastStatus, x.Task.DesiredStatus = t.TaskArn, t.ContainerInstanceArn, t.LastStatus, t.DesiredStatus
 	x.Task.StartedBy, x.Task.Group, x.Task.LaunchType, x.Spec.Family = t.StartedBy, t.Group, t.LaunchType, r.Spec.Family
+	x.Node = r.Node
 	return x
 }
 
 // parseSummary reads a stored record's summary into r; ok is false for a
-// record stored without one.
+// record stored without one, or with one written before it held the host.
 func parseSummary(stored []byte, r *indexedRecord) (ok bool, err error) {
 	sum, _, ok, err := splitRecord(stored)
 	if !ok || err != nil || sum == nil {
 		return false, err
 	}
-	for _, f := range r.fields() {
+	for i, f := range r.fields() {
+		if i == hostlessFields && len(sum) == 0 {
+			return false, nil
+		}
 		n, w := binary.Uvarint(sum)
 		if w <= 0 || uint64(len(sum)-w) < n {
 			return false, errors.New("task record: bad summary")

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,10 @@ import (
 // taskIndex is ListTasks' view of the stored tasks: for each cluster, its
 // tasks by desired status in ARN order, with the fields ListTasks filters
 // on, so that a page of a cluster with a million tasks costs a seek and a
-// hundred steps rather than reading every task from etcd.
+// hundred steps rather than reading every task from etcd. It is also
+// placement's queue: the tasks without a host that are not stopped are the
+// pending ones (pendingArns), so a task waiting for placement needs no key
+// of its own.
 //
 // It holds nothing etcd does not have: on start (and after a lost watch) it
 // reads every task, then follows a watch on the accounts' prefix from that
@@ -34,10 +38,21 @@ type taskIndex struct {
 
 	progress watchProgress
 
-	mu       sync.RWMutex
-	counts   map[string]int // tasks by lastStatus (berth_tasks)
+	mu   sync.RWMutex
+	t    *taskTables
+	strs interner
+}
+
+// taskTables are what the index holds, built anew when its watch starts
+// over.
+type taskTables struct {
 	clusters map[string]*clusterTasks
-	strs     interner
+	counts   map[string]int    // tasks by lastStatus (berth_tasks)
+	pending  map[string]string // the ARNs of the tasks waiting for a host, by id
+}
+
+func newTaskTables() *taskTables {
+	return &taskTables{clusters: map[string]*clusterTasks{}, counts: map[string]int{}, pending: map[string]string{}}
 }
 
 // indexedTask is what ListTasks filters on.
@@ -59,7 +74,7 @@ type clusterTasks struct {
 func lessTask(a, b *indexedTask) bool { return a.arn < b.arn }
 
 func newTaskIndex(st *store.Store, log interface{ Warn(string, ...any) }) *taskIndex {
-	return &taskIndex{st: st, log: log, clusters: map[string]*clusterTasks{}, counts: map[string]int{}, strs: interner{}}
+	return &taskIndex{st: st, log: log, t: newTaskTables(), strs: interner{}}
 }
 
 // clusterKey names a cluster in the index.
@@ -84,18 +99,18 @@ func taskKeyParts(key string) (cluster, id string, ok bool) {
 func (x *taskIndex) run(ctx context.Context) { runWatched(ctx, x.log, "task index", x.follow) }
 
 func (x *taskIndex) follow(ctx context.Context) error {
-	clusters, counts := map[string]*clusterTasks{}, map[string]int{}
+	tables := newTaskTables()
 	prefix := store.Prefix("acct")
 	rev, err := listAt(ctx, x.st, prefix, func(kv *mvccpb.KeyValue) {
 		if c, id, ok := taskKeyParts(string(kv.Key)); ok {
-			applyTask(clusters, counts, x.strs, c, id, kv.Value)
+			tables.apply(x.strs, c, id, kv.Value)
 		}
 	})
 	if err != nil {
 		return err
 	}
 	x.mu.Lock()
-	x.clusters, x.counts = clusters, counts
+	x.t = tables
 	x.mu.Unlock()
 	return x.progress.follow(ctx, x.st, prefix, rev, false, func(evs []*clientv3.Event, rev int64) error {
 		x.mu.Lock()
@@ -105,9 +120,9 @@ func (x *taskIndex) follow(ctx context.Context) error {
 				continue
 			}
 			if ev.Type == clientv3.EventTypeDelete {
-				removeTask(x.clusters, x.counts, c, id)
+				x.t.remove(c, id)
 			} else {
-				applyTask(x.clusters, x.counts, x.strs, c, id, ev.Kv.Value)
+				x.t.apply(x.strs, c, id, ev.Kv.Value)
 			}
 		}
 		x.mu.Unlock()
@@ -133,9 +148,11 @@ type indexedRecord struct {
 	Spec struct {
 		Family string `json:"family"`
 	} `json:"spec"`
+	Node string `json:"node"`
 }
 
-func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs interner, cluster, id string, stored []byte) {
+// apply indexes a write of the task id of cluster.
+func (tt *taskTables) apply(strs interner, cluster, id string, stored []byte) {
 	var r indexedRecord
 	if decodeIndexed(stored, &r) != nil {
 		return
@@ -144,6 +161,12 @@ func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs in
 	if strings.HasSuffix(t.TaskArn, "/"+id) {
 		id = t.TaskArn[len(t.TaskArn)-len(id):] // one string, not two
 	}
+	if r.Node == "" && t.LastStatus != agentapi.StatusStopped && t.DesiredStatus != agentapi.StatusStopped {
+		tt.pending[id] = t.TaskArn
+	} else {
+		delete(tt.pending, id)
+	}
+	clusters, counts := tt.clusters, tt.counts
 	it := &indexedTask{arn: t.TaskArn, id: id, desired: strs.get(t.DesiredStatus), family: strs.get(r.Spec.Family), startedBy: strs.get(t.StartedBy),
 		launchType: strs.get(t.LaunchType), group: strs.get(t.Group), instance: strs.get(lastSegment(t.ContainerInstanceArn)), last: strs.get(t.LastStatus)}
 	if ct := clusters[cluster]; ct != nil {
@@ -160,7 +183,7 @@ func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs in
 			return
 		}
 	}
-	removeTask(clusters, counts, cluster, id)
+	tt.unindex(cluster, id)
 	ct := clusters[cluster]
 	if ct == nil {
 		ct = &clusterTasks{byID: map[string]*indexedTask{}, byDesired: map[string]*btree.BTreeG[*indexedTask]{}, stopped: map[string]bool{}}
@@ -179,19 +202,26 @@ func applyTask(clusters map[string]*clusterTasks, counts map[string]int, strs in
 	tree.ReplaceOrInsert(it)
 }
 
-func removeTask(clusters map[string]*clusterTasks, counts map[string]int, cluster, id string) {
-	ct := clusters[cluster]
+// remove takes the deleted task id of cluster out of the index.
+func (tt *taskTables) remove(cluster, id string) {
+	delete(tt.pending, id)
+	tt.unindex(cluster, id)
+}
+
+// unindex takes the task id of cluster out of its cluster's tables.
+func (tt *taskTables) unindex(cluster, id string) {
+	ct := tt.clusters[cluster]
 	if ct == nil {
 		return
 	}
 	if old := ct.byID[id]; old != nil {
 		delete(ct.byID, id)
 		delete(ct.stopped, id)
-		counts[old.last]--
+		tt.counts[old.last]--
 		ct.byDesired[old.desired].Delete(old)
 	}
 	if len(ct.byID) == 0 {
-		delete(clusters, cluster)
+		delete(tt.clusters, cluster)
 	}
 }
 
@@ -205,7 +235,7 @@ func (x *taskIndex) list(ctx context.Context, cluster, desired, after string, li
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	ct := x.clusters[cluster]
+	ct := x.t.clusters[cluster]
 	if ct == nil || ct.byDesired[desired] == nil {
 		return nil, false, nil
 	}
@@ -229,6 +259,27 @@ func (x *taskIndex) list(ctx context.Context, cluster, desired, after string, li
 	return arns, more, nil
 }
 
+// pendingArns are the ARNs of the tasks waiting for a host: stored without
+// one and neither stopped nor to be stopped (in no order). It first waits
+// until the index has applied the store's revision at the time of the
+// call, so that a pass sees the tasks RunTask stored before it woke
+// placement, and not as pending the tasks the last pass placed. Placement
+// compares each record's revision when it commits, so a task the index
+// still shows after another replica placed or stopped it is not placed
+// twice.
+func (x *taskIndex) pendingArns(ctx context.Context) ([]string, error) {
+	if err := x.progress.catchUp(ctx, x.st, 2*time.Second); err != nil {
+		return nil, fmt.Errorf("pending tasks: %w", err)
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]string, 0, len(x.t.pending))
+	for _, arn := range x.t.pending {
+		out = append(out, arn)
+	}
+	return out, nil
+}
+
 // stateCounts are the stored tasks by lastStatus; ok is false while the
 // index is not built.
 func (x *taskIndex) stateCounts() (map[string]int, bool) {
@@ -237,8 +288,8 @@ func (x *taskIndex) stateCounts() (map[string]int, bool) {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make(map[string]int, len(x.counts))
-	for k, v := range x.counts {
+	out := make(map[string]int, len(x.t.counts))
+	for k, v := range x.t.counts {
 		out[k] = v
 	}
 	return out, true
@@ -253,7 +304,7 @@ func (x *taskIndex) stoppedKeys() ([]string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var keys []string
-	for c, ct := range x.clusters {
+	for c, ct := range x.t.clusters {
 		parts := strings.SplitN(c, "/", 3)
 		for id := range ct.stopped {
 			keys = append(keys, store.Scoped(parts[0], parts[1], "tasks", parts[2], id))

@@ -337,7 +337,7 @@ func releaseStop(r *taskRecord, now time.Time) ([]clientv3.Op, error) {
 		for i := range r.Task.Containers {
 			r.Task.Containers[i].LastStatus = agentapi.ContainerStopped
 		}
-		return []clientv3.Op{clientv3.OpDelete(store.Key("pending", r.Spec.TaskID))}, nil
+		return nil, nil
 	}
 	b, err := json.Marshal(r.Spec)
 	if err != nil {

@@ -269,7 +269,7 @@ func (s *Service) newTasks(sc scope, cluster *Cluster, td *TaskDefinition, in *r
 		return nil, nil, err
 	}
 	recs := make([]*taskRecord, 0, count)
-	ops := make([]clientv3.Op, 0, 2*count)
+	ops := make([]clientv3.Op, 0, count)
 	for i := 0; i < count; i++ {
 		rec := s.newTaskRecord(sc, cluster, td, in, o, launchType, vpc, cpu, mem, now)
 		rec.Awsvpc = plan
@@ -280,9 +280,7 @@ func (s *Service) newTasks(sc scope, cluster *Cluster, td *TaskDefinition, in *r
 		if err != nil {
 			return nil, nil, err
 		}
-		ops = append(ops,
-			store.OpPutBytes(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), b),
-			clientv3.OpPut(store.Key("pending", rec.Spec.TaskID), rec.Task.TaskArn))
+		ops = append(ops, store.OpPutBytes(taskKey(sc, cluster.ClusterName, rec.Spec.TaskID), b))
 		recs = append(recs, rec)
 	}
 	return recs, ops, nil

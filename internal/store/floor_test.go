@@ -19,9 +19,9 @@ import (
 // batched as berth batches them, with nothing else running. It bounds from
 // below what a task costs the control plane, whatever the rest does:
 //
-//   - RunTask: the record and its pending key (10 tasks a transaction);
-//   - placement: the record again, the spec under its host's assign prefix,
-//     the pending key deleted (40 tasks a transaction);
+//   - RunTask: the record (10 tasks a transaction);
+//   - placement: the record again and the spec under its host's assign
+//     prefix (40 tasks a transaction);
 //   - the RUNNING report: the record again (48 tasks a transaction).
 //
 // Records are 1,300 bytes (a RUNNING awsvpc task's record, compressed) and
@@ -42,7 +42,6 @@ func BenchmarkTaskWrites(b *testing.B) {
 	key := func(i int) string {
 		return Key("acct", "000000000000", "us-east-1", "tasks", "default", fmt.Sprintf("%032x", i))
 	}
-	pending := func(i int) string { return Key("pending", fmt.Sprintf("%032x", i)) }
 	assign := func(i int) string { return Key("assign", fmt.Sprintf("host-%016x", i%10000), fmt.Sprintf("%032x", i)) }
 	phase := func(per int, ops func(i int) []clientv3.Op) {
 		sem := make(chan struct{}, 32)
@@ -67,10 +66,10 @@ func BenchmarkTaskWrites(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	phase(10, func(i int) []clientv3.Op {
-		return []clientv3.Op{clientv3.OpPut(key(i), string(rec)), clientv3.OpPut(pending(i), key(i))}
+		return []clientv3.Op{clientv3.OpPut(key(i), string(rec))}
 	})
 	phase(40, func(i int) []clientv3.Op {
-		return []clientv3.Op{clientv3.OpPut(key(i), string(rec)), clientv3.OpPut(assign(i), string(spec)), clientv3.OpDelete(pending(i))}
+		return []clientv3.Op{clientv3.OpPut(key(i), string(rec)), clientv3.OpPut(assign(i), string(spec))}
 	})
 	phase(48, func(i int) []clientv3.Op {
 		return []clientv3.Op{clientv3.OpPut(key(i), string(rec))}

@@ -14,7 +14,6 @@ import "strings"
 //	├── nodes/<node-id>                         a capacity host, under its lease (gone = host lost)
 //	├── nodeowners/<node-id>                    a user's host: its account, cluster, container instance and node token hash
 //	├── assign/<node-id>/<task-id>              desired state of a task placed on a node (the agent watches its prefix)
-//	├── pending/<task-id>                       a task waiting for placement (the scheduler watches this prefix)
 //	├── ecr/token-secret                        HMAC key of registry passwords (GetAuthorizationToken)
 //	├── ecr/lifecycle/<account>/<region>/<name> a repository's lifecycle policy (one listing for the reconciler)
 //	├── vpc-scopes/<account>/<region>           the scope has VPC state (the firewall reconciler's full pass lists these)

@@ -53,10 +53,31 @@ import "strings"
 const Root = "/berth/v1/"
 
 // Key joins parts under Root with "/".
-func Key(parts ...string) string { return Root + strings.Join(parts, "/") }
+func Key(parts ...string) string { return join(parts, "") }
 
 // Prefix is Key with a trailing "/", for listing a directory.
-func Prefix(parts ...string) string { return Key(parts...) + "/" }
+func Prefix(parts ...string) string { return join(parts, "/") }
+
+// join is Root, parts joined by "/", and tail, built in one allocation:
+// keys are built on every request, poll and report (Root + strings.Join +
+// a tail was three).
+func join(parts []string, tail string) string {
+	n := len(Root) + len(tail) + max(len(parts)-1, 0)
+	for _, p := range parts {
+		n += len(p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(Root)
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(p)
+	}
+	b.WriteString(tail)
+	return b.String()
+}
 
 // Scoped is Key under one account's region.
 func Scoped(account, region string, parts ...string) string {

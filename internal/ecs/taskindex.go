@@ -21,9 +21,9 @@ import (
 // tasks by desired status in ARN order, with the fields ListTasks filters
 // on, so that a page of a cluster with a million tasks costs a seek and a
 // hundred steps rather than reading every task from etcd. It is also
-// placement's queue: the tasks without a host that are not stopped are the
-// pending ones (pendingArns), so a task waiting for placement needs no key
-// of its own.
+// placement's queue: the tasks still PROVISIONING without a host and not
+// to be stopped are the pending ones (pendingArns), so a task waiting for
+// placement needs no key of its own.
 //
 // It holds nothing etcd does not have: on start (and after a lost watch) it
 // reads every task, then follows a watch on the accounts' prefix from that
@@ -48,7 +48,7 @@ type taskIndex struct {
 type taskTables struct {
 	clusters map[string]*clusterTasks
 	counts   map[string]int    // tasks by lastStatus (berth_tasks)
-	pending  map[string]string // the ARNs of the tasks waiting for a host, by id
+	pending  map[string]string // the ARNs of the tasks waiting for a host (see apply), by id
 }
 
 func newTaskTables() *taskTables {
@@ -161,7 +161,11 @@ func (tt *taskTables) apply(strs interner, cluster, id string, stored []byte) {
 	if strings.HasSuffix(t.TaskArn, "/"+id) {
 		id = t.TaskArn[len(t.TaskArn)-len(id):] // one string, not two
 	}
-	if r.Node == "" && t.LastStatus != agentapi.StatusStopped && t.DesiredStatus != agentapi.StatusStopped {
+	// Only placement gives a task its host, and only a host moves it on
+	// from PROVISIONING; a record that has left PROVISIONING without one
+	// (written straight to the store, as the API benchmark seeds it) is
+	// not placement's.
+	if r.Node == "" && t.LastStatus == agentapi.StatusProvisioning && t.DesiredStatus != agentapi.StatusStopped {
 		tt.pending[id] = t.TaskArn
 	} else {
 		delete(tt.pending, id)
@@ -259,8 +263,8 @@ func (x *taskIndex) list(ctx context.Context, cluster, desired, after string, li
 	return arns, more, nil
 }
 
-// pendingArns are the ARNs of the tasks waiting for a host: stored without
-// one and neither stopped nor to be stopped (in no order). It first waits
+// pendingArns are the ARNs of the tasks waiting for a host: PROVISIONING
+// without one and not to be stopped (in no order). It first waits
 // until the index has applied the store's revision at the time of the
 // call, so that a pass sees the tasks RunTask stored before it woke
 // placement, and not as pending the tasks the last pass placed. Placement

@@ -83,12 +83,17 @@ func TestApplyTask(t *testing.T) {
 	if len(tt.pending) != 0 {
 		t.Errorf("a deleted task is still pending: %v", tt.pending)
 	}
+	// RUNNING without a host (a record written straight to the store, as
+	// the API benchmark seeds them): not placement's.
+	write(agentapi.StatusRunning, agentapi.StatusRunning, "")
+	check(agentapi.StatusRunning, agentapi.StatusRunning, false)
 }
 
 // Placement's queue is the task index's pending set, as of the store's
 // revision when it asks: a task stored just before is in it, one placed
 // just before is not, and neither is one stopped or to be stopped before
-// it had a host. An older berth's pending keys are deleted on start.
+// it had a host, or one RUNNING without a host (seeded straight into the
+// store). An older berth's pending keys are deleted on start.
 func TestPendingArns(t *testing.T) {
 	ctx, st, logger := embeddedStore(t)
 	s := New(Config{Store: st, Logger: logger})
@@ -124,6 +129,7 @@ func TestPendingArns(t *testing.T) {
 	put("placed", agentapi.StatusProvisioning, agentapi.StatusRunning, "node-1")
 	put("stopping", agentapi.StatusProvisioning, agentapi.StatusStopped, "")
 	put("stopped", agentapi.StatusStopped, agentapi.StatusStopped, "")
+	put("seeded", agentapi.StatusRunning, agentapi.StatusRunning, "")
 	if got := pending(); !slices.Equal(got, []string{waiting}) {
 		t.Errorf("pending %v, want only %s", got, waiting)
 	}

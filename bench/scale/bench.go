@@ -112,6 +112,11 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		return nil, err
 	}
 	out.CPU = processCPU() - cpu0
+	if b.profile != "" {
+		if out.Split, err = cpuSplit(filepath.Join(b.profile, "cpu.pprof")); err != nil {
+			h.Log.Warn("scale: split the CPU profile by part", "err", err)
+		}
+	}
 	if out.Partial {
 		return b.partialResult(out, load0, loadAvg()), nil
 	}
@@ -193,6 +198,22 @@ func (b *Benchmark) cpuFigure(o *Outcome, running int) bench.Figure {
 		Value: bench.Value{Num: float64(int(o.CPU.Microseconds() / int64(max(running, 1)))), Unit: "µs"}}
 }
 
+// splitFigures are the CPU time per task RUNNING of each part of the
+// process, from a profiled run's CPU profile (none for a run not
+// profiled): what the control plane costs a task, apart from the
+// simulated hosts and clients that share its cores here.
+func (b *Benchmark) splitFigures(o *Outcome, running int) []bench.Figure {
+	if o.Split == nil {
+		return nil
+	}
+	var out []bench.Figure
+	for _, part := range parts {
+		out = append(out, bench.Figure{Name: fmt.Sprintf("%d tasks on %d simulated hosts: CPU time per task RUNNING of the %s (from the run's CPU profile)", b.tasks, b.hosts, part),
+			Value: bench.Value{Num: float64(int(o.Split[part].Microseconds() / int64(max(running, 1)))), Unit: "µs"}})
+	}
+	return out
+}
+
 func (b *Benchmark) result(o *Outcome, load0, load1 string) *bench.Result {
 	full := b.hosts >= 10000 && b.tasks >= 1000000
 	f := bench.Figure{Name: fmt.Sprintf("%d tasks on %d simulated hosts: RunTask of the first → all RUNNING", b.tasks, b.hosts),
@@ -213,6 +234,7 @@ func (b *Benchmark) result(o *Outcome, load0, load1 string) *bench.Result {
 		Reproduce: []string{fmt.Sprintf("go run ./bench/cmd/berthbench -berth /bin/true -run '^%s$' -%s.hosts %d -%s.tasks %d -%s.clients %d -%s.profile /tmp/scale-prof -out /tmp/%s.md",
 			b.name, b.name, b.hosts, b.name, b.tasks, b.name, b.clients, b.name, b.name)},
 	}
+	res.Figures = append(res.Figures, b.splitFigures(o, b.tasks)...)
 	var d strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&d, format, a...) }
 	w("The control plane runs in the benchmark's process: berth's ECS API behind the SigV4 router, the placement controller and the "+
@@ -274,6 +296,7 @@ func (b *Benchmark) partialResult(o *Outcome, load0, load1 string) *bench.Result
 		Reproduce: []string{fmt.Sprintf("go run ./bench/cmd/berthbench -berth /bin/true -run '^%s$' -%s.limit %s -%s.profile /tmp/scale-prof -out /tmp/%s.md",
 			b.name, b.name, b.limit, b.name, b.name)},
 	}
+	res.Figures = append(res.Figures, b.splitFigures(o, int(o.Stats.Running))...)
 	var d strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&d, format, a...) }
 	w("The set-up of the scale benchmark above (the control plane in the benchmark's process on an embedded etcd, %d simulated hosts of %d CPU units and %d MiB in 3 zones, %d aws-sdk-go-v2 clients calling RunTask with count 10 for %d Fargate tasks of 14 sizes), "+

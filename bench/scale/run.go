@@ -110,6 +110,9 @@ type Outcome struct {
 	// hosts and clients) used during the run, when the caller measured it:
 	// steadier from run to run on a shared machine than the rates are.
 	CPU time.Duration
+	// Split is the run's CPU time by part of the process (see cpuSplit),
+	// when the caller profiled it.
+	Split map[string]time.Duration
 }
 
 // Run starts the fleet on cp, launches the tasks, and returns once every task
@@ -120,7 +123,9 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 		return nil, fmt.Errorf("tasks (%d) must be a multiple of 10: RunTask launches 10 at a time", spec.Tasks)
 	}
 	out := &Outcome{Spec: spec, Launched: make(map[string]Size, spec.Tasks)}
-	tds, err := setup(ctx, cp.ECS)
+	var tds []string
+	var err error
+	asPart(ctx, partClients, func(ctx context.Context) { tds, err = setup(ctx, cp.ECS) })
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +138,7 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 	}
 	fctx, stopFleet := context.WithCancel(ctx)
 	fleetDone := make(chan error, 1)
-	go func() { fleetDone <- fleet.Run(fctx) }()
+	go asPart(fctx, partHosts, func(ctx context.Context) { fleetDone <- fleet.Run(ctx) })
 	defer func() { stopFleet(); <-fleetDone }()
 
 	start := time.Now()
@@ -179,7 +184,7 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 	var wg sync.WaitGroup
 	for c := 0; c < spec.Clients; c++ {
 		wg.Add(1)
-		go func() {
+		go asPart(ctx, partClients, func(ctx context.Context) {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
@@ -204,7 +209,7 @@ func Run(ctx context.Context, cp *ControlPlane, spec Spec) (*Outcome, error) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(submitting)

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -267,12 +268,15 @@ func (x *taskIndex) list(ctx context.Context, cluster, desired, after string, li
 // without one and not to be stopped (in no order). It first waits
 // until the index has applied the store's revision at the time of the
 // call, so that a pass sees the tasks RunTask stored before it woke
-// placement, and not as pending the tasks the last pass placed. Placement
-// compares each record's revision when it commits, so a task the index
-// still shows after another replica placed or stopped it is not placed
-// twice.
+// placement, and not as pending the tasks the last pass placed. If the
+// index cannot catch up in time (a loaded store's watch lags now and then)
+// the pass takes what it holds: placement compares each record's revision
+// when it commits and passes over a task its record shows placed or
+// stopped, so a stale queue costs reads, never a task placed twice; the
+// tasks it misses wait for the next pass. Only an index not built yet (on
+// start, or after its watch failed) is an error.
 func (x *taskIndex) pendingArns(ctx context.Context) ([]string, error) {
-	if err := x.progress.catchUp(ctx, x.st, 2*time.Second); err != nil {
+	if err := x.progress.catchUp(ctx, x.st, 2*time.Second); err != nil && (!errors.Is(err, errIndexBehind) || !x.progress.built()) {
 		return nil, fmt.Errorf("pending tasks: %w", err)
 	}
 	x.mu.RLock()

@@ -248,8 +248,8 @@ func (r *taskRecord) allowedAZs() []string {
 // network interface in a subnet of the chosen zone; then the task record gets
 // its node, zone and interface and the host's assign key gets the spec, in
 // one transaction conditioned on the task being unchanged since it was
-// read. Allocating the interface is idempotent, so a
-// crash between the two steps only repeats the first.
+// read. Allocating the interface is idempotent, so a crash between the two
+// steps only repeats the first.
 func (s *Service) commitPlacement(ctx context.Context, p scheduler.Placement, read *taskRecord) error {
 	key, _ := taskKeyFromArn(p.TaskID)
 	var eni *agentapi.ENI

@@ -80,7 +80,7 @@ func (b *Benchmark) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&b.limit, p+"limit", b.limit, "end the run this long after the first RunTask and report how far it got (0: run until every task is RUNNING)")
 	fs.DurationVar(&b.history, p+"history", b.history, "how much history etcd keeps before compacting it")
 	fs.IntVar(&b.quotaGiB, p+"etcd-quota-gib", b.quotaGiB, "etcd's database size limit in GiB (0: berth's default, 8)")
-	fs.StringVar(&b.profile, p+"profile", b.profile, "directory to write cpu.pprof and heap.pprof of the run to (empty: none)")
+	fs.StringVar(&b.profile, p+"profile", b.profile, "directory to keep cpu.pprof and heap.pprof of the run in (empty: a temporary one; the run is always profiled, to split its CPU time by part)")
 	fs.IntVar(&b.workers, p+"workers", b.workers, "the simulated fleet's workers: how many reports and heartbeats it sends at once")
 }
 
@@ -98,11 +98,16 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		return nil, err
 	}
 	h.Cleanup(cp.Close)
-	stopProfile := func() {}
-	if b.profile != "" {
-		if stopProfile, err = startProfile(b.profile); err != nil {
-			return nil, err
-		}
+	// Always profiled: the split of its CPU time by part (cpuSplit) is how
+	// the control plane's own cost a task is told from the simulated
+	// hosts' and clients'.
+	profDir := b.profile
+	if profDir == "" {
+		profDir = filepath.Join(dir, "profile")
+	}
+	stopProfile, err := startProfile(profDir)
+	if err != nil {
+		return nil, err
 	}
 	load0, cpu0 := loadAvg(), processCPU()
 	out, err := Run(ctx, cp, Spec{Hosts: b.hosts, Tasks: b.tasks, Clients: b.clients, Logger: h.Log, Limit: b.limit,
@@ -112,10 +117,8 @@ func (b *Benchmark) Run(ctx context.Context, h *bench.Harness) (*bench.Result, e
 		return nil, err
 	}
 	out.CPU = processCPU() - cpu0
-	if b.profile != "" {
-		if out.Split, err = cpuSplit(filepath.Join(b.profile, "cpu.pprof")); err != nil {
-			h.Log.Warn("scale: split the CPU profile by part", "err", err)
-		}
+	if out.Split, err = cpuSplit(filepath.Join(profDir, "cpu.pprof")); err != nil {
+		h.Log.Warn("scale: split the CPU profile by part", "err", err)
 	}
 	if out.Partial {
 		return b.partialResult(out, load0, loadAvg()), nil
@@ -199,9 +202,9 @@ func (b *Benchmark) cpuFigure(o *Outcome, running int) bench.Figure {
 }
 
 // splitFigures are the CPU time per task RUNNING of each part of the
-// process, from a profiled run's CPU profile (none for a run not
-// profiled): what the control plane costs a task, apart from the
-// simulated hosts and clients that share its cores here.
+// process, from the run's CPU profile (none if it could not be read): what
+// the control plane costs a task, apart from the simulated hosts and
+// clients that share its cores here.
 func (b *Benchmark) splitFigures(o *Outcome, running int) []bench.Figure {
 	if o.Split == nil {
 		return nil
@@ -344,7 +347,7 @@ Changed because of the million-task runs (the first three were stopped by what t
 
 15. *Records went back through etcd to the next writer of the same task*: placement read back and decoded each record RunTask had just written, and the first report each record placement had just written (with the task index's decoding of every write, about 8% of the CPU, and a tenth of the allocations). A cache now hands a record this server has just written to its next writer, decoded, with the revision it was written at (internal/ecs/recordcache.go); the writer's transaction compares that revision as it would one it had read, so a stale entry (StopTask, another replica) fails and is read from etcd. Records now carry a summary of the task index's fields ahead of the compressed JSON, which the index reads instead of restoring and decoding the record, and a write that keeps a task's desired status changes its index entry in place instead of out of its B-tree and back in. A delta poll reads its changed specs in the same transaction as the node's load balancers and firewalls (one read where it made two). Records and placed specs are encoded in pooled scratch buffers, restored into one, and go to etcd without a copy to a string first (store.OpPutBytes); transactions' op lists are sized up front. The benchmark now reports the process's CPU time per task RUNNING, which moves less than the rates with the machine's load. In 2-minute runs on 2026-11-27, each change on top of the last (tasks RUNNING, CPU per task): the code before, 195,976 and 1,209 µs; the buffers, 197,584 and 1,191 µs; the cache, 221,990 and 1,058 µs (again: 222,376 and 1,053 µs); the summary and in-place index, 242,681 and 949 µs. The machine then ran faster for a while and slower again, so the last two were measured in pairs with the code before them: the single read, 280,448 and 829 µs against 272,671 and 857 µs; the buffers of specs and sized op lists, 254,273 and 918 µs against 234,172 and 999 µs. Together about 25–30% more tasks in the same time, for about 25% less CPU a task. With all of it: 338,142 tasks RUNNING at 3 minutes (1,022 µs a task), and every one of the million RUNNING in 593.9 s (9m54s, 1,109 µs a task), where the code before took 773.1 s.
 
-16. *A task waiting for placement had a key of its own* (pending/<task-id>): RunTask put it, placement deleted it, and every pass listed them all (3.3% of the CPU in the profile of item 15). They were a quarter of etcd's own cost per task: internal/store BenchmarkTaskWrites went from 94 to 66–70 µs of CPU a task without them (runs back to back on 2026-11-27). The task index, which applies every write of every record anyway, now keeps the set of tasks still PROVISIONING without a host (each record's summary now holds its host), and placement takes its queue from it once the index has applied the store's revision, or as it is if the index cannot catch up in 2 s (commits compare revisions, so a stale queue costs reads, never a double placement). In two pairs of 2-minute runs on 2026-11-27 (the new code first): 330,129 and 324,798 tasks RUNNING (715 and 721 µs a task) against 272,036 and 296,787 (859 and 786 µs): about 15% more tasks for 13% less CPU a task. The million-task run then took 490.8 s (922 µs a task) and, profiled, twenty minutes later, 418.8 s (778 µs a task: the machine ran faster), where item 15's took 593.9 s. The benchmark now splits a profiled run's CPU time by part: pprof labels on the simulated hosts' and clients' goroutines, which their HTTP transports inherit, and the collector's background workers apart (bench/scale/split.go).
+16. *A task waiting for placement had a key of its own* (pending/<task-id>): RunTask put it, placement deleted it, and every pass listed them all (3.3% of the CPU in the profile of item 15). They were a quarter of etcd's own cost per task: internal/store BenchmarkTaskWrites went from 94 to 66–70 µs of CPU a task without them (runs back to back on 2026-11-27). The task index, which applies every write of every record anyway, now keeps the set of tasks still PROVISIONING without a host (each record's summary now holds its host), and placement takes its queue from it once the index has applied the store's revision, or as it is if the index cannot catch up in 2 s (commits compare revisions, so a stale queue costs reads, never a double placement). In two pairs of 2-minute runs on 2026-11-27 (the new code first): 330,129 and 324,798 tasks RUNNING (715 and 721 µs a task) against 272,036 and 296,787 (859 and 786 µs): about 15% more tasks for 13% less CPU a task. The million-task run then took 490.8 s (922 µs a task) and, profiled, twenty minutes later, 418.8 s (778 µs a task: the machine ran faster), where item 15's took 593.9 s. The benchmark now profiles every run and splits its CPU time by part: pprof labels on the simulated hosts' and clients' goroutines, which their HTTP transports inherit, and the collector's background workers apart (bench/scale/split.go).
 
 Where the time went in a profiled run after item 13 (10,000 hosts, 1,000,000 tasks, before item 13's heartbeats on polls, ended at 10 minutes by etcd's 8 GiB quota: 1,170 s of CPU on 2 cores, 919,028 tasks RUNNING, about 1.3 ms of CPU per task including the simulated hosts and the clients; 2.3 ms in the run of item 12, on a slower day): Go's garbage collector 32% (assists 19.5%, background marking 12%: by then the live heap is over 2 GB, etcd's key index and requests, the task and usage indexes, the simulated hosts' 920,000 tasks, so the policy is back at Go's default); HTTP on both sides, without the handlers, about 20%; etcd's apply loop 7.6% and its compaction 4.7% (every report rewrites a ~3 KiB record, and a minute of history is kept); the long polls' server side 5.6%; committing the state reports 5%; the watch-fed indexes 9% (the task index 4%); placement 3.8%; encoding task records 3%; RunTask 2.1%; the simulated hosts about 10% (polls 5.3%, reports 3.3%, heartbeats 1.4%); the SDK clients about 3%.
 

@@ -198,7 +198,12 @@ func processCPU() time.Duration {
 // costs, which the machine's noise moves less than it moves the rates.
 func (b *Benchmark) cpuFigure(o *Outcome, running int) bench.Figure {
 	return bench.Figure{Name: fmt.Sprintf("%d tasks on %d simulated hosts: CPU time of the whole process (control plane, etcd, simulated hosts, clients) per task RUNNING", b.tasks, b.hosts),
-		Value: bench.Value{Num: float64(int(o.CPU.Microseconds() / int64(max(running, 1)))), Unit: "µs"}}
+		Value: perTask(o.CPU, running)}
+}
+
+// perTask is d shared among n tasks, in whole microseconds.
+func perTask(d time.Duration, n int) bench.Value {
+	return bench.Value{Num: float64(int(d.Microseconds() / int64(max(n, 1)))), Unit: "µs"}
 }
 
 // splitFigures are the CPU time per task RUNNING of each part of the
@@ -212,7 +217,7 @@ func (b *Benchmark) splitFigures(o *Outcome, running int) []bench.Figure {
 	var out []bench.Figure
 	for _, part := range parts {
 		out = append(out, bench.Figure{Name: fmt.Sprintf("%d tasks on %d simulated hosts: CPU time per task RUNNING of the %s (from the run's CPU profile)", b.tasks, b.hosts, part),
-			Value: bench.Value{Num: float64(int(o.Split[part].Microseconds() / int64(max(running, 1)))), Unit: "µs"}})
+			Value: perTask(o.Split[part], running)})
 	}
 	return out
 }
